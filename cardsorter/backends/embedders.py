@@ -1,0 +1,24 @@
+"""Embedding backends (ONNX Runtime, HailoRT) behind one Protocol. Implementation: issue 4."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    """Turns rectified BGR uint8 crops into L2-normalised float32 vectors (N, dimension)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def input_size_wh(self) -> tuple[int, int]: ...
+
+    def embed(self, crops_bgr: list[np.ndarray]) -> np.ndarray: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,142 @@
+"""Typed configuration: flat frozen dataclasses filled from the one parameters YAML.
+
+Every tunable lives in ``config/sorter.yaml`` under its node's ``ros__parameters``; a config
+dataclass names the fields, their types and a description (``field(metadata={"doc": ...})``).
+The ROS nodes declare one parameter per field (so ``ros2 param`` works) and fail at start with the
+parameter's name when it is missing or mistyped; tests and the CLI read the same YAML here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import yaml
+
+from cardsorter.core.errors import ConfigError
+
+T = TypeVar("T")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCALAR_TYPES = (bool, int, float, str)
+
+
+def default_params_file() -> pathlib.Path:
+    """config/sorter.yaml from the source tree, else from the installed share directory."""
+    candidates = [REPO_ROOT / "config" / "sorter.yaml"]
+    try:  # installed layout (robot): share/cardsorter/config/sorter.yaml
+        from ament_index_python.packages import get_package_share_directory  # type: ignore[import-not-found]
+
+        candidates.append(pathlib.Path(get_package_share_directory("cardsorter")) / "config" / "sorter.yaml")
+    except Exception:  # noqa: BLE001 - ament_index is optional here; the first candidate usually exists
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"parameters file not found in {[str(c) for c in candidates]}")
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mappings to ROS-style dotted names (``tracker: {iou: 0.3}`` → ``tracker.iou``)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Read a ROS 2 parameters YAML into {node_name: {dotted_param: value}} (``/**`` merged in)."""
+    path = pathlib.Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read parameters file {path}: {err}") from err
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"parameters file {path} must be a mapping of node names")
+    common: dict[str, Any] = {}
+    nodes: dict[str, dict[str, Any]] = {}
+    for node, body in raw.items():
+        if not isinstance(body, Mapping) or "ros__parameters" not in body:
+            raise ConfigError(f"{path}: entry '{node}' must contain 'ros__parameters'")
+        params = flatten(body["ros__parameters"] or {})
+        key = str(node).lstrip("/")
+        if key in ("**", "*"):
+            common.update(params)
+        else:
+            nodes[key] = params
+    return {node: {**common, **params} for node, params in nodes.items()} | {"**": common}
+
+
+def node_params(node: str, path: str | pathlib.Path | None = None) -> dict[str, Any]:
+    """The flat parameters of one node from a parameters file (the default one when path is None)."""
+    table = load_params_file(path or default_params_file())
+    if node not in table:
+        raise ConfigError(f"parameters file has no section for node '{node}'")
+    return table[node]
+
+
+def field_type(cls: type, f: dataclasses.Field[Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    return hints[f.name]
+
+
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple):
+        (item_type, *_) = typing.get_args(annotation) or (str,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"parameter '{name}' must be a list of {item_type.__name__}, got {value!r}")
+        items = [_coerce(v, item_type, f"{name}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"parameter '{name}': optional types are not allowed in configs")
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"parameter '{name}' must be a float, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"parameter '{name}' must be an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"parameter '{name}' must be true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"parameter '{name}' must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"parameter '{name}': unsupported config type {annotation!r}")
+
+
+def from_params(cls: type[T], params: Mapping[str, Any], prefix: str = "") -> T:
+    """Build config dataclass ``cls`` from flat params; every field must be present and typed right."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        if name not in params:
+            raise ConfigError(f"missing parameter '{name}' ({describe(f)})")
+        values[f.name] = _coerce(params[name], field_type(cls, f), name)
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"invalid parameters under '{prefix or cls.__name__}': {err}") from err
+
+
+def describe(f: dataclasses.Field[Any]) -> str:
+    return str(f.metadata.get("doc", f.name))
+
+
+def doc(text: str) -> Any:
+    """Field with a description and no default: ``fps: float = doc("frames per second")``."""
+    return dataclasses.field(metadata={"doc": text})

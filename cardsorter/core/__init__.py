@@ -1,0 +1,1 @@
+"""Pure algorithms and domain values: numpy/OpenCV only, no rclpy, no hardware."""

@@ -1,0 +1,1 @@
+"""Reference database: build, check, load, delta and merge."""

