@@ -191,6 +191,7 @@ class TrackEnd:
     frames_seen: int
     last_bbox_px: BoxPx
     velocity_px_per_s: tuple[float, float]
+    double_feed: bool
     reason: str
 
 
