@@ -140,3 +140,21 @@ def describe(f: dataclasses.Field[Any]) -> str:
 def doc(text: str) -> Any:
     """Field with a description and no default: ``fps: float = doc("frames per second")``."""
     return dataclasses.field(metadata={"doc": text})
+
+
+def resolve_path(path: str | pathlib.Path) -> pathlib.Path:
+    """A relative path from the parameters file: cwd first, then the source tree, then share/cardsorter."""
+    p = pathlib.Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    if (REPO_ROOT / p).exists():
+        return REPO_ROOT / p
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        shared = pathlib.Path(get_package_share_directory("cardsorter")) / p
+        if shared.exists():
+            return shared
+    except Exception:  # noqa: BLE001 - not installed: fall through to the repo-relative path
+        pass
+    return REPO_ROOT / p

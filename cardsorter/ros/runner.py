@@ -1,0 +1,149 @@
+"""Every node of the graph in one process (MultiThreadedExecutor) with the same parameters YAML."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from cardsorter.config import default_params_file, load_params_file
+from cardsorter.core.errors import ConfigError
+from cardsorter.ros.graph import NODE_NAMES, NODES, spec
+
+log = logging.getLogger("cardsorter.runner")
+
+
+def node_overrides(params_file: pathlib.Path, name: str,
+                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Parameter]:
+    table = load_params_file(params_file)
+    values = dict(table.get(name, table["**"]))
+    values.update((overrides or {}).get(name, {}))
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+class Graph:
+    """Builds and spins the chosen nodes in one rclpy Context; a context manager."""
+
+    def __init__(self, params_file: pathlib.Path | None = None, nodes: Sequence[str] = NODE_NAMES,
+                 overrides: Mapping[str, Mapping[str, Any]] | None = None, threads: int = 4,
+                 extra_nodes: Sequence[Callable[[Context], Node]] = ()) -> None:
+        self.params_file = pathlib.Path(params_file) if params_file else default_params_file()
+        unknown = set((overrides or {}).keys()) - set(NODE_NAMES)
+        if unknown:
+            raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}")
+        self.context = Context()
+        rclpy.init(context=self.context, args=[])
+        self.nodes: dict[str, Node] = {}
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        try:
+            for name in nodes:
+                node_cls = spec(name).load()
+                node = node_cls(context=self.context, parameter_overrides=node_overrides(self.params_file, name, overrides))
+                self.nodes[name] = node
+                self.executor.add_node(node)
+            for make in extra_nodes:
+                extra = make(self.context)
+                self.nodes[extra.get_name()] = extra
+                self.executor.add_node(extra)
+        except BaseException:
+            self.close()
+            raise
+        self._thread: threading.Thread | None = None
+
+    def spin(self) -> None:
+        try:
+            self.executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+
+    def spin_in_background(self) -> None:
+        self._thread = threading.Thread(target=self.spin, name="cardsorter-graph", daemon=True)
+        self._thread.start()
+
+    def spin_until(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        """Spin (in this thread) until done() or timeout; returns done()."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.context.ok():
+            if done():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return done()
+
+    def close(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            close = getattr(node, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - keep shutting the others down, but say so
+                    log.exception("closing node %s failed", node.get_name())
+        self.executor.shutdown(timeout_sec=2.0)
+        for node in self.nodes.values():
+            node.destroy_node()
+        self.nodes.clear()
+        rclpy.try_shutdown(context=self.context)
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def __enter__(self) -> Graph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`all_nodes` executable / `cardsorter run`: the whole graph in this process until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="all_nodes", description="run every cardsorter node in one process")
+    add_run_arguments(parser)
+    args, _ros_args = parser.parse_known_args(argv if argv is not None else sys.argv[1:])
+    sys.exit(run_from_args(args))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params-file", type=pathlib.Path, default=None, help="parameters YAML (default config/sorter.yaml)")
+    parser.add_argument("--source", help="camera source: imx500 | video | synthetic | none")
+    parser.add_argument("--backend", help="embedding backend: onnx | hailo")
+    parser.add_argument("--database", help="reference database directory")
+    parser.add_argument("--nodes", default=",".join(NODE_NAMES), help="comma-separated subset of nodes")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    o: dict[str, dict[str, Any]] = {}
+    if args.source:
+        o.setdefault("camera", {})["source"] = args.source
+    if args.backend:
+        o.setdefault("embedder", {})["backend"] = args.backend
+    if args.database:
+        o.setdefault("matcher", {})["database"] = args.database
+    return o
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    overrides = {k: v for k, v in overrides_from_args(args).items() if k in nodes}
+    with Graph(args.params_file, nodes, overrides) as graph:
+        log.info("running %d nodes: %s", len(graph.nodes), ", ".join(graph.nodes))
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        deadline = time.monotonic() + args.duration if args.duration > 0 else float("inf")
+        try:
+            while not stop.is_set() and graph.context.ok() and time.monotonic() < deadline:
+                graph.executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+    log.info("stopped")
+    return 0

@@ -1,0 +1,67 @@
+"""Helpers for node tests: a private rclpy Context, one spin_until, and a message collector."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+
+from cardsorter.config import load_params_file, REPO_ROOT
+
+PARAMS_FILE = REPO_ROOT / "config" / "sorter.yaml"
+
+
+@contextmanager
+def ros_context() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
+    context = Context()
+    rclpy.init(context=context, args=[])
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    try:
+        yield context, executor
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        for node in list(executor.get_nodes()):
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def spin_until(executor: MultiThreadedExecutor, done: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    """Spin until done() is true or the timeout passes (a generous ceiling, not a measurement)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        executor.spin_once(timeout_sec=0.02)
+    return done()
+
+
+def overrides(node: str, **changes: Any) -> list[Parameter]:
+    """The node's parameters from config/sorter.yaml with some changed."""
+    table = load_params_file(PARAMS_FILE)
+    values = dict(table.get(node, table["**"]))
+    values.update(changes)
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+class Collector(Node):
+    """Subscribes to topics and keeps every message received, per topic."""
+
+    def __init__(self, context: Context, topics: dict[str, tuple[type, QoSProfile]]) -> None:
+        super().__init__("test_collector", context=context)
+        self.received: dict[str, list[Any]] = {t: [] for t in topics}
+        for topic, (msg_type, qos) in topics.items():
+            self.create_subscription(msg_type, topic, lambda m, t=topic: self.received[t].append(m), qos)
+
+    def publisher(self, msg_type: type, topic: str, qos: QoSProfile) -> Any:
+        return self.create_publisher(msg_type, topic, qos)
