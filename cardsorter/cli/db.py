@@ -1,0 +1,180 @@
+"""`cardsorter db build|check|add|merge`: the reference database from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pathlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from cardsorter.backends.card_index import SearchConfig
+from cardsorter.config import REPO_ROOT, from_params, node_params
+from cardsorter.core.errors import ModelError
+
+BAR_WIDTH = 30
+
+
+def progress_bar(stream: Any = sys.stderr) -> Callable[[str, int, int], None]:
+    """A progress callback drawing `stage [#####.....] done/total` on one line of ``stream``."""
+    def report(stage: str, done: int, total: int) -> None:
+        filled = BAR_WIDTH * done // max(total, 1)
+        stream.write(f"\r{stage:>15} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+    return report
+
+
+def _configs(params_file: str | None) -> tuple[Any, SearchConfig, dict[str, Any]]:
+    from cardsorter.db.build import BuildConfig
+
+    params = node_params("matcher", params_file)
+    return (from_params(BuildConfig, params, "build."), from_params(SearchConfig, params, "search."), params)
+
+
+def _resolve(path: str) -> pathlib.Path:
+    p = pathlib.Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    return REPO_ROOT / p if (REPO_ROOT / p).exists() else p
+
+
+def _open_embedder(args: argparse.Namespace) -> tuple[Any, str]:
+    """The embedder named on the command line (else the embedder section) and the model's sha256."""
+    emb = node_params("embedder", args.params)
+    manifest = _resolve(args.model or str(emb["model_manifest"]))
+    backend = args.backend or str(emb["backend"])
+    try:
+        from cardsorter.backends.embedders import open_embedder  # type: ignore[attr-defined]
+    except ImportError as err:
+        raise ModelError(f"no embedder backends available: {err}") from err
+    if not manifest.is_file():
+        raise ModelError(f"model manifest not found: {manifest}")
+    embedder = open_embedder(backend, str(manifest), args.threads)
+    sha = getattr(embedder, "model_sha256", "") or hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return embedder, str(sha)
+
+
+def _print_self_retrieval(report: Any, out: Any) -> None:
+    if report is None:
+        return
+    print(f"self-retrieval: {report.checked_rows} templates checked, {len(report.not_self)} do not find their "
+          f"own card first, {len(report.near_duplicates)} near-duplicate card pairs (art groups)", file=out)
+    for n in report.not_self[:20]:
+        print(f"  not self: {n.card_id} ({n.source}) → nearest is {n.nearest_card} at {n.distance_cos:.4f}", file=out)
+    for d in report.near_duplicates[:20]:
+        print(f"  art group: {d.card_a} ~ {d.card_b} at {d.distance_cos:.4f}", file=out)
+
+
+def _print_build(report: Any, verb: str) -> None:
+    out = sys.stdout
+    print(f"{verb} {report.path}: database {report.database_id}, {report.rows} templates of {report.cards} cards",
+          file=out)
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} images:", file=out)
+        for s in report.skipped:
+            print(f"  {s.path}: {s.reason}", file=out)
+    if report.without_metadata:
+        print(f"{len(report.without_metadata)} cards not in the metadata file (named from the file name): "
+              f"{', '.join(report.without_metadata[:10])}", file=out)
+    if report.metadata_without_image:
+        print(f"{report.metadata_without_image} metadata entries have no image", file=out)
+    _print_self_retrieval(report.self_retrieval, out)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from cardsorter.db.build import build_database
+
+    build_config, search_config, _ = _configs(args.params)
+    embedder, sha = _open_embedder(args)
+    try:
+        report = build_database(pathlib.Path(args.images), pathlib.Path(args.out), embedder,
+                                build_config=build_config, search_config=search_config,
+                                metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
+                                model_sha256=sha, progress=progress_bar())
+    finally:
+        embedder.close()
+    _print_build(report, "built")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from cardsorter.db.delta import add_to_database
+
+    build_config, search_config, _ = _configs(args.params)
+    embedder, _ = _open_embedder(args)
+    try:
+        report = add_to_database(pathlib.Path(args.db), pathlib.Path(args.images), embedder,
+                                 build_config=build_config, search_config=search_config,
+                                 metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
+                                 progress=progress_bar())
+    finally:
+        embedder.close()
+    _print_build(report, "added to")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from cardsorter.db.delta import merge_database
+
+    build_config, search_config, _ = _configs(args.params)
+    report = merge_database(pathlib.Path(args.db), pathlib.Path(args.out) if args.out else None,
+                            build_config=build_config, search_config=search_config, progress=progress_bar())
+    _print_build(report, "merged into")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from cardsorter.db.delta import check_database
+
+    build_config, search_config, _ = _configs(args.params)
+    expected = None
+    if args.model:
+        embedder, _ = _open_embedder(args)
+        expected = embedder.model_id
+        embedder.close()
+    report = check_database(pathlib.Path(args.db), expected_model_id=expected, build_config=build_config,
+                            search_config=search_config, progress=progress_bar())
+    print(f"ok {report.path}: database {report.database_id}, model {report.model_id}, {report.cards} cards, "
+          f"{report.rows} templates ({report.delta_rows} in the delta), {report.art_grouped_cards} cards in "
+          "art groups; checksums, rows/metadata, ids, norms, finiteness: pass")
+    _print_self_retrieval(report.self_retrieval, sys.stdout)
+    return 0
+
+
+def _embedder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="MANIFEST", help="model manifest (default: embedder.model_manifest)")
+    p.add_argument("--backend", help="embedder backend: onnx | hailo (default: embedder.backend)")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = library default)")
+
+
+def register(subparsers: Any) -> None:
+    db = subparsers.add_parser("db", help="reference database: build, check, add, merge")
+    db.add_argument("--params", metavar="FILE", help="parameters YAML (default: config/sorter.yaml)")
+    sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+
+    p = sub.add_parser("build", help="embed a folder of reference images into a new database")
+    p.add_argument("--images", required=True, metavar="DIR", help="{set_id}-{number}_{name}.png files")
+    p.add_argument("--metadata", metavar="FILE", help="pokemontcg.io-style card list (JSON)")
+    p.add_argument("--out", required=True, metavar="DB", help="new database directory (must not exist)")
+    _embedder_args(p)
+    p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser("check", help="run every integrity check and the self-retrieval check")
+    p.add_argument("db", metavar="DB")
+    _embedder_args(p)
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("add", help="embed more images into DB/delta (the snapshot stays frozen)")
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--images", required=True, metavar="DIR")
+    p.add_argument("--metadata", metavar="FILE")
+    _embedder_args(p)
+    p.set_defaults(func=_cmd_add)
+
+    p = sub.add_parser("merge", help="freeze snapshot + delta into a new database version")
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--out", metavar="NEW", help="new database directory (default: DB-merged-<delta id>)")
+    p.set_defaults(func=_cmd_merge)

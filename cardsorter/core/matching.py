@@ -1,0 +1,113 @@
+"""Matcher rules: group template hits by card and put each view into a decision band."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cardsorter.config import doc
+from cardsorter.core.types import Candidate, CardMatch, MatchBand
+
+
+@dataclass(frozen=True)
+class MatcherConfig:
+    """The matcher node's own settings (bands.* and search.* have their own configs)."""
+
+    database: str = doc("reference database directory (snapshot; DB/delta is served with it)")
+    k: int = doc("distinct cards returned per embedding (>= 2: the margin needs a runner-up)")
+    verify_checksums: bool = doc("verify every file's sha256 against the manifest when loading")
+
+    def __post_init__(self) -> None:
+        if self.k < 2:
+            raise ValueError(f"k must be >= 2 (the margin needs a runner-up), got {self.k}")
+        if not self.database:
+            raise ValueError("database must not be empty")
+
+
+@dataclass(frozen=True)
+class MatchBandsConfig:
+    """Cosine-distance bands; distances are 1 - cos(query, reference) in [0, 2]."""
+
+    confirm_distance_max: float = doc("best distance at or below which a view can be CONFIRMED")
+    confirm_margin_min: float = doc(
+        "CONFIRMED also needs the best card of a DIFFERENT art to be at least this much farther "
+        "than the best; a smaller margin means 'looks a bit like several cards' → UNCERTAIN")
+    art_margin_min: float = doc(
+        "between printings of one art (same art group), the runner-up must be at least this much "
+        "farther to tell them apart; below it a confident view is AMBIGUOUS")
+    uncertain_distance_max: float = doc("best distance above which the card is UNKNOWN (not in the database)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confirm_distance_max <= self.uncertain_distance_max <= 2.0:
+            raise ValueError("need 0 <= confirm_distance_max <= uncertain_distance_max <= 2, got "
+                             f"{self.confirm_distance_max}, {self.uncertain_distance_max}")
+        if self.confirm_margin_min < 0.0 or self.art_margin_min < 0.0:
+            raise ValueError("margins must be >= 0, got "
+                             f"confirm_margin_min={self.confirm_margin_min} art_margin_min={self.art_margin_min}")
+
+
+def decide_match(track_id: int, candidates: Sequence[Candidate],
+                 art_group_of: Callable[[str], str], config: MatchBandsConfig) -> CardMatch:
+    """Band one view from its top-k distinct cards (best first).
+
+    margin_to_runner_up = distance of the best different card − best distance (inf without one).
+    CONFIRMED: best ≤ confirm_distance_max, the best card of another art is ≥ confirm_margin_min
+    farther, and a printing of the same art (if any ranks) is ≥ art_margin_min farther.
+    AMBIGUOUS: as confirmed, except a printing of the same art is within art_margin_min: we know
+    the art, not the printing. UNKNOWN: best > uncertain_distance_max (or no candidates).
+    UNCERTAIN: everything else (moderate distance, or close to a card of a different art).
+    With only top-k known, an other-art card not in the list is at least as far as the last one,
+    so the margin against other arts is bounded below by (last − best): conservative.
+    """
+    ordered = tuple(sorted(candidates, key=lambda c: c.distance_cos))
+    if not ordered:
+        return CardMatch(track_id, MatchBand.UNKNOWN, (), math.inf)
+    best = ordered[0]
+    d0 = best.distance_cos
+    margin = ordered[1].distance_cos - d0 if len(ordered) > 1 else math.inf
+    if d0 > config.uncertain_distance_max:
+        return CardMatch(track_id, MatchBand.UNKNOWN, ordered, margin)
+    group = art_group_of(best.card.card_id)
+    same_art = [c for c in ordered[1:] if art_group_of(c.card.card_id) == group]
+    other_art = [c for c in ordered[1:] if art_group_of(c.card.card_id) != group]
+    if other_art:
+        margin_other = other_art[0].distance_cos - d0
+    elif len(ordered) > 1:
+        margin_other = ordered[-1].distance_cos - d0  # lower bound: other arts rank below the list
+    else:
+        margin_other = math.inf
+    margin_same = same_art[0].distance_cos - d0 if same_art else math.inf
+    if d0 <= config.confirm_distance_max and margin_other >= config.confirm_margin_min:
+        band = MatchBand.CONFIRMED if margin_same >= config.art_margin_min else MatchBand.AMBIGUOUS
+        return CardMatch(track_id, band, ordered, margin)
+    return CardMatch(track_id, MatchBand.UNCERTAIN, ordered, margin)
+
+
+def group_templates(rows: np.ndarray, distances: np.ndarray, row_to_card: Sequence[str],
+                    k: int) -> list[list[tuple[str, float]]]:
+    """Per query, the k best distinct cards (min distance over each card's templates), best first.
+
+    ``rows``/``distances`` are (N, R) row indices and distances of template hits, sorted or not;
+    negative rows and non-finite distances (padding) are ignored.
+    """
+    if rows.shape != distances.shape or rows.ndim != 2:
+        raise ValueError(f"rows {rows.shape} and distances {distances.shape} must be equal (N, R)")
+    out: list[list[tuple[str, float]]] = []
+    for q in range(rows.shape[0]):
+        best: dict[str, float] = {}
+        order = np.argsort(distances[q], kind="stable")
+        for j in order:
+            r = int(rows[q, j])
+            d = float(distances[q, j])
+            if r < 0 or not math.isfinite(d):
+                continue
+            card = row_to_card[r]
+            if card not in best:
+                best[card] = d
+                if len(best) == k:
+                    break
+        out.append(sorted(best.items(), key=lambda item: item[1]))
+    return out

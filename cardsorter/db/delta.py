@@ -1,0 +1,112 @@
+"""`db add` (append images to DB/delta), `db merge` (freeze snapshot + delta into a new version), `db check`."""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from cardsorter.backends.card_index import CardIndex, SearchConfig
+from cardsorter.backends.embedders import Embedder
+from cardsorter.core.errors import DatabaseError
+from cardsorter.core.types import CardRecord
+from cardsorter.db.build import (
+    BuildConfig,
+    BuildReport,
+    ProgressFn,
+    SelfRetrievalReport,
+    embed_images,
+    prepare_images,
+    records_for_images,
+    self_retrieval,
+    templates_max_of,
+)
+from cardsorter.db.database import CombinedSearch, ReferenceDatabase
+from cardsorter.db.errors import DuplicateIdError, listed
+from cardsorter.db.records import load_source_metadata
+from cardsorter.db.store import USEARCH_FILE, write_block
+
+
+def add_to_database(db_path: pathlib.Path, images_dir: pathlib.Path, embedder: Embedder, *,
+                    build_config: BuildConfig, search_config: SearchConfig,
+                    metadata_path: pathlib.Path | None = None,
+                    progress: ProgressFn | None = None) -> BuildReport:
+    """Embed new images into DB/delta (the snapshot stays frozen); the matcher serves both."""
+    db = ReferenceDatabase.load(db_path, embedder.model_id, search_config)
+    metadata = load_source_metadata(metadata_path) if metadata_path is not None else None
+    paths, skipped = prepare_images(images_dir)
+    existing = {(r.card_id, r.source) for r in db.rows()}
+    vectors, kept, skipped_embed = embed_images(paths, embedder, build_config.batch_size, progress)
+    skipped += skipped_embed
+    if not kept:
+        raise DatabaseError(f"no image in {images_dir} could be added")
+    new_rows, new_records, without = records_for_images(kept, metadata)
+    again = [f"{r.card_id} ({r.source})" for r in new_rows if (r.card_id, r.source) in existing]
+    if again:
+        raise DuplicateIdError(f"images already in database {db_path}: {listed(again)}")
+    delta = db.delta
+    rows = (list(delta.rows) if delta else []) + new_rows
+    all_vectors = np.concatenate([delta.vectors, vectors]) if delta else vectors
+    records: dict[str, CardRecord] = dict(delta.records) if delta else {}
+    for cid, rec in new_records.items():
+        records[cid] = db.record(cid) if db.has_card(cid) else rec
+    searcher = CombinedSearch([CardIndex.open(db.snapshot.vectors, db.snapshot.path / USEARCH_FILE,
+                                              search_config),
+                               CardIndex.in_memory(all_vectors, search_config)])
+    combined_rows = list(db.snapshot.rows) + rows
+    report = self_retrieval(vectors, new_rows, searcher, combined_rows, templates_max_of(combined_rows),
+                            build_config.art_group_distance_max, progress)
+    near = (list(delta.near_duplicates) if delta else []) + report.near_duplicates
+    db.write_delta(all_vectors, rows, records, near,
+                   {"added_from": str(images_dir), "skipped_images": [[s.path, s.reason] for s in skipped],
+                    "self_retrieval": report.as_dict()})
+    return BuildReport(db_path / "delta", db.database_id, len(new_rows), len(new_records), skipped, without, 0,
+                       report)
+
+
+def merge_database(db_path: pathlib.Path, out_path: pathlib.Path | None, *, build_config: BuildConfig,
+                   search_config: SearchConfig, progress: ProgressFn | None = None) -> BuildReport:
+    """Freeze snapshot + delta into a new immutable snapshot directory (default: DB-<new id>)."""
+    db = ReferenceDatabase.load(db_path, None, search_config)
+    if db.delta is None:
+        raise DatabaseError(f"database {db_path} has no delta to merge")
+    vectors = db.vectors()
+    rows = db.rows()
+    records = {cid: db.record(cid) for cid in db.card_ids()}
+    index = CardIndex.in_memory(vectors, search_config)
+    report = self_retrieval(vectors, rows, index, rows, templates_max_of(rows),
+                            build_config.art_group_distance_max, progress)
+    snap = db.snapshot
+    target = out_path or db_path.with_name(f"{db_path.name}-merged-{db.delta.database_id[:8]}")
+    manifest = write_block(target, vectors, rows, records, report.near_duplicates, model_id=snap.model_id,
+                           model_sha256=str(snap.manifest["model"].get("sha256", "")), kind="snapshot",
+                           parent_database_id="", search_config=search_config, usearch_index=index.hnsw,
+                           report={"merged_from": [snap.database_id, db.delta.database_id],
+                                   "self_retrieval": report.as_dict()})
+    return BuildReport(target, str(manifest["database_id"]), len(rows), len(records), [], [], 0, report)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    path: pathlib.Path
+    database_id: str
+    model_id: str
+    rows: int
+    cards: int
+    delta_rows: int
+    art_grouped_cards: int
+    self_retrieval: SelfRetrievalReport
+
+
+def check_database(db_path: pathlib.Path, *, expected_model_id: str | None, build_config: BuildConfig,
+                   search_config: SearchConfig, progress: ProgressFn | None = None) -> CheckReport:
+    """Every integrity check (raises the named DatabaseError) and the self-retrieval check (reported)."""
+    db = ReferenceDatabase.load(db_path, expected_model_id, search_config)
+    rows = db.rows()
+    report = self_retrieval(db.vectors(), rows, db.row_searcher(), rows, templates_max_of(rows),
+                            build_config.art_group_distance_max, progress)
+    grouped = sum(len(cards) for cards in db.art_groups().values() if len(cards) > 1)
+    return CheckReport(db_path, db.database_id, db.model_id, db.row_count, db.card_count,
+                       len(db.delta.rows) if db.delta else 0, grouped, report)
+

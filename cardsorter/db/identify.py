@@ -1,0 +1,60 @@
+"""Identify rectified card crops against a reference database (the core of `identify --db`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from cardsorter.backends.embedders import Embedder
+from cardsorter.core.matching import MatchBandsConfig, decide_match
+from cardsorter.core.types import Candidate, MatchBand
+from cardsorter.db.build import fit_to_model
+from cardsorter.db.database import ReferenceDatabase
+from cardsorter.db.errors import ModelMismatchError
+
+
+def _num(value: float) -> float | None:
+    """JSON-safe: inf/NaN (no runner-up, no candidate) become null."""
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
+def candidate_json(c: Candidate) -> dict[str, Any]:
+    return {"card_id": c.card.card_id, "name": c.card.name, "set": c.card.set_id, "number": c.card.number,
+            "distance": _num(c.distance_cos)}
+
+
+def identify_crops(crops_bgr: Sequence[np.ndarray], embedder: Embedder, db: ReferenceDatabase,
+                   bands: MatchBandsConfig, k: int) -> list[dict[str, Any]]:
+    """One dict per crop: status, card_id, name, distance, margin, top_k [{card_id, name, set, number, distance}].
+
+    Crops are resized to the model input like reference images; a crop whose embedding is not
+    finite gets status 'unknown' with an 'error'."""
+    if embedder.model_id != db.model_id:
+        raise ModelMismatchError(f"database {db.path} was built with model '{db.model_id}', "
+                                 f"the embedder is '{embedder.model_id}'")
+    if not crops_bgr:
+        return []
+    vectors, ok = embedder.embed([fit_to_model(c, embedder.input_size_wh) for c in crops_bgr])
+    good = np.flatnonzero(ok)
+    found = db.search(vectors[good], k) if len(good) else []
+    by_crop = dict(zip(good.tolist(), found))
+    out: list[dict[str, Any]] = []
+    for i in range(len(crops_bgr)):
+        if i not in by_crop:
+            out.append({"status": "unknown", "card_id": None, "name": None, "distance": None, "margin": None,
+                        "top_k": [], "error": "embedding not finite"})
+            continue
+        match = decide_match(i, by_crop[i], db.art_group, bands)
+        best = match.best if match.band != MatchBand.UNKNOWN else None  # nearest stays visible in top_k
+        out.append({
+            "status": match.band.name.lower(),
+            "card_id": best.card.card_id if best else None,
+            "name": best.card.name if best else None,
+            "distance": _num(match.distance_cos),
+            "margin": _num(match.margin_to_runner_up),
+            "top_k": [candidate_json(c) for c in match.candidates],
+        })
+    return out
