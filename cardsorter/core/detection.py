@@ -1,0 +1,419 @@
+"""CPU card detector: four ordered, sub-pixel corners per card, orientation and double-feed flag.
+
+Pipeline: foreground mask (colour distance to the background estimated on the frame border, OR'ed
+with Canny edges so a card whose border matches the belt is still closed) → external blobs →
+robust line fit on each side of the blob (a finger over a corner or a rounded corner does not bend
+the lines) → sub-pixel edge search along each side's normal on the full-resolution image → corners
+as the intersections of the four lines → ordering from the card's layout (the art window is in the
+top half of a card).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cardsorter.config import doc
+from cardsorter.core.types import BoxPx, Detection, Orientation, Point, Quad
+from cardsorter.core.warp import check_bgr_image, warp_card
+
+CLASS_CARD = "card"
+CLASS_DOUBLE_FEED = "double_feed"
+CARD_ASPECT_SHORT_OVER_LONG = 63.0 / 88.0
+"""A standard trading card is 63 x 88 mm (Pokémon, Magic and most others)."""
+
+ORIENTATION_PROBE_WH = (48, 66)
+"""Size of the small rectified view the orientation check reads (cheap, plenty for a layout cue)."""
+
+_BORDER_STRIP_FRAC = 0.02      # share of the frame's short side sampled as background on each edge
+_EDGE_SAMPLES_PER_SIDE = 24    # normals sampled per side for the sub-pixel edge search
+_EDGE_T_RANGE = (0.12, 0.88)   # skip the rounded / occluded ends of each side
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    min_area_frac: float = doc("smallest card area as a fraction of the searched image area")
+    max_area_frac: float = doc("largest blob area as a fraction of the searched image area")
+    min_contrast: float = doc("minimum colour distance (0-255) from the background for the foreground mask")
+    canny_low: float = doc("Canny hysteresis low threshold on the blurred grey image")
+    canny_high: float = doc("Canny hysteresis high threshold on the blurred grey image")
+    aspect_tolerance: float = doc("allowed |short/long - 63/88| of a single card (perspective tilt included)")
+    shape_fit_min: float = doc("min fraction of the blob explained by the fitted quad; below: double feed")
+    edge_search_px: float = doc("half-length in pixels of the sub-pixel edge search along each side's normal")
+    orientation_margin: float = doc("relative layout-score difference needed to report the orientation")
+    work_max_width_px: int = doc("frames wider than this are searched downscaled; corners refined at full size")
+    refine_pad_frac: float = doc("padding around an IMX500 box, as a fraction of its size, searched for corners")
+    refine_min_iou: float = doc("min IoU between an IMX500 box and the refined quad's box to accept it")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_area_frac < self.max_area_frac <= 1.0:
+            raise ValueError("need 0 < min_area_frac < max_area_frac <= 1")
+        if self.edge_search_px <= 0.0:
+            raise ValueError("edge_search_px must be > 0")
+        if self.work_max_width_px < 64:
+            raise ValueError("work_max_width_px must be >= 64")
+        if not 0.0 < self.shape_fit_min <= 1.0:
+            raise ValueError("shape_fit_min must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class _Blob:
+    contour: np.ndarray      # Nx2 float, full-resolution pixels
+    area_px2: float
+
+
+class CardDetector:
+    """Finds cards in a BGR frame (``detect``) or inside a detector box (``refine``)."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self._cfg = config
+
+    @property
+    def config(self) -> DetectorConfig:
+        return self._cfg
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        """Every card fully inside the frame, largest first (cards cut by the frame edge are skipped)."""
+        check_bgr_image(image_bgr, "frame")
+        h, w = image_bgr.shape[:2]
+        area = float(h * w)
+        return self._find(image_bgr, self._cfg.min_area_frac * area, self._cfg.max_area_frac * area)
+
+    def refine(self, image_bgr: np.ndarray, box: BoxPx, score: float) -> Detection:
+        """The card's corners inside (a padded) ``box``; the box's own corners if none is found."""
+        check_bgr_image(image_bgr, "frame")
+        h, w = image_bgr.shape[:2]
+        pad_x, pad_y = box.w * self._cfg.refine_pad_frac, box.h * self._cfg.refine_pad_frac
+        x0, y0 = max(0, int(math.floor(box.x - pad_x))), max(0, int(math.floor(box.y - pad_y)))
+        x1, y1 = min(w, int(math.ceil(box.x + box.w + pad_x))), min(h, int(math.ceil(box.y + box.h + pad_y)))
+        best: Detection | None = None
+        if x1 - x0 >= 8 and y1 - y0 >= 8:
+            crop = image_bgr[y0:y1, x0:x1]
+            crop_area = float((x1 - x0) * (y1 - y0))
+            found = self._find(crop, 0.25 * box.area_px2, crop_area)
+            best_iou = self._cfg.refine_min_iou
+            for det in found:
+                shifted = _shift_detection(det, x0, y0)
+                iou = shifted.bbox_px.iou(box)
+                if iou >= best_iou:
+                    best, best_iou = shifted, iou
+        if best is None:
+            return Detection(box, box_quad(box), score)
+        return Detection(best.bbox_px, best.quad_px, score, best.class_name, best.orientation)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _find(self, image_bgr: np.ndarray, min_area: float, max_area: float) -> list[Detection]:
+        blobs = self._blobs(image_bgr, min_area, max_area)
+        detections: list[Detection] = []
+        h, w = image_bgr.shape[:2]
+        margin = int(math.ceil(self._cfg.edge_search_px)) + 4
+        for blob in blobs:
+            # the edge search reads a float copy of the blob's neighbourhood only
+            x0, y0 = np.floor(blob.contour.min(axis=0)).astype(int) - margin
+            x1, y1 = np.ceil(blob.contour.max(axis=0)).astype(int) + margin
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1 + 1), min(h, y1 + 1)
+            work = image_bgr[y0:y1, x0:x1].astype(np.float32)
+            det = self._blob_to_detection(image_bgr, work, (float(x0), float(y0)), blob)
+            if det is not None:
+                detections.append(det)
+        return detections
+
+    def _blobs(self, image_bgr: np.ndarray, min_area: float, max_area: float) -> list[_Blob]:
+        cfg = self._cfg
+        h, w = image_bgr.shape[:2]
+        scale = min(1.0, cfg.work_max_width_px / float(w))
+        small = image_bgr if scale == 1.0 else cv2.resize(image_bgr, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                          interpolation=cv2.INTER_AREA)
+        sh, sw = small.shape[:2]
+        blur = cv2.GaussianBlur(small, (5, 5), 0)
+        strip = max(2, int(round(_BORDER_STRIP_FRAC * min(sh, sw))))
+        border = np.concatenate([blur[:strip].reshape(-1, 3), blur[-strip:].reshape(-1, 3),
+                                 blur[:, :strip].reshape(-1, 3), blur[:, -strip:].reshape(-1, 3)])
+        background = np.median(border, axis=0)
+        diff = cv2.absdiff(blur, tuple(float(v) for v in background) + (0.0,))
+        distance = cv2.max(cv2.max(diff[:, :, 0], diff[:, :, 1]), diff[:, :, 2])
+        otsu, _ = cv2.threshold(distance, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        threshold = max(cfg.min_contrast, float(otsu))
+        mask = (distance > threshold).astype(np.uint8) * 255
+        grey = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
+        edges = cv2.Canny(grey, cfg.canny_low, cfg.canny_high)
+        mask = cv2.bitwise_or(mask, cv2.dilate(edges, np.ones((3, 3), np.uint8)))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        blobs: list[_Blob] = []
+        area_scale = scale * scale
+        for contour in contours:
+            area = cv2.contourArea(contour) / area_scale
+            if area < min_area or area > max_area:
+                continue
+            bx, by, bw, bh = cv2.boundingRect(contour)
+            if bx <= 1 or by <= 1 or bx + bw >= sw - 1 or by + bh >= sh - 1:
+                continue  # cut by the frame edge: no four corners to find yet
+            points = contour.reshape(-1, 2).astype(np.float64)
+            # back to full-resolution pixel centres; the half-pixel bias of a contour is fixed by the edge search
+            blobs.append(_Blob((points + 0.5) / scale - 0.5, area))
+        blobs.sort(key=lambda b: -b.area_px2)
+        return blobs
+
+    def _blob_to_detection(self, image_bgr: np.ndarray, work: np.ndarray, work_origin: Point,
+                           blob: _Blob) -> Detection | None:
+        cfg = self._cfg
+        rect = cv2.minAreaRect(blob.contour.astype(np.float32))
+        initial = cv2.boxPoints(rect).astype(np.float64)
+        lines = _fit_side_lines(blob.contour, initial)
+        quad = _intersect_lines(lines) if lines is not None else None
+        if quad is None or not _is_convex(quad):
+            quad = initial
+        origin = np.array(work_origin)
+        refined = _refine_edges(work, quad - origin, cfg.edge_search_px)
+        edge_support = 0.0
+        if refined is not None:
+            refined_quad, edge_support = refined[0] + origin, refined[1]
+            if np.max(np.linalg.norm(refined_quad - quad, axis=1)) <= 3.0 * cfg.edge_search_px and _is_convex(refined_quad):
+                quad = refined_quad
+        quad = _clockwise(quad)
+        aspect = _aspect_short_over_long(quad)
+        quad_area = abs(_shoelace(quad))
+        if quad_area <= 0:
+            return None
+        # Shape fit: the blob must fill the quad and not spill far outside it.
+        fit = min(blob.area_px2 / quad_area, quad_area / blob.area_px2)
+        single = abs(aspect - CARD_ASPECT_SHORT_OVER_LONG) <= cfg.aspect_tolerance and fit >= cfg.shape_fit_min
+        bbox = BoxPx.from_quad(_as_quad(quad))
+        if not single:
+            hull_quad = _clockwise(initial)
+            return Detection(BoxPx.from_quad(_as_quad(hull_quad)), _as_quad(_start_at_short_top(hull_quad)),
+                             float(np.clip(0.5 * fit, 0.0, 1.0)), CLASS_DOUBLE_FEED, Orientation.UNKNOWN)
+        quad = _start_at_short_top(quad)
+        quad, orientation = self._orient(image_bgr, quad)
+        score = float(np.clip(fit * (0.5 + 0.5 * edge_support), 0.0, 1.0))
+        return Detection(bbox, _as_quad(quad), score, CLASS_CARD, orientation)
+
+    def _orient(self, image_bgr: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, Orientation]:
+        """Put the card's top first using its layout: the colourful art window sits in the top half."""
+        probe = warp_card(image_bgr, _as_quad(quad), ORIENTATION_PROBE_WH)
+        top, bottom = layout_scores(probe)
+        margin = self._cfg.orientation_margin
+        if top >= bottom * (1.0 + margin):
+            card_top_first = quad
+        elif bottom >= top * (1.0 + margin):
+            card_top_first = np.roll(quad, -2, axis=0)
+        else:
+            return quad, Orientation.UNKNOWN
+        top_mid = (card_top_first[0] + card_top_first[1]) / 2.0
+        bottom_mid = (card_top_first[2] + card_top_first[3]) / 2.0
+        upright = top_mid[1] <= bottom_mid[1]
+        return card_top_first, Orientation.UPRIGHT if upright else Orientation.ROTATED_180
+
+
+def layout_scores(card_bgr: np.ndarray) -> tuple[float, float]:
+    """Colourfulness (Hasler-Süsstrunk chroma spread) of the upper and the lower art-sized band.
+
+    On a card the art window (y 14-54 % of the height) is colourful and the text box below it is
+    light with dark print, so the upper band scores higher when the card is upright.
+    """
+    img = card_bgr.astype(np.float32)
+    b, g, r = img[:, :, 0], img[:, :, 1], img[:, :, 2]
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    h = card_bgr.shape[0]
+    top = slice(int(0.14 * h), int(0.50 * h))
+    bottom = slice(int(0.50 * h), int(0.86 * h))
+
+    def score(rows: slice) -> float:
+        return float(math.sqrt(float(np.var(rg[rows])) + float(np.var(yb[rows]))) + 1e-3)
+
+    return score(top), score(bottom)
+
+
+def box_quad(box: BoxPx) -> Quad:
+    """The four corners of an axis-aligned box, clockwise from its top-left."""
+    x0, y0, x1, y1 = box.x, box.y, box.x + box.w, box.y + box.h
+    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+
+
+def _shift_detection(det: Detection, dx: float, dy: float) -> Detection:
+    quad = None if det.quad_px is None else _as_quad(np.asarray(det.quad_px) + np.array([dx, dy]))
+    box = BoxPx(det.bbox_px.x + dx, det.bbox_px.y + dy, det.bbox_px.w, det.bbox_px.h)
+    return Detection(box, quad, det.score, det.class_name, det.orientation, det.track_id)
+
+
+def _as_quad(points: np.ndarray) -> Quad:
+    p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]
+    return (p[0], p[1], p[2], p[3])
+
+
+def _shoelace(quad: np.ndarray) -> float:
+    x, y = quad[:, 0], quad[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+def _clockwise(quad: np.ndarray) -> np.ndarray:
+    """Corners in on-screen clockwise order (positive shoelace area with y pointing down)."""
+    quad = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    centre = quad.mean(axis=0)
+    angles = np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0])
+    quad = quad[np.argsort(angles)]
+    if _shoelace(quad) < 0:
+        quad = quad[::-1]
+    return quad
+
+
+def _side_lengths(quad: np.ndarray) -> np.ndarray:
+    return np.asarray(np.linalg.norm(np.roll(quad, -1, axis=0) - quad, axis=1))
+
+
+def _aspect_short_over_long(quad: np.ndarray) -> float:
+    s = _side_lengths(quad)
+    a, b = (s[0] + s[2]) / 2.0, (s[1] + s[3]) / 2.0
+    return float(min(a, b) / max(a, b)) if max(a, b) > 0 else 0.0
+
+
+def _start_at_short_top(quad: np.ndarray) -> np.ndarray:
+    """Rotate the corner order so side 0→1 is the short side nearer the top of the image."""
+    s = _side_lengths(quad)
+    if s[0] + s[2] > s[1] + s[3]:
+        quad = np.roll(quad, -1, axis=0)
+    mid01 = (quad[0] + quad[1]) / 2.0
+    mid23 = (quad[2] + quad[3]) / 2.0
+    if mid23[1] < mid01[1] or (mid23[1] == mid01[1] and mid23[0] < mid01[0]):
+        quad = np.roll(quad, -2, axis=0)
+    return quad
+
+
+def _is_convex(quad: np.ndarray) -> bool:
+    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    if not np.all(np.isfinite(q)):
+        return False
+    crosses = []
+    for i in range(4):
+        a, b, c = q[i], q[(i + 1) % 4], q[(i + 2) % 4]
+        crosses.append((b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0]))
+    return all(c > 0 for c in crosses) or all(c < 0 for c in crosses)
+
+
+def _fit_line(points: np.ndarray) -> np.ndarray | None:
+    """Robust (Huber, then inliers within 1.5 px) line as (nx, ny, c) with nx*x + ny*y = c."""
+    if len(points) < 4:
+        return None
+    vx, vy, x0, y0 = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    normal = np.array([-vy, vx], dtype=np.float64)
+    c = float(normal @ np.array([x0, y0]))
+    residual = np.abs(points @ normal - c)
+    inliers = points[residual <= 1.5]
+    if len(inliers) >= max(4, len(points) // 3):
+        vx, vy, x0, y0 = cv2.fitLine(inliers.astype(np.float32), cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+        normal = np.array([-vy, vx], dtype=np.float64)
+        c = float(normal @ np.array([x0, y0]))
+    return np.array([normal[0], normal[1], c])
+
+
+def _fit_side_lines(contour: np.ndarray, initial: np.ndarray) -> list[np.ndarray] | None:
+    """One robust line per side of ``initial`` from the contour points near that side's middle."""
+    quad = _clockwise(initial)
+    lines = []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        d = b - a
+        length = float(np.linalg.norm(d))
+        if length < 4:
+            return None
+        u = d / length
+        n = np.array([-u[1], u[0]])
+        rel = contour - a
+        t = rel @ u / length
+        dist = np.abs(rel @ n)
+        tol = max(3.0, 0.08 * length)
+        sel = (t > _EDGE_T_RANGE[0]) & (t < _EDGE_T_RANGE[1]) & (dist < tol)
+        line = _fit_line(contour[sel])
+        if line is None:
+            return None
+        lines.append(line)
+    return lines
+
+
+def _intersect_lines(lines: list[np.ndarray]) -> np.ndarray | None:
+    corners = []
+    for i in range(4):
+        l1, l2 = lines[(i - 1) % 4], lines[i]
+        a = np.array([[l1[0], l1[1]], [l2[0], l2[1]]])
+        det = float(np.linalg.det(a))
+        if abs(det) < 1e-6:
+            return None
+        corners.append(np.linalg.solve(a, np.array([l1[2], l2[2]])))
+    return np.array(corners)
+
+
+def _refine_edges(work: np.ndarray, quad: np.ndarray, search_px: float) -> tuple[np.ndarray, float] | None:
+    """Move each side onto the strongest colour edge along its normal (sub-pixel); re-intersect.
+
+    Returns the refined quad and the fraction of sampled normals that found a clear edge.
+    """
+    quad = _clockwise(quad)
+    centre = quad.mean(axis=0)
+    steps = np.arange(-search_px, search_px + 1e-9, 0.5)
+    ts = np.linspace(_EDGE_T_RANGE[0], _EDGE_T_RANGE[1], _EDGE_SAMPLES_PER_SIDE)
+    map_x = np.empty((4 * len(ts), len(steps)), np.float32)
+    map_y = np.empty_like(map_x)
+    bases, normals = [], []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        u = (b - a) / max(1e-9, float(np.linalg.norm(b - a)))
+        n = np.array([-u[1], u[0]])
+        if n @ ((a + b) / 2.0 - centre) < 0:
+            n = -n                                  # outward
+        base = a[None, :] + ts[:, None] * (b - a)[None, :]
+        pts = base[:, None, :] + steps[None, :, None] * n[None, None, :]
+        map_x[i * len(ts):(i + 1) * len(ts)] = pts[:, :, 0]
+        map_y[i * len(ts):(i + 1) * len(ts)] = pts[:, :, 1]
+        bases.append(base)
+        normals.append(n)
+    profiles = cv2.remap(work, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    deriv = np.diff(profiles, axis=1)                 # (rows, steps-1, 3)
+    magnitude = np.sqrt(np.sum(deriv * deriv, axis=2))
+    peak = np.argmax(magnitude, axis=1)
+    rows = np.arange(magnitude.shape[0])
+    peak_val = magnitude[rows, peak]
+    left = magnitude[rows, np.maximum(peak - 1, 0)]
+    right = magnitude[rows, np.minimum(peak + 1, magnitude.shape[1] - 1)]
+    denom = left - 2 * peak_val + right
+    offset = np.where(np.abs(denom) > 1e-9, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
+    offset = np.clip(offset, -0.5, 0.5)
+    interior = (peak > 0) & (peak < magnitude.shape[1] - 1)
+    # derivative sample k sits between steps k and k+1
+    s = steps[0] + 0.5 * (peak + 0.5 + offset)
+    strong_min = 0.3 * float(np.median(peak_val)) if np.median(peak_val) > 0 else 0.0
+    good = interior & (peak_val > max(strong_min, 8.0))
+    lines = []
+    for i in range(4):
+        sl = slice(i * len(ts), (i + 1) * len(ts))
+        ok = good[sl]
+        if ok.sum() < 5:
+            return None
+        pts = bases[i][ok] + s[sl][ok, None] * normals[i][None, :]
+        line = _fit_line(pts)
+        if line is None:
+            return None
+        lines.append(line)
+    refined = _intersect_lines(lines)
+    if refined is None:
+        return None
+    return _clockwise(refined), float(good.mean())
+
+
+def quad_corner_error_px(found: Quad, truth: Quad, allow_180: bool = False) -> float:
+    """Mean distance between corresponding corners; with allow_180 the better of the two rotations."""
+    f = np.asarray(found, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    err = float(np.mean(np.linalg.norm(f - t, axis=1)))
+    if allow_180:
+        err = min(err, float(np.mean(np.linalg.norm(np.roll(f, 2, axis=0) - t, axis=1))))
+    return err
+
+
+def point_distance(a: Point, b: Point) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
