@@ -1,0 +1,79 @@
+"""The card index: exact BLAS search and the usearch HNSW path agree; padding is handled."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+from db_support import PixelEmbedder, configs, standard_images
+
+from cardsorter.backends.card_index import CardIndex, SearchConfig, exact_top_rows, save_usearch_index
+from cardsorter.db.build import build_database
+from cardsorter.db.database import ReferenceDatabase
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    v = rng.standard_normal((n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def small_config(**kw: int) -> SearchConfig:
+    base = dataclasses.replace(configs()[1], exact_max_rows=10, threads=1)
+    return dataclasses.replace(base, **kw)
+
+
+def test_exact_top_rows_matches_a_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    refs, queries = unit(rng, 300, 32), unit(rng, 5, 32)
+    rows, dists = exact_top_rows(refs, queries, 7)
+    expected = np.argsort(-(queries @ refs.T), axis=1)[:, :7]
+    assert np.array_equal(rows, expected)
+    assert np.allclose(dists, 1.0 - np.take_along_axis(queries @ refs.T, expected, axis=1), atol=1e-6)
+
+
+def test_exact_count_larger_than_the_gallery() -> None:
+    rng = np.random.default_rng(1)
+    rows, dists = exact_top_rows(unit(rng, 3, 8), unit(rng, 2, 8), 10)
+    assert rows.shape == (2, 3) and np.all(np.diff(dists, axis=1) >= 0)
+
+
+def test_hnsw_finds_the_same_nearest_as_exact_for_noisy_copies(tmp_path: pathlib.Path) -> None:
+    rng = np.random.default_rng(2)
+    refs = unit(rng, 500, 32)
+    queries = refs[:50] + 0.05 * rng.standard_normal((50, 32)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    config = small_config()
+    save_usearch_index(refs, tmp_path / "u.index", config)
+    hnsw = CardIndex.open(refs, tmp_path / "u.index", config)
+    assert not hnsw.exact
+    rows, dists = hnsw.search(queries, 3)
+    exact_rows, exact_dists = exact_top_rows(refs, queries, 3)
+    assert np.array_equal(rows[:, 0], exact_rows[:, 0]) and np.allclose(dists[:, 0], exact_dists[:, 0], atol=1e-5)
+
+
+def test_hnsw_pads_missing_results(tmp_path: pathlib.Path) -> None:
+    rng = np.random.default_rng(3)
+    refs = unit(rng, 12, 16)
+    config = small_config()
+    save_usearch_index(refs, tmp_path / "u.index", config)
+    rows, dists = CardIndex.open(refs, tmp_path / "u.index", config).search(unit(rng, 2, 16), 20)
+    assert rows.shape[1] <= 12 and (rows >= -1).all()
+    assert np.all(np.isfinite(dists[rows >= 0])) and np.all(np.isinf(dists[rows < 0]))
+    one_rows, _ = CardIndex.open(refs, tmp_path / "u.index", config).search(unit(rng, 1, 16), 4)
+    assert one_rows.shape == (1, 4)
+
+
+def test_database_above_exact_max_rows_searches_hnsw_with_the_same_answers(tmp_path: pathlib.Path) -> None:
+    standard_images(tmp_path / "images", n=20)
+    build_config, _, _ = configs()
+    config = small_config()
+    build_database(tmp_path / "images", tmp_path / "db", PixelEmbedder(), build_config=build_config,
+                   search_config=config)
+    hnsw_db = ReferenceDatabase.load(tmp_path / "db", None, config)
+    exact_db = ReferenceDatabase.load(tmp_path / "db", None, dataclasses.replace(config, exact_max_rows=1000))
+    assert not hnsw_db.exact and exact_db.exact
+    queries = np.asarray(hnsw_db.snapshot.vectors)
+    a = [[c.card.card_id for c in q] for q in hnsw_db.search(queries, k=3)]
+    b = [[c.card.card_id for c in q] for q in exact_db.search(queries, k=3)]
+    assert [q[0] for q in a] == [q[0] for q in b] == [r.card_id for r in hnsw_db.rows()]
