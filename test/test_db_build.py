@@ -7,7 +7,14 @@ import pathlib
 
 import numpy as np
 import pytest
-from db_support import PixelEmbedder, card_image, configs, standard_images, write_cards, write_metadata
+from db_support import (
+    PixelEmbedder,
+    card_image,
+    configs,
+    standard_images,
+    write_cards,
+    write_metadata,
+)
 
 from cardsorter.core.errors import DatabaseError
 from cardsorter.db.build import build_database

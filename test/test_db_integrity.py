@@ -24,7 +24,13 @@ from cardsorter.db.errors import (
     NormError,
     RowCountMismatchError,
 )
-from cardsorter.db.store import EMBEDDINGS_FILE, INDEX_FILE, MANIFEST_FILE, METADATA_FILE, sha256_file
+from cardsorter.db.store import (
+    EMBEDDINGS_FILE,
+    INDEX_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    sha256_file,
+)
 
 
 @pytest.fixture()

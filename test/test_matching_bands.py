@@ -9,7 +9,12 @@ import pytest
 
 from cardsorter.config import from_params, node_params
 from cardsorter.core.errors import ConfigError
-from cardsorter.core.matching import MatchBandsConfig, MatcherConfig, decide_match, group_templates
+from cardsorter.core.matching import (
+    MatchBandsConfig,
+    MatcherConfig,
+    decide_match,
+    group_templates,
+)
 from cardsorter.core.types import Candidate, CardRecord, MatchBand
 
 CFG = MatchBandsConfig(confirm_distance_max=0.25, confirm_margin_min=0.05, art_margin_min=0.02,

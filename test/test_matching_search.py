@@ -8,7 +8,12 @@ import pathlib
 import numpy as np
 from db_support import PixelEmbedder, configs, standard_images
 
-from cardsorter.backends.card_index import CardIndex, SearchConfig, exact_top_rows, save_usearch_index
+from cardsorter.backends.card_index import (
+    CardIndex,
+    SearchConfig,
+    exact_top_rows,
+    save_usearch_index,
+)
 from cardsorter.db.build import build_database
 from cardsorter.db.database import ReferenceDatabase
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pathlib
 import sys
 from collections.abc import Callable
@@ -16,14 +15,15 @@ from cardsorter.core.errors import ModelError
 BAR_WIDTH = 30
 
 
-def progress_bar(stream: Any = sys.stderr) -> Callable[[str, int, int], None]:
-    """A progress callback drawing `stage [#####.....] done/total` on one line of ``stream``."""
+def progress_bar(stream: Any = None) -> Callable[[str, int, int], None]:
+    """A progress callback drawing `stage [#####.....] done/total` on one line of ``stream`` (stderr)."""
     def report(stage: str, done: int, total: int) -> None:
+        out = stream or sys.stderr
         filled = BAR_WIDTH * done // max(total, 1)
-        stream.write(f"\r{stage:>15} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
+        out.write(f"\r{stage:>15} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
         if done >= total:
-            stream.write("\n")
-        stream.flush()
+            out.write("\n")
+        out.flush()
     return report
 
 
@@ -42,19 +42,19 @@ def _resolve(path: str) -> pathlib.Path:
 
 
 def _open_embedder(args: argparse.Namespace) -> tuple[Any, str]:
-    """The embedder named on the command line (else the embedder section) and the model's sha256."""
+    """The embedder named on the command line (else the embedder section) and its model file's sha256."""
+    from cardsorter.backends import embedders
+    from cardsorter.core.model_manifest import load_manifest
+
     emb = node_params("embedder", args.params)
-    manifest = _resolve(args.model or str(emb["model_manifest"]))
+    manifest_path = _resolve(args.model or str(emb["model_manifest"]))
     backend = args.backend or str(emb["backend"])
-    try:
-        from cardsorter.backends.embedders import open_embedder  # type: ignore[attr-defined]
-    except ImportError as err:
-        raise ModelError(f"no embedder backends available: {err}") from err
-    if not manifest.is_file():
-        raise ModelError(f"model manifest not found: {manifest}")
-    embedder = open_embedder(backend, str(manifest), args.threads)
-    sha = getattr(embedder, "model_sha256", "") or hashlib.sha256(manifest.read_bytes()).hexdigest()
-    return embedder, str(sha)
+    manifest = load_manifest(manifest_path)  # ModelError naming the file or key when unusable
+    open_embedder = getattr(embedders, "open_embedder", None)
+    if open_embedder is None:
+        raise ModelError("cardsorter.backends.embedders.open_embedder is not available in this build")
+    embedder = open_embedder(backend, str(manifest_path), args.threads)
+    return embedder, manifest.sha256
 
 
 def _print_self_retrieval(report: Any, out: Any) -> None:

@@ -14,7 +14,11 @@ from cardsorter.backends.card_index import CardIndex, SearchConfig
 from cardsorter.core.errors import DatabaseError
 from cardsorter.core.matching import group_templates
 from cardsorter.core.types import Candidate, CardRecord
-from cardsorter.db.errors import DeltaMismatchError, DimensionMismatchError, ModelMismatchError
+from cardsorter.db.errors import (
+    DeltaMismatchError,
+    DimensionMismatchError,
+    ModelMismatchError,
+)
 from cardsorter.db.store import (
     DELTA_DIR,
     USEARCH_FILE,

@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.backends.card_index import USEARCH_DTYPE, USEARCH_METRIC, SearchConfig, save_usearch_index
+from cardsorter.backends.card_index import (
+    USEARCH_DTYPE,
+    USEARCH_METRIC,
+    SearchConfig,
+    save_usearch_index,
+)
 from cardsorter.core.types import CardRecord
 from cardsorter.db.errors import (
     ChecksumMismatchError,
@@ -105,9 +110,9 @@ def check_vectors(vectors: np.ndarray, rows: Sequence[TemplateRow], where: str) 
         finite = np.isfinite(chunk).all(axis=1)
         norms = np.linalg.norm(np.where(np.isfinite(chunk), chunk, 0.0), axis=1)
         for i in np.flatnonzero(~finite):
-            bad_finite.append(f"row {start + i} ({rows[start + i].card_id})")
+            bad_finite.append(f"row {start + i} ({rows[int(start + i)].card_id})")
         for i in np.flatnonzero(finite & ((norms < NORM_MIN) | (norms > NORM_MAX))):
-            bad_norm.append(f"row {start + i} ({rows[start + i].card_id}) norm {norms[i]:.4f}")
+            bad_norm.append(f"row {start + i} ({rows[int(start + i)].card_id}) norm {norms[i]:.4f}")
     if bad_finite:
         raise NonFiniteError(f"{where}: {len(bad_finite)} embedding rows hold NaN/Inf: {listed(bad_finite)}")
     if bad_norm:
@@ -198,7 +203,7 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
         content = hashlib.sha256()
         for part in (model_id, files[EMBEDDINGS_FILE], files[METADATA_FILE], files[INDEX_FILE]):
             content.update(part.encode())
-        counts = {}
+        counts: dict[str, int] = {}
         for r in rows:
             counts[r.card_id] = counts.get(r.card_id, 0) + 1
         manifest = {
@@ -211,7 +216,7 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
             "dimension": int(vectors.shape[1]),
             "metric": USEARCH_METRIC,
             "counts": {"rows": len(rows), "cards": len(counts), "templates_max": max(counts.values(), default=0)},
-            "built_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "built_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "usearch": {"dtype": USEARCH_DTYPE, "connectivity": search_config.connectivity,
                         "expansion_add": search_config.expansion_add},
             "files": files,
