@@ -1,0 +1,267 @@
+"""Temporal smoother: per-track state machine that confirms an identity over independent views."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cardsorter.config import doc
+from cardsorter.core.types import CardMatch, CardRecord, Identity, MatchBand, TrackEnd, TrackState
+
+# How many ended track ids are remembered so late matches for them are dropped, not revived.
+ENDED_TRACKS_REMEMBERED = 4096
+
+
+@dataclass(frozen=True)
+class SmootherConfig:
+    """How many views of which quality decide a track's identity."""
+
+    confirm_views: int = doc("agreeing CONFIRMED-band views of one card, from distinct frames, that confirm it")
+    unknown_views: int = doc("UNKNOWN-band views, with no confirmation, after which the track is UNKNOWN")
+    ambiguous_views: int = doc(
+        "views that land on different printings of one art (or AMBIGUOUS-band views), with no "
+        "confirmation, after which the track is AMBIGUOUS")
+    flip_views: int = doc(
+        "after confirmation, consecutive CONFIRMED-band views of ONE other card that replace the "
+        "confirmed identity (hysteresis); 0 = a confirmed identity never changes")
+    finalize_on_confirm: bool = doc(
+        "publish the final identity as soon as a track confirms (station mode) instead of when it ends")
+
+    def __post_init__(self) -> None:
+        for name in ("confirm_views", "unknown_views", "ambiguous_views"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.flip_views < 0:
+            raise ValueError(f"flip_views must be >= 0, got {self.flip_views}")
+
+
+@dataclass
+class _View:
+    card: CardRecord
+    distance_cos: float
+    margin: float
+
+
+@dataclass
+class _Track:
+    track_id: int
+    state: TrackState = TrackState.DETECTING
+    views: int = 0
+    last_view_ns: int | None = None
+    streak_card: CardRecord | None = None      # the card the current run of agreeing views names
+    streak: list[_View] = field(default_factory=list)
+    best_streak: int = 0
+    unknown_views: int = 0
+    ambiguous_views: int = 0
+    confirmed: CardRecord | None = None
+    agreeing: list[_View] = field(default_factory=list)   # views that agree with the confirmed card
+    flip_card: CardRecord | None = None
+    flip_streak: list[_View] = field(default_factory=list)
+    final_sent: bool = False
+    last_stamp_ns: int = 0
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("inf")
+
+
+class TemporalSmoother:
+    """NO_CARD → DETECTING → STABILIZING → CONFIRMED, or UNKNOWN, or AMBIGUOUS, per track.
+
+    Confirmation needs ``confirm_views`` consecutive CONFIRMED-band views of the same card from
+    distinct frames; any view naming another card (or an UNKNOWN / AMBIGUOUS view) resets the run.
+    Once confirmed, later views are counted (``views`` vs ``agreeing_views``) but the identity
+    changes only after ``flip_views`` consecutive confirmed views of one other card, and never
+    after its final identity went out.
+    """
+
+    def __init__(self, config: SmootherConfig) -> None:
+        self._config = config
+        self._tracks: dict[int, _Track] = {}
+        self._ended: OrderedDict[int, None] = OrderedDict()
+        self.late_matches_ignored = 0
+        self.duplicate_views_ignored = 0
+
+    # --- the API the smoother node calls ------------------------------------------------------
+
+    def track_seen(self, track_id: int, stamp_ns: int) -> Identity | None:
+        """A new track: DETECTING (returns its identity once; None for a known or ended track)."""
+        if track_id in self._tracks or track_id in self._ended:
+            return None
+        track = _Track(track_id, last_stamp_ns=stamp_ns)
+        self._tracks[track_id] = track
+        return self._identity(track, stamp_ns, final=False, reason="new track")
+
+    def observe(self, matches: Sequence[CardMatch], stamp_ns: int) -> list[Identity]:
+        """One frame's matches; the identities whose state or card changed (and finals, see config)."""
+        changed: list[Identity] = []
+        for match in matches:
+            if match.track_id in self._ended:
+                self.late_matches_ignored += 1
+                continue
+            track = self._tracks.get(match.track_id)
+            new = track is None
+            if track is None:
+                track = _Track(match.track_id, last_stamp_ns=stamp_ns)
+                self._tracks[match.track_id] = track
+            if track.last_view_ns is not None and stamp_ns <= track.last_view_ns:
+                self.duplicate_views_ignored += 1   # one frame is one view, however often it is embedded
+                continue
+            before = (track.state, self._card_id(track))
+            self._add_view(track, match, stamp_ns)
+            after = (track.state, self._card_id(track))
+            if track.final_sent:
+                continue
+            if (self._config.finalize_on_confirm and track.state == TrackState.CONFIRMED):
+                track.final_sent = True
+                changed.append(self._identity(track, stamp_ns, final=True, reason=self._final_reason(track)))
+            elif new or before != after:
+                changed.append(self._identity(track, stamp_ns, final=False, reason=self._progress_reason(track)))
+        return changed
+
+    def end_track(self, end: TrackEnd) -> Identity | None:
+        """The track's final identity, exactly once (None if it already got its final)."""
+        if end.track_id in self._ended:
+            return None
+        track = self._tracks.pop(end.track_id, None)
+        self._ended[end.track_id] = None
+        while len(self._ended) > ENDED_TRACKS_REMEMBERED:
+            self._ended.popitem(last=False)
+        if track is None:
+            track = _Track(end.track_id, last_stamp_ns=end.last_stamp_ns)
+        if track.final_sent:
+            return None
+        track.final_sent = True
+        reason = self._final_reason(track)
+        if end.double_feed:
+            reason = f"double feed; {reason}"
+        return self._identity(track, max(end.last_stamp_ns, track.last_stamp_ns), final=True, reason=reason)
+
+    def is_settled(self, track_id: int) -> bool:
+        """True when the track needs no more views (confirmed, or already finalised)."""
+        if track_id in self._ended:
+            return True
+        track = self._tracks.get(track_id)
+        return track is not None and (track.state == TrackState.CONFIRMED or track.final_sent)
+
+    def state_of(self, track_id: int) -> TrackState:
+        track = self._tracks.get(track_id)
+        return track.state if track is not None else TrackState.NO_CARD
+
+    @property
+    def active_tracks(self) -> int:
+        return len(self._tracks)
+
+    # --- the state machine --------------------------------------------------------------------
+
+    def _add_view(self, track: _Track, match: CardMatch, stamp_ns: int) -> None:
+        track.views += 1
+        track.last_view_ns = stamp_ns
+        track.last_stamp_ns = max(track.last_stamp_ns, stamp_ns)
+        best = match.best
+        view = _View(best.card, best.distance_cos, match.margin_to_runner_up) if best is not None else None
+        if track.confirmed is not None:
+            self._late_view(track, match, view)
+            return
+        cfg = self._config
+        if match.band == MatchBand.UNKNOWN or view is None:
+            track.unknown_views += 1
+            self._reset_streak(track, None)
+        elif match.band == MatchBand.AMBIGUOUS:
+            track.ambiguous_views += 1
+            self._reset_streak(track, None)
+        else:
+            same_card = track.streak_card is not None and track.streak_card.card_id == view.card.card_id
+            if not same_card and track.streak_card is not None and view.card.art_id \
+                    and track.streak_card.art_id == view.card.art_id:
+                track.ambiguous_views += 1       # another printing of the same art: the printing is in doubt
+            if match.band == MatchBand.CONFIRMED:
+                if same_card:
+                    track.streak.append(view)
+                else:
+                    self._reset_streak(track, view.card)
+                    track.streak.append(view)
+            elif not same_card:                  # UNCERTAIN naming another card: disagreement
+                self._reset_streak(track, view.card)
+            track.best_streak = max(track.best_streak, len(track.streak))
+        if len(track.streak) >= cfg.confirm_views and track.streak_card is not None:
+            track.confirmed = track.streak_card
+            track.agreeing = list(track.streak)
+            track.state = TrackState.CONFIRMED
+        elif track.ambiguous_views >= cfg.ambiguous_views:
+            track.state = TrackState.AMBIGUOUS
+        elif track.unknown_views >= cfg.unknown_views:
+            track.state = TrackState.UNKNOWN
+        elif track.streak_card is not None:
+            track.state = TrackState.STABILIZING
+        else:
+            track.state = TrackState.DETECTING
+
+    def _late_view(self, track: _Track, match: CardMatch, view: _View | None) -> None:
+        assert track.confirmed is not None
+        if view is not None and view.card.card_id == track.confirmed.card_id:
+            if match.band in (MatchBand.CONFIRMED, MatchBand.UNCERTAIN):
+                track.agreeing.append(view)
+            track.flip_card, track.flip_streak = None, []
+            return
+        if view is None or match.band != MatchBand.CONFIRMED:
+            return                               # a weak disagreeing view is counted in views only
+        if track.flip_card is None or track.flip_card.card_id != view.card.card_id:
+            track.flip_card, track.flip_streak = view.card, []
+        track.flip_streak.append(view)
+        flip = self._config.flip_views
+        if flip > 0 and len(track.flip_streak) >= flip and not track.final_sent:
+            track.confirmed = view.card
+            track.agreeing = list(track.flip_streak)
+            track.streak_card, track.streak = view.card, list(track.flip_streak)
+            track.flip_card, track.flip_streak = None, []
+
+    @staticmethod
+    def _reset_streak(track: _Track, card: CardRecord | None) -> None:
+        track.streak_card = card
+        track.streak = []
+
+    # --- identities ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _card_id(track: _Track) -> str:
+        card = track.confirmed or track.streak_card
+        return card.card_id if card is not None else ""
+
+    def _identity(self, track: _Track, stamp_ns: int, *, final: bool, reason: str) -> Identity:
+        if track.confirmed is not None:
+            card: CardRecord | None = track.confirmed
+            support = track.agreeing
+        else:
+            card = track.streak_card
+            support = track.streak
+        agreeing = len(support)
+        confidence = min(1.0, agreeing / max(track.views, self._config.confirm_views)) if agreeing else 0.0
+        return Identity(
+            track_id=track.track_id, state=track.state, card=card, confidence=confidence,
+            distance_cos=_mean([v.distance_cos for v in support]),
+            margin_to_runner_up=_mean([v.margin for v in support]),
+            agreeing_views=agreeing, views=track.views, final=final, reason=reason, stamp_ns=stamp_ns)
+
+    def _progress_reason(self, track: _Track) -> str:
+        n = self._config.confirm_views
+        if track.state == TrackState.CONFIRMED:
+            return f"confirmed by {len(track.agreeing)} agreeing views"
+        if track.state == TrackState.UNKNOWN:
+            return f"{track.unknown_views} views not in the database"
+        if track.state == TrackState.AMBIGUOUS:
+            return f"{track.ambiguous_views} views on different printings of one art"
+        if track.state == TrackState.STABILIZING:
+            return f"{len(track.streak)} of {n} agreeing views"
+        return "waiting for a confident view"
+
+    def _final_reason(self, track: _Track) -> str:
+        if track.state == TrackState.CONFIRMED:
+            return (f"confirmed by {len(track.agreeing)} of {track.views} views")
+        if track.state == TrackState.UNKNOWN:
+            return f"unknown: {track.unknown_views} of {track.views} views not in the database"
+        if track.state == TrackState.AMBIGUOUS:
+            return f"ambiguous: {track.ambiguous_views} of {track.views} views on different printings of one art"
+        return (f"never confirmed: best run {track.best_streak} of {self._config.confirm_views} "
+                f"agreeing views in {track.views} views")

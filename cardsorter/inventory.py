@@ -1,0 +1,322 @@
+"""Append-only SQLite inventory (one durable row per physical card), CSV / TCGplayer export, sort log."""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import IO, Any
+
+from cardsorter.core.errors import InventoryError
+from cardsorter.core.sorting import SortEvent
+from cardsorter.core.types import SortDecision
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, model_id TEXT NOT NULL, database_id TEXT NOT NULL,
+    reject_bin TEXT NOT NULL, opened_ns INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stamp_ns INTEGER NOT NULL,
+    track_id INTEGER NOT NULL,
+    first_stamp_ns INTEGER NOT NULL,
+    last_stamp_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    card_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    set_id TEXT NOT NULL,
+    set_name TEXT NOT NULL,
+    number TEXT NOT NULL,
+    rarity TEXT NOT NULL,
+    finish TEXT NOT NULL,
+    price_usd REAL,
+    distance_cos REAL,
+    margin_to_runner_up REAL,
+    bin TEXT NOT NULL,
+    position_in_bin INTEGER NOT NULL,
+    rejected INTEGER NOT NULL,
+    arrived INTEGER,
+    reason TEXT NOT NULL,
+    note TEXT NOT NULL,
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    model_id TEXT NOT NULL,
+    database_id TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS cards_no_update BEFORE UPDATE ON cards
+    BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS cards_no_delete BEFORE DELETE ON cards
+    BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+"""
+
+
+@dataclass(frozen=True)
+class InventoryRow:
+    """One physical card as recorded (the ``cards`` table)."""
+
+    id: int
+    stamp_ns: int
+    track_id: int
+    first_stamp_ns: int
+    last_stamp_ns: int
+    status: str
+    card_id: str
+    name: str
+    set_id: str
+    set_name: str
+    number: str
+    rarity: str
+    finish: str
+    price_usd: float | None
+    distance_cos: float | None
+    margin_to_runner_up: float | None
+    bin: str
+    position_in_bin: int
+    rejected: bool
+    arrived: bool | None
+    reason: str
+    note: str
+    session_id: str
+    model_id: str
+    database_id: str
+
+
+ROW_COLUMNS = tuple(f.name for f in fields(InventoryRow))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _connect(path: pathlib.Path, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            if not path.is_file():
+                raise InventoryError(f"inventory {path} does not exist")
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: the WAL is fsynced at every commit, so a committed card survives kill -9 and power loss.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.row_factory = sqlite3.Row
+        return conn
+    except sqlite3.Error as err:
+        raise InventoryError(f"cannot open inventory {path}: {err}") from err
+
+
+class Inventory:
+    """The inventory of one sorting session; ``append`` returns only once the row is durable."""
+
+    def __init__(self, path: str | pathlib.Path, *, session_id: str, model_id: str, database_id: str,
+                 reject_bin: str, opened_ns: int) -> None:
+        if not session_id:
+            raise InventoryError("inventory needs a session id")
+        self.path = pathlib.Path(path)
+        self.session_id = session_id
+        self.model_id = model_id
+        self.database_id = database_id
+        self.reject_bin = reject_bin
+        self._conn = _connect(self.path, readonly=False)
+        try:
+            self._conn.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?)",
+                               (session_id, model_id, database_id, reject_bin, opened_ns))
+        except sqlite3.Error as err:
+            raise InventoryError(f"cannot register session {session_id} in {self.path}: {err}") from err
+
+    def append(self, event: SortEvent) -> int:
+        """Write one card's row and commit it durably; returns its row id."""
+        d = event.decision
+        card = d.card
+        values = (
+            event.actuated_ns, d.track_id, d.first_stamp_ns, d.last_stamp_ns, d.status.value,
+            card.card_id if card else "", card.name if card else "", card.set_id if card else "",
+            card.set_name if card else "", card.number if card else "", card.rarity if card else "",
+            card.finish if card else "", card.price_usd if card else None,
+            _finite(d.distance_cos), _finite(d.margin_to_runner_up), d.bin_name, event.position_in_bin,
+            int(d.bin_name == self.reject_bin), None if event.arrived is None else int(event.arrived),
+            d.reason, event.note, self.session_id, self.model_id, self.database_id)
+        try:
+            cur = self._conn.execute(
+                f"INSERT INTO cards ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join('?' * (len(ROW_COLUMNS) - 1))})",
+                values)
+        except sqlite3.Error as err:
+            raise InventoryError(f"cannot write track {d.track_id} to inventory {self.path}: {err}") from err
+        return int(cur.lastrowid or 0)
+
+    def bin_fill(self) -> dict[str, int]:
+        """The highest position recorded per bin in this inventory (to continue numbering)."""
+        return {r["bin"]: int(r["pos"]) for r in self._conn.execute(
+            "SELECT bin, MAX(position_in_bin) AS pos FROM cards GROUP BY bin")}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_rows(path: str | pathlib.Path, session_id: str | None = None) -> list[InventoryRow]:
+    """Every row (of one session, if given), oldest first."""
+    conn = _connect(pathlib.Path(path), readonly=True)
+    try:
+        query = f"SELECT {', '.join(ROW_COLUMNS)} FROM cards"
+        args: tuple[Any, ...] = ()
+        if session_id is not None:
+            query += " WHERE session_id = ?"
+            args = (session_id,)
+        rows = conn.execute(query + " ORDER BY id", args).fetchall()
+    except sqlite3.Error as err:
+        raise InventoryError(f"cannot read inventory {path}: {err}") from err
+    finally:
+        conn.close()
+    out = []
+    for r in rows:
+        values = dict(r)
+        values["rejected"] = bool(values["rejected"])
+        values["arrived"] = None if values["arrived"] is None else bool(values["arrived"])
+        out.append(InventoryRow(**values))
+    return out
+
+
+def integrity_check(path: str | pathlib.Path) -> str:
+    """SQLite's own check: "ok" when the file is intact."""
+    conn = _connect(pathlib.Path(path), readonly=True)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+# --- summary ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    cards: int
+    per_bin: dict[str, int]
+    per_set: dict[str, int]
+    per_status: dict[str, int]
+    rejected: int
+
+    def lines(self) -> list[str]:
+        out = [f"cards: {self.cards} ({self.rejected} rejected)", "per bin:"]
+        out += [f"  {name:<20} {count:>7}" for name, count in sorted(self.per_bin.items())]
+        out.append("per status:")
+        out += [f"  {name:<20} {count:>7}" for name, count in sorted(self.per_status.items())]
+        out.append("per set (sorted cards):")
+        out += [f"  {name:<20} {count:>7}" for name, count in sorted(self.per_set.items())]
+        return out
+
+
+def summarize(rows: Sequence[InventoryRow]) -> Summary:
+    """Counts per bin, per status and per set (sets of cards that were not rejected)."""
+    return Summary(
+        cards=len(rows),
+        per_bin=dict(Counter(r.bin for r in rows)),
+        per_set=dict(Counter(r.set_id for r in rows if not r.rejected and r.set_id)),
+        per_status=dict(Counter(r.status for r in rows)),
+        rejected=sum(r.rejected for r in rows))
+
+
+# --- CSV exports --------------------------------------------------------------------------------
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def export_csv(rows: Iterable[InventoryRow], out: IO[str]) -> int:
+    """Every row with every column (ours); returns the number of rows written."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ROW_COLUMNS)
+    n = 0
+    for row in rows:
+        writer.writerow([_fmt(getattr(row, c)) for c in ROW_COLUMNS])
+        n += 1
+    return n
+
+
+TCGPLAYER_COLUMNS = ("Quantity", "Name", "Set", "Card Number", "Set Code", "Printing", "Condition",
+                     "Language", "Rarity")
+PRINTINGS = {"normal": "Normal", "holo": "Holofoil", "reverse_holo": "Reverse Holofoil"}
+
+
+def export_tcgplayer(rows: Iterable[InventoryRow], out: IO[str], condition: str = "", language: str = "") -> int:
+    """TCGplayer-style import CSV: one line per printing (card id + finish) with its quantity.
+
+    Rejected cards are left out. Condition and language are not measured by the sorter: they are
+    written as given (empty by default) so the marketplace asks or applies its default.
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    first: dict[tuple[str, str], InventoryRow] = {}
+    for row in rows:
+        if row.rejected or row.status != "confirmed" or not row.card_id:
+            continue
+        key = (row.card_id, row.finish)
+        counts[key] += 1
+        first.setdefault(key, row)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TCGPLAYER_COLUMNS)
+    for key in sorted(counts, key=lambda k: (first[k].set_id, first[k].number, k)):
+        r = first[key]
+        writer.writerow([counts[key], r.name, r.set_name or r.set_id, r.number, r.set_id,
+                         PRINTINGS.get(r.finish, r.finish), condition, language, r.rarity])
+    return len(counts)
+
+
+# --- the sort log (regression replays compare it with golden files) -----------------------------
+
+SORT_LOG_COLUMNS = ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id", "name", "set_code",
+                    "number", "distance", "margin", "bin", "reason")
+
+
+def sort_log_row(decision: SortDecision) -> list[str]:
+    card = decision.card
+    return [str(decision.track_id), str(decision.first_stamp_ns), str(decision.last_stamp_ns),
+            decision.status.value, card.card_id if card else "", card.name if card else "",
+            card.set_id if card else "", card.number if card else "",
+            f"{decision.distance_cos:.4f}", f"{decision.margin_to_runner_up:.4f}", decision.bin_name, decision.reason]
+
+
+class SortLogWriter:
+    """CSV of every sort decision, flushed per row (columns: SORT_LOG_COLUMNS)."""
+
+    def __init__(self, path: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8", newline="")
+        except OSError as err:
+            raise InventoryError(f"cannot write sort log {self.path}: {err}") from err
+        self._writer = csv.writer(self._file, lineterminator="\n")
+        self._writer.writerow(SORT_LOG_COLUMNS)
+        self._file.flush()
+
+    def write(self, decision: SortDecision) -> None:
+        self._writer.writerow(sort_log_row(decision))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SortLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
