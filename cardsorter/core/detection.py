@@ -31,6 +31,8 @@ ORIENTATION_PROBE_WH = (48, 66)
 _BORDER_STRIP_FRAC = 0.02      # share of the frame's short side sampled as background on each edge
 _EDGE_SAMPLES_PER_SIDE = 24    # normals sampled per side for the sub-pixel edge search
 _EDGE_T_RANGE = (0.12, 0.88)   # skip the rounded / occluded ends of each side
+_SIDE_ANGLE_TOL_DEG = 20.0     # contour tangent vs side direction (covers a perspective tilt)
+_NOISE_TO_THRESHOLD = 4.0      # mask threshold vs the median background distance on the frame border
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,8 @@ class CardDetector:
         check_bgr_image(image_bgr, "frame")
         h, w = image_bgr.shape[:2]
         pad_x, pad_y = box.w * self._cfg.refine_pad_frac, box.h * self._cfg.refine_pad_frac
-        x0, y0 = max(0, int(math.floor(box.x - pad_x))), max(0, int(math.floor(box.y - pad_y)))
-        x1, y1 = min(w, int(math.ceil(box.x + box.w + pad_x))), min(h, int(math.ceil(box.y + box.h + pad_y)))
+        x0, y0 = max(0, math.floor(box.x - pad_x)), max(0, math.floor(box.y - pad_y))
+        x1, y1 = min(w, math.ceil(box.x + box.w + pad_x)), min(h, math.ceil(box.y + box.h + pad_y))
         best: Detection | None = None
         if x1 - x0 >= 8 and y1 - y0 >= 8:
             crop = image_bgr[y0:y1, x0:x1]
@@ -110,7 +112,7 @@ class CardDetector:
         blobs = self._blobs(image_bgr, min_area, max_area)
         detections: list[Detection] = []
         h, w = image_bgr.shape[:2]
-        margin = int(math.ceil(self._cfg.edge_search_px)) + 4
+        margin = math.ceil(self._cfg.edge_search_px) + 4
         for blob in blobs:
             # the edge search reads a float copy of the blob's neighbourhood only
             x0, y0 = np.floor(blob.contour.min(axis=0)).astype(int) - margin
@@ -130,14 +132,16 @@ class CardDetector:
                                                           interpolation=cv2.INTER_AREA)
         sh, sw = small.shape[:2]
         blur = cv2.GaussianBlur(small, (5, 5), 0)
-        strip = max(2, int(round(_BORDER_STRIP_FRAC * min(sh, sw))))
+        strip = max(2, round(_BORDER_STRIP_FRAC * min(sh, sw)))
         border = np.concatenate([blur[:strip].reshape(-1, 3), blur[-strip:].reshape(-1, 3),
                                  blur[:, :strip].reshape(-1, 3), blur[:, -strip:].reshape(-1, 3)])
         background = np.median(border, axis=0)
-        diff = cv2.absdiff(blur, tuple(float(v) for v in background) + (0.0,))
+        diff = cv2.absdiff(blur, tuple(float(v) for v in background) + (0.0,))  # type: ignore[call-overload]
         distance = cv2.max(cv2.max(diff[:, :, 0], diff[:, :, 1]), diff[:, :, 2])
-        otsu, _ = cv2.threshold(distance, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-        threshold = max(cfg.min_contrast, float(otsu))
+        # The belt's own noise and texture raise the threshold; a colourful card must not (no Otsu).
+        border_distance = np.concatenate([distance[:strip].ravel(), distance[-strip:].ravel(),
+                                          distance[:, :strip].ravel(), distance[:, -strip:].ravel()])
+        threshold = max(cfg.min_contrast, _NOISE_TO_THRESHOLD * float(np.median(border_distance)))
         mask = (distance > threshold).astype(np.uint8) * 255
         grey = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
         edges = cv2.Canny(grey, cfg.canny_low, cfg.canny_high)
@@ -313,23 +317,33 @@ def _fit_line(points: np.ndarray) -> np.ndarray | None:
 
 
 def _fit_side_lines(contour: np.ndarray, initial: np.ndarray) -> list[np.ndarray] | None:
-    """One robust line per side of ``initial`` from the contour points near that side's middle."""
+    """One robust line per side: contour points grouped by tangent direction and by side.
+
+    A point belongs to a side when its local tangent is within _SIDE_ANGLE_TOL_DEG of that side's
+    direction in ``initial`` (the blob's min-area rectangle) and it lies on that side of the centre;
+    rounded corners and a finger over a corner have other tangents or are outliers to the fit.
+    """
     quad = _clockwise(initial)
+    n = len(contour)
+    if n < 40:
+        return None
+    k = max(3, n // 80)
+    tangent = np.roll(contour, -k, axis=0) - np.roll(contour, k, axis=0)
+    tangent_len = np.linalg.norm(tangent, axis=1)
+    steps = np.linalg.norm(np.diff(contour, axis=0, append=contour[:1]), axis=1)
+    arc = np.convolve(np.concatenate([steps[-k:], steps, steps[:k]]), np.ones(2 * k), mode="valid")[:n]
+    straight = tangent_len >= 0.9 * arc
+    centre = quad.mean(axis=0)
+    cos_tol = math.cos(math.radians(_SIDE_ANGLE_TOL_DEG))
     lines = []
     for i in range(4):
         a, b = quad[i], quad[(i + 1) % 4]
-        d = b - a
-        length = float(np.linalg.norm(d))
-        if length < 4:
-            return None
-        u = d / length
-        n = np.array([-u[1], u[0]])
-        rel = contour - a
-        t = rel @ u / length
-        dist = np.abs(rel @ n)
-        tol = max(3.0, 0.08 * length)
-        sel = (t > _EDGE_T_RANGE[0]) & (t < _EDGE_T_RANGE[1]) & (dist < tol)
-        line = _fit_line(contour[sel])
+        u = (b - a) / max(1e-9, float(np.linalg.norm(b - a)))
+        normal = np.array([-u[1], u[0]])
+        side_sign = np.sign(normal @ ((a + b) / 2.0 - centre))
+        along = np.abs(tangent @ u) >= cos_tol * np.maximum(tangent_len, 1e-9)
+        on_side = np.sign((contour - centre) @ normal) == side_sign
+        line = _fit_line(contour[straight & along & on_side])
         if line is None:
             return None
         lines.append(line)

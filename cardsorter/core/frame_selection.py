@@ -25,6 +25,9 @@ SKIP_BLURRY = "blurry"
 SKIP_NO_QUAD = "no_quad"
 SKIP_DOUBLE_FEED = "double_feed"
 SKIP_REASONS = (SKIP_CACHED, SKIP_SETTLED, SKIP_BLURRY, SKIP_NO_QUAD, SKIP_DOUBLE_FEED)
+SHARPNESS_INSET_FRAC = 0.05
+"""Sharpness is measured inside this margin of the crop: a corner a fraction of a pixel off puts a
+sliver of belt on the crop's edge, whose step would otherwise dominate the Laplacian variance."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ class _TrackGate:
     pending: list[CardCrop] = field(default_factory=list)
 
 
+def crop_sharpness(crop_bgr: np.ndarray) -> float:
+    """Variance of the Laplacian inside the crop's inset (see SHARPNESS_INSET_FRAC)."""
+    h, w = crop_bgr.shape[:2]
+    mx, my = max(1, round(SHARPNESS_INSET_FRAC * w)), max(1, round(SHARPNESS_INSET_FRAC * h))
+    return laplacian_sharpness(crop_bgr[my:h - my, mx:w - mx])
+
+
 class FrameSelector:
     """Per-frame decision of which tracked cards to crop, warp and send to the embedder."""
 
@@ -109,7 +119,7 @@ class FrameSelector:
                 continue
             assert det.quad_px is not None
             image = warp_card(image_bgr, det.quad_px, self._size)
-            crop = CardCrop(det.track_id, image, laplacian_sharpness(image), det.bbox_px, det.quad_px)
+            crop = CardCrop(det.track_id, image, crop_sharpness(image), det.bbox_px, det.quad_px)
             if crop.sharpness < cfg.sharpness_min:
                 gate.pending.append(crop)
                 if len(gate.pending) < cfg.best_of_frames:
