@@ -73,7 +73,7 @@ def test_embeddings_round_trip_and_dimension_check() -> None:
 
 
 def test_match_round_trip() -> None:
-    rec = CardRecord("sv1-1", "Sprout", "sv1", "Set One", "1", "Common", "art7")
+    rec = CardRecord("sv1-1", "Sprout", "sv1", "Set One", "1", "Common", "art7", "holo", "Pokemon", ("Grass",), 1.5)
     m = CardMatch(5, MatchBand.AMBIGUOUS, (Candidate(rec, 0.125),), 0.0625)
     (back,) = cv.matches_from_msg(cv.matches_to_msg([m], cv.header(1, "cam"), "db"))
     assert back == m

@@ -148,14 +148,18 @@ def record_to_msg(record: CardRecord | None, distance_cos: float = math.nan) -> 
         return MatchCandidate(distance_cos=float(distance_cos))
     return MatchCandidate(card_id=record.card_id, name=record.name, set_id=record.set_id, set_name=record.set_name,
                           number=record.number, rarity=record.rarity, art_id=record.art_id,
-                          distance_cos=float(distance_cos))
+                          distance_cos=float(distance_cos), finish=record.finish, supertype=record.supertype,
+                          types=list(record.types),
+                          price_usd=float(record.price_usd) if record.price_usd is not None else math.nan)
 
 
 def record_from_msg(msg: MatchCandidate) -> CardRecord | None:
     if not msg.card_id:
         return None
     return CardRecord(card_id=msg.card_id, name=msg.name, set_id=msg.set_id, set_name=msg.set_name,
-                      number=msg.number, rarity=msg.rarity, art_id=msg.art_id)
+                      number=msg.number, rarity=msg.rarity, art_id=msg.art_id, finish=msg.finish or "normal",
+                      supertype=msg.supertype, types=tuple(msg.types),
+                      price_usd=float(msg.price_usd) if math.isfinite(msg.price_usd) else None)
 
 
 def matches_to_msg(matches: Sequence[CardMatch], hdr: Header, database_id: str) -> CardMatchArray:

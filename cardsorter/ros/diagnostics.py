@@ -22,7 +22,7 @@ class StageMonitor:
     """Counts and times one node's work and publishes a DiagnosticStatus once a second."""
 
     def __init__(self, node: Node, stage: str,
-                 health: Callable[[], tuple[int, str]] | None = None) -> None:
+                 health: Callable[[], tuple[bytes, str]] | None = None) -> None:
         self._node = node
         self._name = f"cardsorter/{node.get_name()}"
         self._stage = stage
@@ -72,6 +72,6 @@ class StageMonitor:
                                 values=values)
 
     def publish(self) -> None:
-        msg = DiagnosticArray(statuses=[self.status()])
+        msg = DiagnosticArray(status=[self.status()])
         msg.header.stamp = self._node.get_clock().now().to_msg()
         self._pub.publish(msg)

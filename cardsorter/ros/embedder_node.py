@@ -1,0 +1,73 @@
+"""EmbedderNode: every crop of a frame in one batched inference → L2-normalised embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.node import Node
+
+from cardsorter.backends.embedders import open_embedder
+from cardsorter.config import doc, resolve_path
+from cardsorter.core.errors import ImageError
+from cardsorter.core.types import CardEmbedding
+from cardsorter.msg import CardCropArray, CardEmbeddingArray
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config
+
+
+@dataclass(frozen=True)
+class EmbedderNodeConfig:
+    backend: str = doc("embedding backend: onnx (ONNX Runtime, CPU) or hailo (HailoRT, Hailo-8)")
+    model_manifest: str = doc("model manifest (yaml) next to the model file")
+    threads: int = doc("CPU threads for the onnx backend")
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("onnx", "hailo"):
+            raise ValueError(f"backend must be onnx or hailo, got '{self.backend}'")
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+
+class EmbedderNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("embedder", **kwargs)
+        self._cfg = declare_config(self, EmbedderNodeConfig)
+        self._embedder = open_embedder(self._cfg.backend, resolve_path(self._cfg.model_manifest), self._cfg.threads)
+        self._monitor = StageMonitor(self, f"embed ({self._cfg.backend})")
+        self._monitor.values["model_id"] = self._embedder.model_id
+        self._pub = self.create_publisher(CardEmbeddingArray, "embeddings", qos.PIPELINE)
+        self.create_subscription(CardCropArray, "crops", self._on_crops, qos.PIPELINE)
+        self.get_logger().info(f"embedding with {self._cfg.backend}: model {self._embedder.model_id}, "
+                               f"{self._embedder.dimension}-d, input {self._embedder.input_size_wh}")
+
+    def _on_crops(self, msg: CardCropArray) -> None:
+        try:
+            crops = conversions.crops_from_msg(msg)
+        except (ImageError, ValueError) as err:
+            self._monitor.error(str(err))
+            self.get_logger().warning(f"dropped malformed crops message: {err}", throttle_duration_sec=5.0)
+            return
+        if not crops:
+            return
+        with self._monitor.measure():
+            vectors, ok = self._embedder.embed([c.image_bgr for c in crops])
+        refused = [c.track_id for c, good in zip(crops, ok) if not good]
+        if refused:
+            self._monitor.count("non_finite_outputs", len(refused))
+            self.get_logger().warning(f"non-finite embeddings for tracks {refused}: no embedding this frame",
+                                      throttle_duration_sec=5.0)
+        embs = [CardEmbedding(c.track_id, v) for c, v, good in zip(crops, vectors, ok) if good]
+        self._monitor.count("crops", len(crops))
+        if embs:
+            self._pub.publish(conversions.embeddings_to_msg(embs, msg.header, self._embedder.model_id,
+                                                            self._embedder.dimension))
+
+    def close(self) -> None:
+        self._embedder.close()
+
+
+def main() -> None:
+    run_node(EmbedderNode)

@@ -1,0 +1,113 @@
+"""FrameSelectorNode: pairs frames with detections, tracks cards, gates and warps crops for the embedder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from cardsorter.config import doc, resolve_path
+from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
+from cardsorter.core.model_manifest import load_manifest
+from cardsorter.core.tracking import CardTracker, TrackerConfig
+from cardsorter.core.types import TrackEnd, TrackState
+from cardsorter.msg import CardCropArray, CardDetectionArray, CardIdentityArray, TrackEnd as TrackEndMsg
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config
+
+# A frame waits this many newer frames for its detections (and vice versa) before it is dropped.
+PAIRING_BUFFER = 6
+SETTLED_STATES = (TrackState.CONFIRMED,)
+
+
+@dataclass(frozen=True)
+class FrameSelectorNodeConfig:
+    frame_id: str = doc("frame id of the camera")
+    model_manifest: str = doc("model manifest (yaml) whose input size the crops are warped to")
+
+
+class FrameSelectorNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("frame_selector", **kwargs)
+        self._cfg = declare_config(self, FrameSelectorNodeConfig)
+        manifest = load_manifest(resolve_path(self._cfg.model_manifest))
+        self._tracker = CardTracker(declare_config(self, TrackerConfig, "tracker."))
+        self._selector = FrameSelector(declare_config(self, FrameSelectorConfig, "gate."), manifest.input_size_wh)
+        self._images: dict[int, Image] = {}
+        self._detections: dict[int, CardDetectionArray] = {}
+        self._monitor = StageMonitor(self, "track+gate+warp")
+        self._tracks_pub = self.create_publisher(CardDetectionArray, "tracks", qos.PIPELINE)
+        self._crops_pub = self.create_publisher(CardCropArray, "crops", qos.PIPELINE)
+        self._ends_pub = self.create_publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos.CAMERA_FRAMES)
+        self.create_subscription(CardDetectionArray, "camera/detections", self._on_detections, qos.PIPELINE)
+        self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
+        self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS)
+        self.get_logger().info(f"crops warped to {manifest.input_size_wh[0]}x{manifest.input_size_wh[1]} "
+                               f"for model {manifest.model_id}")
+
+    def _on_image(self, msg: Image) -> None:
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        if stamp in self._detections:
+            self._process(msg, self._detections.pop(stamp))
+        else:
+            self._images[stamp] = msg
+            self._trim(self._images, "frames_unpaired")
+
+    def _on_detections(self, msg: CardDetectionArray) -> None:
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        if stamp in self._images:
+            self._process(self._images.pop(stamp), msg)
+        else:
+            self._detections[stamp] = msg
+            self._trim(self._detections, "detections_unpaired")
+
+    def _trim(self, buffer: dict[int, Any], counter: str) -> None:
+        while len(buffer) > PAIRING_BUFFER:
+            buffer.pop(min(buffer))
+            self._monitor.count(counter)
+
+    def _process(self, image: Image, dets: CardDetectionArray) -> None:
+        stamp = conversions.stamp_to_ns(dets.header.stamp)
+        try:
+            frame = conversions.image_from_msg(image)
+            detections = conversions.detections_from_msg(dets)
+        except (ValueError, conversions.ImageError) as err:
+            self._monitor.error(str(err))
+            self.get_logger().warning(f"dropped malformed frame {stamp}: {err}", throttle_duration_sec=5.0)
+            return
+        with self._monitor.measure():
+            tracked, ended = self._tracker.update(detections, stamp)
+            crops = self._selector.select(frame, tracked, stamp)
+        self._tracks_pub.publish(conversions.detections_to_msg(tracked, dets.header, dets.frame_index))
+        if crops:
+            self._crops_pub.publish(conversions.crops_to_msg(crops, dets.header, dets.frame_index))
+        self._publish_ends(ended)
+        stats = self._selector.stats
+        self._monitor.values.update({k: str(v) for k, v in stats.as_dict().items()})
+
+    def _publish_ends(self, ended: list[TrackEnd]) -> None:
+        for end in ended:
+            self._selector.forget(end.track_id)
+            self._ends_pub.publish(conversions.track_end_to_msg(end, self._cfg.frame_id))
+
+    def _on_identities(self, msg: CardIdentityArray) -> None:
+        for ident in msg.identities:
+            self._selector.set_settled(ident.track_id, ident.final or ident.state in SETTLED_STATES)
+
+    def _on_end_of_stream(self, msg: Header) -> None:
+        self._publish_ends(self._tracker.flush(conversions.stamp_to_ns(msg.stamp)))
+        self.get_logger().info("end of stream: every open track ended")
+
+    @property
+    def selector(self) -> FrameSelector:
+        return self._selector
+
+
+def main() -> None:
+    run_node(FrameSelectorNode)

@@ -1,0 +1,132 @@
+"""MatcherNode: one batched search per frame's embeddings → top-k cards, distance, margin and band."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from cardsorter.backends.card_index import SearchConfig
+from cardsorter.config import resolve_path
+from cardsorter.core.errors import CardsorterError
+from cardsorter.core.matching import MatchBandsConfig, MatcherConfig, decide_match
+from cardsorter.core.model_manifest import load_manifest
+from cardsorter.core.types import CardRecord
+from cardsorter.db.database import ReferenceDatabase
+from cardsorter.msg import CardEmbeddingArray, CardMatchArray
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import ERROR, OK, StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.srv import EnrolCard, ReloadDatabase
+
+LAST_EMBEDDINGS_KEPT = 256   # tracks whose latest embedding can be enrolled
+
+
+class MatcherNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("matcher", **kwargs)
+        self._cfg = declare_config(self, MatcherConfig)
+        self._bands = declare_config(self, MatchBandsConfig, "bands.")
+        self._search = declare_config(self, SearchConfig, "search.")
+        manifest_path = declare_value(self, "model_manifest", str, "model manifest: its model id must match the database's")
+        self._model_id = load_manifest(resolve_path(manifest_path)).model_id
+        self._lock = threading.Lock()
+        self._db = self._load(self._cfg.database)
+        self._last_embedding: dict[int, np.ndarray] = {}
+        self._monitor = StageMonitor(self, "search+bands", health=self._health)
+        self._pub = self.create_publisher(CardMatchArray, "matches", qos.PIPELINE)
+        self._status_pub = self.create_publisher(String, "database/status", qos.DATABASE_STATUS)
+        self.create_subscription(CardEmbeddingArray, "embeddings", self._on_embeddings, qos.PIPELINE)
+        self.create_service(ReloadDatabase, "matcher/reload_database", self._on_reload)
+        self.create_service(EnrolCard, "matcher/enrol_card", self._on_enrol)
+        self._publish_status()
+
+    def _load(self, path: str) -> ReferenceDatabase:
+        db = ReferenceDatabase.load(resolve_path(path), self._model_id, self._search, self._cfg.verify_checksums)
+        self.get_logger().info(f"database {db.database_id}: {db.card_count} cards, {db.row_count} templates, "
+                               f"{'exact' if db.exact else 'HNSW'} search")
+        return db
+
+    def _health(self) -> tuple[bytes, str]:
+        wrong = self._monitor.counters.get("wrong_model", 0)
+        if wrong:
+            return ERROR, f"{wrong} embedding batches from another model than the database's ({self._db.model_id})"
+        return OK, f"{self._db.card_count} cards"
+
+    def _publish_status(self) -> None:
+        self._status_pub.publish(String(data=json.dumps({
+            "database_id": self._db.database_id, "path": str(self._db.path), "cards": self._db.card_count,
+            "templates": self._db.row_count, "model_id": self._db.model_id, "exact": self._db.exact})))
+
+    def _on_embeddings(self, msg: CardEmbeddingArray) -> None:
+        if msg.model_id != self._db.model_id:
+            self._monitor.count("wrong_model")
+            self.get_logger().error(f"embeddings from model '{msg.model_id}' but the database was built with "
+                                    f"'{self._db.model_id}': dropped", throttle_duration_sec=5.0)
+            return
+        try:
+            track_ids, vectors = conversions.embeddings_from_msg(msg)
+        except ValueError as err:
+            self._monitor.error(str(err))
+            return
+        if not track_ids:
+            return
+        with self._monitor.measure(), self._lock:
+            results = self._db.search(vectors, self._cfg.k)
+            matches = [decide_match(tid, cands, self._db.art_group, self._bands)
+                       for tid, cands in zip(track_ids, results)]
+        for tid, vec in zip(track_ids, vectors):
+            self._last_embedding.pop(tid, None)
+            self._last_embedding[tid] = vec
+        while len(self._last_embedding) > LAST_EMBEDDINGS_KEPT:
+            self._last_embedding.pop(next(iter(self._last_embedding)))
+        for m in matches:
+            self._monitor.count(f"band_{m.band.name.lower()}")
+        self._pub.publish(conversions.matches_to_msg(matches, msg.header, self._db.database_id))
+
+    def _on_reload(self, request: ReloadDatabase.Request, response: ReloadDatabase.Response) -> ReloadDatabase.Response:
+        path = request.path or str(self._db.path)
+        try:
+            db = self._load(path)
+        except CardsorterError as err:
+            response.success, response.message = False, str(err)
+            return response
+        with self._lock:
+            self._db = db
+        self._publish_status()
+        response.success, response.message = True, f"loaded {path}"
+        response.database_id, response.cards = db.database_id, db.card_count
+        return response
+
+    def _on_enrol(self, request: EnrolCard.Request, response: EnrolCard.Response) -> EnrolCard.Response:
+        vec = self._last_embedding.get(request.track_id)
+        if vec is None:
+            response.success = False
+            response.message = f"no embedding seen for track {request.track_id} (recent tracks only)"
+            return response
+        try:
+            record = CardRecord(card_id=request.card_id, name=request.name or request.card_id,
+                                set_id=request.set_id, set_name=request.set_name, number=request.number,
+                                rarity=request.rarity, art_id=request.card_id)
+            with self._lock:
+                self._db.enrol(record, vec)
+        except (CardsorterError, ValueError) as err:
+            response.success, response.message = False, str(err)
+            return response
+        self._publish_status()
+        self.get_logger().info(f"enrolled track {request.track_id} as {request.card_id}")
+        response.success, response.message = True, f"track {request.track_id} enrolled as {request.card_id}"
+        return response
+
+    @property
+    def database(self) -> ReferenceDatabase:
+        return self._db
+
+
+def main() -> None:
+    run_node(MatcherNode)

@@ -1,0 +1,54 @@
+"""SmootherNode: matches over several views → per-track identities, with one final decision per track."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.node import Node
+
+from cardsorter.core.smoothing import SmootherConfig, TemporalSmoother
+from cardsorter.core.types import Identity
+from cardsorter.msg import CardDetectionArray, CardIdentityArray, CardMatchArray, TrackEnd
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config, declare_value
+
+
+class SmootherNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("smoother", **kwargs)
+        self._frame_id = declare_value(self, "frame_id", str, "frame id of the camera")
+        self._smoother = TemporalSmoother(declare_config(self, SmootherConfig))
+        self._monitor = StageMonitor(self, "smooth")
+        self._pub = self.create_publisher(CardIdentityArray, "identities", qos.DECISIONS)
+        self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
+        self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
+        self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS)
+
+    def _publish(self, identities: list[Identity], header: Any) -> None:
+        if identities:
+            self._pub.publish(CardIdentityArray(header=header, identities=[
+                conversions.identity_to_msg(i, self._frame_id) for i in identities]))
+            self._monitor.count("finals", sum(1 for i in identities if i.final))
+
+    def _on_tracks(self, msg: CardDetectionArray) -> None:
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        seen = [self._smoother.track_seen(d.track_id, stamp) for d in msg.detections if d.track_id >= 0]
+        self._publish([i for i in seen if i is not None], msg.header)
+
+    def _on_matches(self, msg: CardMatchArray) -> None:
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        with self._monitor.measure():
+            changed = self._smoother.observe(conversions.matches_from_msg(msg), stamp)
+        self._publish(changed, msg.header)
+        self._monitor.values["active_tracks"] = str(self._smoother.active_tracks)
+
+    def _on_track_end(self, msg: TrackEnd) -> None:
+        final = self._smoother.end_track(conversions.track_end_from_msg(msg))
+        if final is not None:
+            self._publish([final], conversions.header(final.stamp_ns, self._frame_id))
+
+
+def main() -> None:
+    run_node(SmootherNode)

@@ -1,0 +1,189 @@
+"""SorterNode: final identities + track ends → one bin per card, actuator moves, inventory rows, sort log.
+
+Time here is the data's time: "now" is the newest frame stamp received, so a replayed bag gives the
+same decisions and the same gate timing however fast the machine is. At the end of a stream every
+pending card is decided and actuated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from std_msgs.msg import Header, String
+
+from cardsorter.backends.actuators import ACTUATOR_CONFIGS, actuator_from_config, config_prefix
+from cardsorter.config import doc, resolve_path
+from cardsorter.core.errors import ActuatorError, InventoryError
+from cardsorter.core.flow_schedule import BeltConfig
+from cardsorter.core.model_manifest import load_manifest
+from cardsorter.core.sort_rules import load_rules
+from cardsorter.core.sorting import SortEvent as CoreSortEvent, SorterConfig, SorterCore, SorterState
+from cardsorter.inventory import Inventory, SortLogWriter
+from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.srv import SorterCommand
+
+END_OF_TIME_NS = 2**62
+
+
+@dataclass(frozen=True)
+class SorterNodeConfig:
+    frame_id: str = doc("frame id of the camera")
+    actuator: str = doc("actuator driver: simulated | pca9685 | gpio | serial")
+    inventory: str = doc("inventory SQLite file (append-only; one row per physical card)")
+    sort_log: str = doc("sort log CSV written as cards are sorted (empty: none)")
+
+    def __post_init__(self) -> None:
+        if self.actuator not in ACTUATOR_CONFIGS:
+            raise ValueError(f"actuator must be one of {sorted(ACTUATOR_CONFIGS)}, got '{self.actuator}'")
+
+
+class SorterNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sorter", **kwargs)
+        self._cfg = declare_config(self, SorterNodeConfig)
+        core_cfg = declare_config(self, SorterConfig)
+        belt = declare_config(self, BeltConfig, "belt.")
+        self._rules = load_rules(resolve_path(core_cfg.rules_file))
+        actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator], config_prefix(self._cfg.actuator))
+        manifest = load_manifest(resolve_path(declare_value(self, "model_manifest", str,
+                                                            "model manifest: its id is recorded in inventory rows")))
+        self._session_id = uuid.uuid4().hex[:12]
+        self._inventory = Inventory(resolve_path(self._cfg.inventory), session_id=self._session_id,
+                                    model_id=manifest.model_id, database_id="", reject_bin=self._rules.reject_bin,
+                                    opened_ns=self.get_clock().now().nanoseconds)
+        self._sort_log = SortLogWriter(resolve_path(self._cfg.sort_log)) if self._cfg.sort_log else None
+        fill = {b: n for b, n in self._inventory.bin_fill().items() if b in self._rules.bins}
+        self._core = SorterCore(core_cfg, self._rules, belt if core_cfg.mode == "flow" else None, initial_fill=fill)
+        self._actuator = actuator_from_config(actuator_cfg, self._rules.bins)
+        self._lock = threading.Lock()
+        self._now_ns = 0
+        self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator})", health=self._health)
+        group = MutuallyExclusiveCallbackGroup()
+        self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
+        self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS, callback_group=group)
+        self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS, callback_group=group)
+        self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE, callback_group=group)
+        self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS,
+                                 callback_group=group)
+        self.create_subscription(String, "database/status", self._on_database_status, qos.DATABASE_STATUS,
+                                 callback_group=group)
+        self.create_service(SorterCommand, "sorter/command", self._on_command, callback_group=group)
+        self.get_logger().info(f"sorting in {core_cfg.mode} mode into {len(self._rules.bins)} bins of "
+                               f"{self._rules.path} with the {self._cfg.actuator} actuator; session {self._session_id}")
+
+    def _health(self) -> tuple[bytes, str]:
+        state = self._core.state
+        if state == SorterState.STOPPED:
+            return ERROR, f"stopped: {self._core.message}"
+        if state == SorterState.PAUSED:
+            return WARN, f"paused: {self._core.message}"
+        return OK, f"running, {len(self._core.queued)} queued"
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def _advance(self, stamp_ns: int) -> None:
+        self._now_ns = max(self._now_ns, stamp_ns)
+
+    def _on_database_status(self, msg: String) -> None:
+        try:
+            self._inventory.database_id = str(json.loads(msg.data)["database_id"])
+        except (ValueError, KeyError) as err:
+            self._monitor.error(f"malformed database/status: {err}")
+
+    def _on_identities(self, msg: CardIdentityArray) -> None:
+        with self._lock:
+            for ident in msg.identities:
+                self._core.on_identity(conversions.identity_from_msg(ident))
+            self._advance(conversions.stamp_to_ns(msg.header.stamp))
+            self._step(self._now_ns)
+
+    def _on_track_end(self, msg: TrackEnd) -> None:
+        with self._lock:
+            self._core.on_track_end(conversions.track_end_from_msg(msg))
+            self._step(self._now_ns)
+
+    def _on_tracks(self, msg: CardDetectionArray) -> None:
+        with self._lock:
+            self._advance(conversions.stamp_to_ns(msg.header.stamp))
+            self._step(self._now_ns)
+
+    def _on_end_of_stream(self, msg: Header) -> None:
+        with self._lock:
+            self._advance(conversions.stamp_to_ns(msg.stamp))
+            # Every card still pending is decided (reject if its identity never came) and actuated.
+            self._step(END_OF_TIME_NS, end_of_stream=True)
+            self.get_logger().info(f"end of stream: bins {dict(self._core.fill)}, "
+                                   f"{len(self._core.queued)} still queued ({self._core.state.value})")
+
+    # --- the work --------------------------------------------------------------------------
+
+    def _step(self, now_ns: int, end_of_stream: bool = False) -> None:
+        with self._monitor.measure():
+            self._core.poll(now_ns)
+            self._core.execute_due(now_ns if not end_of_stream else END_OF_TIME_NS, self._actuator, self._commit)
+
+    def _commit(self, event: CoreSortEvent) -> None:
+        """Inventory row first (it survives a crash), then the sort log and the event message."""
+        stamp = min(event.actuated_ns, max(self._now_ns, event.decision.last_stamp_ns))
+        event = dataclasses.replace(event, actuated_ns=stamp)
+        try:
+            self._inventory.append(event)
+        except InventoryError as err:
+            self._core.stop(f"inventory write failed: {err}")
+            self._monitor.error(str(err))
+            raise
+        if self._sort_log is not None:
+            self._sort_log.write(event.decision)
+        self._pub.publish(conversions.sort_event_to_msg(event.decision, event.position_in_bin, stamp,
+                                                        self._cfg.frame_id, self._session_id))
+        self._monitor.count(f"bin_{event.decision.bin_name}")
+        if event.note:
+            self.get_logger().warning(f"track {event.decision.track_id}: {event.note}")
+
+    def _on_command(self, request: SorterCommand.Request, response: SorterCommand.Response) -> SorterCommand.Response:
+        with self._lock:
+            if request.command == SorterCommand.Request.PAUSE:
+                self._core.pause()
+            elif request.command == SorterCommand.Request.RESUME:
+                try:
+                    self._actuator.clear_fault()
+                except ActuatorError as err:
+                    response.success, response.message, response.state = False, str(err), self._core.state.value
+                    return response
+                self._core.resume()
+                self._step(self._now_ns)
+            elif request.command == SorterCommand.Request.STOP:
+                self._core.stop()
+            else:
+                response.success, response.message = False, f"unknown command {request.command}"
+                response.state = self._core.state.value
+                return response
+            response.success, response.message, response.state = True, self._core.message, self._core.state.value
+        self.get_logger().info(f"command {request.command}: {self._core.state.value}")
+        return response
+
+    @property
+    def core(self) -> SorterCore:
+        return self._core
+
+    def close(self) -> None:
+        with self._lock:
+            self._actuator.close()
+            self._inventory.close()
+            if self._sort_log is not None:
+                self._sort_log.close()
+
+
+def main() -> None:
+    run_node(SorterNode)
