@@ -1,0 +1,491 @@
+"""Synthetic belt / station scene: cards of a catalogue moving through a camera's view, with ground truth.
+
+Everything random is drawn once from the seed when the scene is built (the plan), and a frame is a
+pure function of its index: the stream is identical on every run and any frame can be rendered
+alone. Rendering touches only the regions cards cover, so a 640x480 frame takes a few ms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cardsorter.config import doc
+from cardsorter.core.errors import ConfigError, ImageError
+from cardsorter.core.types import Quad
+
+MODES = ("belt", "station")
+NUISANCES = ("tilt", "motion_blur", "focus_blur", "glare", "haze", "hand_shadow", "finger", "exposure", "noise",
+             "rotated_180", "double_feed", "close", "empty")
+
+# Strength of each nuisance when it happens (ranges drawn uniformly); chosen to look like the
+# worst of what a Pi camera over a belt shows, not to be impossible.
+TILT_FRAC = (0.04, 0.12)            # one side shorter than its opposite by this fraction
+MOTION_BLUR_PX = (6.0, 16.0)        # streak length along the motion
+FOCUS_BLUR_SIGMA_PX = (1.5, 3.0)
+GLARE_PEAK = (90.0, 160.0)          # added to the card at the highlight's centre
+HAZE_ALPHA = (0.2, 0.4)             # blend towards light grey (matte sleeve)
+HAZE_GREY = 205.0
+SHADOW_GAIN = (0.45, 0.7)           # brightness multiplier inside a hand's shadow
+EXPOSURE_GAIN = (0.55, 1.5)
+NOISE_SIGMA = 7.0                   # sensor noise std in grey levels
+NOISE_BANK_FRAMES = 4
+CLOSE_GAP_PX = (4.0, 12.0)          # the next card almost touching
+EMPTY_STRETCH_FRAMES = (1.5, 3.0)   # an empty belt stretch, in frame widths (station: seconds)
+DOUBLE_FEED_OFFSET = (0.18, 0.35)   # second card shifted by this fraction of the card size
+SKIN_BGR = (120, 150, 215)
+BELT_TEXTURE_AMPLITUDE = 4.0
+
+
+@dataclass(frozen=True)
+class SceneCard:
+    """One card image the scene may show, and what it is."""
+
+    image_path: Path
+    card_id: str
+    in_database: bool
+
+
+@dataclass(frozen=True)
+class GroundTruthCard:
+    """One physical card in view: which card it is and where its corners are (card top-left first)."""
+
+    physical_id: int
+    card_id: str
+    in_database: bool
+    quad_px: Quad
+    nuisances: tuple[str, ...]
+
+    def inside(self, size_wh: tuple[int, int], margin_px: float = 0.0) -> bool:
+        """All four corners inside a frame of ``size_wh`` (the card can be seen whole)."""
+        return quad_inside(self.quad_px, size_wh, margin_px)
+
+
+def quad_inside(quad: Quad, size_wh: tuple[int, int], margin_px: float = 0.0) -> bool:
+    w, h = size_wh
+    return all(margin_px <= x <= w - 1 - margin_px and margin_px <= y <= h - 1 - margin_px for x, y in quad)
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    mode: str = doc("belt (cards flow through the view) or station (one card dropped, stays, leaves)")
+    cards: int = doc("physical cards in the stack")
+    unknown_frac: float = doc("share of the stack drawn from cards not in the database")
+    seed: int = doc("seed of everything random in the scene")
+    card_height_px: int = doc("long side of a card in the frame, pixels")
+    max_angle_deg: float = doc("in-plane rotation jitter of a card, degrees")
+    belt_speed_px_per_s: float = doc("belt speed in the image, pixels per second")
+    belt_gap_px: float = doc("gap between consecutive cards on the belt, pixels")
+    station_dwell_s: float = doc("time a dropped card stays under the camera")
+    station_move_s: float = doc("time a card takes to drop in and to slide out")
+    station_gap_s: float = doc("empty time between two cards at the station")
+    background_bgr: list[int] = doc("belt colour, BGR")
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.cards < 0:
+            raise ValueError("cards must be >= 0")
+        if not 0.0 <= self.unknown_frac <= 1.0:
+            raise ValueError("unknown_frac must be in [0, 1]")
+        if self.card_height_px < 16:
+            raise ValueError("card_height_px must be >= 16")
+        if self.belt_speed_px_per_s <= 0 or self.station_move_s <= 0:
+            raise ValueError("belt_speed_px_per_s and station_move_s must be > 0")
+        if len(self.background_bgr) != 3 or not all(0 <= c <= 255 for c in self.background_bgr):
+            raise ValueError(f"background_bgr must be three values 0-255, got {self.background_bgr}")
+
+
+@dataclass(frozen=True)
+class NuisanceConfig:
+    tilt: float = doc("probability a card is seen with a perspective tilt")
+    motion_blur: float = doc("probability a card is streaked by motion blur")
+    focus_blur: float = doc("probability a card is out of focus")
+    glare: float = doc("probability of a glossy sleeve highlight on a card")
+    haze: float = doc("probability of a matte sleeve haze on a card")
+    hand_shadow: float = doc("probability a hand's shadow falls on a card")
+    finger: float = doc("probability a finger covers one corner of a card")
+    exposure: float = doc("probability the exposure changes while a card is in view")
+    noise: float = doc("probability of strong sensor noise while a card is in view")
+    rotated_180: float = doc("probability a card lies upside down")
+    double_feed: float = doc("probability a card comes with a second one overlapping it")
+    close: float = doc("probability the next card follows almost touching")
+    empty: float = doc("probability of an empty stretch before the next card")
+
+    def __post_init__(self) -> None:
+        for name in NUISANCES:
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"nuisance probability '{name}' must be in [0, 1], got {p}")
+
+    @staticmethod
+    def none() -> NuisanceConfig:
+        return NuisanceConfig(**dict.fromkeys(NUISANCES, 0.0))
+
+
+def card_id_from_filename(path: Path) -> str:
+    """``sv10-38_Pikachu.png`` → ``sv10-38`` (the stem before the first underscore)."""
+    return path.stem.split("_", 1)[0]
+
+
+def read_catalog_dir(directory: str | Path) -> list[SceneCard]:
+    """Cards of a catalogue folder: images/*.png (in the database) and unknown/*.png (not)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(f"catalogue folder not found: {root}")
+    cards = [SceneCard(p, card_id_from_filename(p), True) for p in sorted((root / "images").glob("*.png"))]
+    cards += [SceneCard(p, card_id_from_filename(p), False) for p in sorted((root / "unknown").glob("*.png"))]
+    if not cards:
+        raise ConfigError(f"catalogue folder {root} has no images/*.png or unknown/*.png")
+    return cards
+
+
+@dataclass
+class _Physical:
+    physical_id: int
+    card: SceneCard
+    angle_deg: float
+    nuisances: tuple[str, ...]
+    start_s: float                                 # belt: the time it enters; station: the drop time
+    tilt: tuple[int, float] = (0, 0.0)             # (which side is shorter, by how much)
+    blur_px: float = 0.0
+    blur_angle_deg: float = 0.0
+    focus_sigma: float = 0.0
+    glare: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # x, y (card fraction), radius frac, peak
+    haze_alpha: float = 0.0
+    shadow: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # dx, dy (card fraction), radius frac, gain
+    finger_corner: int = -1
+    second: SceneCard | None = None                # double feed: the card under this one
+    second_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # dx, dy (card fraction), angle
+    exposure_gain: float = 1.0
+    noisy: bool = False
+    belt_offset_px: float = 0.0                    # belt: x of the centre at t = start_s
+    extent_px: float = 0.0                         # belt: half width of the card's footprint along the belt
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class SyntheticScene:
+    """Renders frame ``i`` of a belt or station run and the ground truth of the cards in view."""
+
+    def __init__(self, config: SceneConfig, nuisances: NuisanceConfig, cards: Sequence[SceneCard],
+                 fps: float, size_wh: tuple[int, int]) -> None:
+        if fps <= 0:
+            raise ConfigError(f"fps must be > 0, got {fps}")
+        if size_wh[0] < 64 or size_wh[1] < 64:
+            raise ConfigError(f"frame size must be at least 64x64, got {size_wh}")
+        known = [c for c in cards if c.in_database]
+        unknown = [c for c in cards if not c.in_database]
+        if config.cards > 0 and not cards:
+            raise ConfigError("synthetic scene needs at least one card image")
+        self._cfg = config
+        self._nz = nuisances
+        self._fps = float(fps)
+        self._w, self._h = int(size_wh[0]), int(size_wh[1])
+        rng = np.random.default_rng(config.seed)
+        self._background = self._make_background(rng)
+        noise = rng.normal(0.0, NOISE_SIGMA, (NOISE_BANK_FRAMES, self._h, self._w, 3))
+        self._noise_pos = np.clip(noise, 0, 255).astype(np.uint8)
+        self._noise_neg = np.clip(-noise, 0, 255).astype(np.uint8)
+        self._image_cache: dict[Path, np.ndarray] = {}
+        self._solids: dict[tuple[int, int], np.ndarray] = {}
+        self._physicals = self._plan(rng, known, unknown)
+        self._duration_s = self._end_time_s()
+        self._frame_count = int(math.ceil(self._duration_s * self._fps)) + 1 if self._physicals else 0
+
+    @property
+    def frame_count(self) -> int:
+        return self._frame_count
+
+    @property
+    def size_wh(self) -> tuple[int, int]:
+        return (self._w, self._h)
+
+    @property
+    def physical_count(self) -> int:
+        return len(self._physicals)
+
+    def stack(self) -> list[tuple[int, str, bool, tuple[str, ...]]]:
+        """(physical_id, card_id, in_database, nuisances) of every physical card, in order."""
+        return [(p.physical_id, p.card.card_id, p.card.in_database, p.nuisances) for p in self._physicals]
+
+    def render(self, frame_index: int) -> tuple[np.ndarray, list[GroundTruthCard]]:
+        if not 0 <= frame_index < self._frame_count:
+            raise IndexError(f"frame {frame_index} outside the scene's {self._frame_count} frames")
+        t = frame_index / self._fps
+        frame = self._background.copy()
+        truth: list[GroundTruthCard] = []
+        gain, noisy = 1.0, False
+        frame_nuisances: list[str] = []
+        for p in self._physicals:
+            pose = self._pose(p, t)
+            if pose is None:
+                continue
+            centre, moving_angle = pose
+            quad = self._quad(p, centre, p.angle_deg)
+            quads = [quad]
+            if p.second is not None:
+                dx, dy, da = p.second_offset
+                c2 = (centre[0] + dx * self._card_w(), centre[1] + dy * self._cfg.card_height_px)
+                quads.insert(0, self._quad(p, c2, p.angle_deg + da))
+            x0, y0, x1, y1 = _bounds(np.vstack(quads), self._w, self._h, margin=int(MOTION_BLUR_PX[1]) + 4)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            self._draw(frame, p, quads, (x0, y0, x1, y1), moving_angle)
+            if p.exposure_gain != 1.0:
+                gain = p.exposure_gain
+            noisy = noisy or p.noisy
+            truth.append(GroundTruthCard(p.physical_id, p.card.card_id, p.card.in_database,
+                                         _as_quad(quad), p.nuisances))
+        if gain != 1.0:
+            cv2.convertScaleAbs(frame, frame, alpha=gain)
+            frame_nuisances.append("exposure")
+        if noisy:
+            k = frame_index % NOISE_BANK_FRAMES
+            cv2.add(frame, self._noise_pos[k], frame)
+            cv2.subtract(frame, self._noise_neg[k], frame)
+            frame_nuisances.append("noise")
+        if frame_nuisances:
+            truth = [GroundTruthCard(g.physical_id, g.card_id, g.in_database, g.quad_px,
+                                     tuple(dict.fromkeys(g.nuisances + tuple(frame_nuisances))))
+                     for g in truth]
+        return frame, truth
+
+    # --- plan -------------------------------------------------------------------------------
+
+    def _make_background(self, rng: np.random.Generator) -> np.ndarray:
+        texture = rng.normal(0.0, 1.0, (self._h // 4 + 1, self._w // 4 + 1)).astype(np.float32)
+        texture = cv2.resize(cv2.GaussianBlur(texture, (0, 0), 1.0), (self._w, self._h))
+        base = np.array(self._cfg.background_bgr, np.float32)[None, None, :]
+        bg = base + BELT_TEXTURE_AMPLITUDE * texture[:, :, None]
+        return np.clip(bg, 0, 255).astype(np.uint8)
+
+    def _card_w(self) -> float:
+        return self._cfg.card_height_px * 63.0 / 88.0
+
+    def _plan(self, rng: np.random.Generator, known: list[SceneCard], unknown: list[SceneCard]) -> list[_Physical]:
+        cfg, nz = self._cfg, self._nz
+        physicals: list[_Physical] = []
+        centre_x = 0.0        # belt: centre x of the card at t = 0 (cards further back start further left)
+        clock_s = 0.0         # station: drop time of the next card
+        previous_extent = 0.0
+        close_next = False
+        for i in range(cfg.cards):
+            pool = unknown if (unknown and (not known or rng.random() < cfg.unknown_frac)) else known
+            card = pool[int(rng.integers(len(pool)))]
+            tags: list[str] = []
+
+            def happens(name: str) -> bool:
+                hit = bool(rng.random() < getattr(nz, name))
+                if hit:
+                    tags.append(name)
+                return hit
+
+            empty_before = happens("empty") and i > 0
+            if close_next:
+                tags.append("close")
+            angle = float(rng.uniform(-cfg.max_angle_deg, cfg.max_angle_deg))
+            if happens("rotated_180"):
+                angle += 180.0
+            p = _Physical(i + 1, card, angle, (), 0.0)
+            if happens("tilt"):
+                p.tilt = (int(rng.integers(4)), float(rng.uniform(*TILT_FRAC)))
+            if happens("motion_blur"):
+                p.blur_px = float(rng.uniform(*MOTION_BLUR_PX))
+            if happens("focus_blur"):
+                p.focus_sigma = float(rng.uniform(*FOCUS_BLUR_SIGMA_PX))
+            if happens("glare"):
+                p.glare = (float(rng.uniform(0.2, 0.8)), float(rng.uniform(0.15, 0.85)), float(rng.uniform(0.15, 0.35)),
+                           float(rng.uniform(*GLARE_PEAK)))
+            if happens("haze"):
+                p.haze_alpha = float(rng.uniform(*HAZE_ALPHA))
+            if happens("hand_shadow"):
+                p.shadow = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)), float(rng.uniform(0.35, 0.6)),
+                            float(rng.uniform(*SHADOW_GAIN)))
+            if happens("finger"):
+                p.finger_corner = int(rng.integers(4))
+            if happens("exposure"):
+                p.exposure_gain = float(rng.uniform(*EXPOSURE_GAIN))
+            p.noisy = happens("noise")
+            if happens("double_feed"):
+                p.second = pool[int(rng.integers(len(pool)))]
+                sx = float(rng.uniform(*DOUBLE_FEED_OFFSET)) * float(rng.choice([-1.0, 1.0]))
+                sy = float(rng.uniform(*DOUBLE_FEED_OFFSET)) * float(rng.choice([-1.0, 1.0]))
+                p.second_offset = (sx, sy, float(rng.uniform(-25.0, 25.0)))
+            close_next = happens("close")
+            if close_next:
+                tags.remove("close")  # the tag belongs to the card that follows closely
+            p.nuisances = tuple(tags)
+            if cfg.mode == "belt":
+                quads = [self._quad(p, (0.0, 0.0), p.angle_deg)]
+                if p.second is not None:
+                    dx, dy, da = p.second_offset
+                    quads.append(self._quad(p, (dx * self._card_w(), dy * cfg.card_height_px), p.angle_deg + da))
+                xs = np.vstack(quads)[:, 0]
+                p.extent_px = float(max(-xs.min(), xs.max()))
+                gap = cfg.belt_gap_px
+                if "close" in tags:
+                    gap = float(rng.uniform(*CLOSE_GAP_PX))
+                if empty_before:
+                    gap += float(rng.uniform(*EMPTY_STRETCH_FRAMES)) * self._w
+                # the first card starts just left of the view; each next one a gap behind the previous
+                centre_x = -p.extent_px if i == 0 else centre_x - (previous_extent + gap + p.extent_px)
+                p.belt_offset_px = centre_x
+                previous_extent = p.extent_px
+            else:
+                if i > 0:
+                    clock_s += float(rng.uniform(*EMPTY_STRETCH_FRAMES)) if empty_before else 0.0
+                p.start_s = clock_s
+                clock_s += 2 * cfg.station_move_s + cfg.station_dwell_s + cfg.station_gap_s
+            physicals.append(p)
+        return physicals
+
+    def _end_time_s(self) -> float:
+        if not self._physicals:
+            return 0.0
+        last = self._physicals[-1]
+        cfg = self._cfg
+        if cfg.mode == "belt":
+            return (self._w + last.extent_px + 1.0 - last.belt_offset_px) / cfg.belt_speed_px_per_s
+        return last.start_s + 2 * cfg.station_move_s + cfg.station_dwell_s
+
+    # --- kinematics ------------------------------------------------------------------------
+
+    def _pose(self, p: _Physical, t: float) -> tuple[tuple[float, float], float] | None:
+        """Centre of the card at time t and the direction it moves in (degrees); None when away."""
+        cfg = self._cfg
+        cy = self._h / 2.0
+        if cfg.mode == "belt":
+            x = p.belt_offset_px + cfg.belt_speed_px_per_s * t
+            if x + p.extent_px < 0 or x - p.extent_px > self._w:
+                return None
+            return (x, cy + 0.08 * self._h * math.sin(p.physical_id * 1.7)), 0.0
+        local = t - p.start_s
+        move, dwell = cfg.station_move_s, cfg.station_dwell_s
+        diag = math.hypot(self._card_w(), cfg.card_height_px)
+        cx = self._w / 2.0
+        if local < 0 or local > 2 * move + dwell:
+            return None
+        if local < move:                   # dropping in from the top
+            f = local / move
+            return (cx, -diag / 2 + f * (cy + diag / 2)), 90.0
+        if local <= move + dwell:
+            return (cx, cy), 0.0
+        f = (local - move - dwell) / move  # sliding out to the right
+        return (cx + f * (self._w / 2.0 + diag / 2), cy), 0.0
+
+    def _quad(self, p: _Physical, centre: tuple[float, float], angle_deg: float) -> np.ndarray:
+        w, h = self._card_w(), float(self._cfg.card_height_px)
+        corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
+        side, frac = p.tilt
+        if frac > 0:
+            a, b = side, (side + 1) % 4
+            mid = (corners[a] + corners[b]) / 2
+            corners[a] = mid + (corners[a] - mid) * (1 - frac)
+            corners[b] = mid + (corners[b] - mid) * (1 - frac)
+        r = math.radians(angle_deg)
+        rot = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]])
+        return np.asarray(corners @ rot.T + np.asarray(centre))
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def _card_image(self, p: _Physical, which: str) -> np.ndarray:
+        """The card as it looks on the belt (sleeve glare / haze baked in), at its frame size."""
+        if which in p.images:
+            return p.images[which]
+        card = p.card if which == "top" else p.second
+        assert card is not None
+        if card.image_path not in self._image_cache:
+            raw = cv2.imread(str(card.image_path), cv2.IMREAD_COLOR)
+            if raw is None:
+                raise ImageError(f"cannot read card image {card.image_path}")
+            size = (round(self._card_w()), self._cfg.card_height_px)
+            self._image_cache[card.image_path] = cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
+        img = self._image_cache[card.image_path]
+        if which == "top" and (p.glare[3] > 0 or p.haze_alpha > 0):
+            f = img.astype(np.float32)
+            hh, ww = img.shape[:2]
+            if p.glare[3] > 0:
+                gx, gy, gr, peak = p.glare
+                yy, xx = np.mgrid[0:hh, 0:ww].astype(np.float32)
+                d2 = ((xx - gx * ww) ** 2 + ((yy - gy * hh) * 0.6) ** 2) / (gr * ww) ** 2
+                f += peak * np.exp(-d2)[:, :, None]
+            if p.haze_alpha > 0:
+                f = f * (1 - p.haze_alpha) + HAZE_GREY * p.haze_alpha
+            img = np.clip(f, 0, 255).astype(np.uint8)
+        p.images[which] = img
+        return img
+
+    def _solid(self, shape: tuple[int, ...]) -> np.ndarray:
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._solids:
+            self._solids[key] = np.full(key, 255, np.uint8)
+        return self._solids[key]
+
+    def _draw(self, frame: np.ndarray, p: _Physical, quads: list[np.ndarray], roi: tuple[int, int, int, int],
+              moving_angle_deg: float) -> None:
+        x0, y0, x1, y1 = roi
+        view = frame[y0:y1, x0:x1]
+        names = ["second", "top"] if len(quads) == 2 else ["top"]
+        for name, quad in zip(names, quads, strict=True):
+            card = self._card_image(p, name)
+            ch, cw = card.shape[:2]
+            src = np.array([[-0.5, -0.5], [cw - 0.5, -0.5], [cw - 0.5, ch - 0.5], [-0.5, ch - 0.5]], np.float32)
+            dst = (quad - [x0, y0]).astype(np.float32)
+            matrix = cv2.getPerspectiveTransform(src, dst)
+            size = (x1 - x0, y1 - y0)
+            warped = cv2.warpPerspective(card, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            # bilinear warp of a solid mask with a zero border: 50 % coverage exactly on the card's edge
+            coverage = cv2.warpPerspective(self._solid(card.shape[:2]), matrix, size, flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            alpha = coverage.astype(np.float32) * (1.0 / 255.0)
+            view[:] = cv2.blendLinear(warped, view, alpha, 1.0 - alpha)
+        if p.finger_corner >= 0:
+            corner = quads[-1][p.finger_corner] - [x0, y0]
+            outward = corner - (quads[-1].mean(axis=0) - [x0, y0])
+            outward /= max(1e-6, float(np.linalg.norm(outward)))
+            tip = corner - outward * 0.06 * self._cfg.card_height_px
+            base = corner + outward * 0.25 * self._cfg.card_height_px
+            width = max(3, round(0.07 * self._cfg.card_height_px))
+            cv2.line(view, (round(tip[0]), round(tip[1])), (round(base[0]), round(base[1])), SKIN_BGR, width * 2,
+                     cv2.LINE_AA)
+        if p.shadow[3] > 0:
+            dx, dy, radius, gain = p.shadow
+            centre = quads[-1].mean(axis=0) - [x0, y0] + [dx * self._card_w(), dy * self._cfg.card_height_px]
+            mask = np.zeros(view.shape[:2], np.float32)
+            r = radius * self._cfg.card_height_px
+            cv2.ellipse(mask, (round(centre[0]), round(centre[1])), (round(r * 1.4), round(r)), 30.0, 0, 360, 1.0, -1)
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.15 * r)
+            shade = 1.0 - (1.0 - gain) * mask
+            view[:] = np.clip(view * shade[:, :, None], 0, 255).astype(np.uint8)
+        if p.blur_px > 0:
+            view[:] = cv2.filter2D(view, -1, _line_kernel(p.blur_px, moving_angle_deg))
+        if p.focus_sigma > 0:
+            view[:] = cv2.GaussianBlur(view, (0, 0), p.focus_sigma)
+
+
+def _line_kernel(length_px: float, angle_deg: float) -> np.ndarray:
+    size = int(math.ceil(length_px)) | 1
+    kernel = np.zeros((size, size), np.float32)
+    c = size // 2
+    r = math.radians(angle_deg)
+    dx, dy = math.cos(r) * length_px / 2, math.sin(r) * length_px / 2
+    cv2.line(kernel, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1, cv2.LINE_AA)
+    return kernel / max(1e-6, float(kernel.sum()))
+
+
+def _bounds(points: np.ndarray, w: int, h: int, margin: int) -> tuple[int, int, int, int]:
+    x0 = max(0, math.floor(points[:, 0].min()) - margin)
+    y0 = max(0, math.floor(points[:, 1].min()) - margin)
+    x1 = min(w, math.ceil(points[:, 0].max()) + margin + 1)
+    y1 = min(h, math.ceil(points[:, 1].max()) + margin + 1)
+    return x0, y0, x1, y1
+
+
+def _as_quad(points: np.ndarray) -> Quad:
+    p = [(float(x), float(y)) for x, y in points]
+    return (p[0], p[1], p[2], p[3])
