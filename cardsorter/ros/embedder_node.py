@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from rclpy.node import Node
 
 from cardsorter.backends.embedders import open_embedder
@@ -51,9 +52,10 @@ class EmbedderNode(Node):
             self.get_logger().warning(f"dropped malformed crops message: {err}", throttle_duration_sec=5.0)
             return
         if not crops:
-            return
-        with self._monitor.measure():
-            vectors, ok = self._embedder.embed([c.image_bgr for c in crops])
+            vectors, ok = np.zeros((0, self._embedder.dimension), np.float32), np.zeros(0, bool)
+        else:
+            with self._monitor.measure():
+                vectors, ok = self._embedder.embed([c.image_bgr for c in crops])
         refused = [c.track_id for c, good in zip(crops, ok) if not good]
         if refused:
             self._monitor.count("non_finite_outputs", len(refused))
@@ -61,9 +63,9 @@ class EmbedderNode(Node):
                                       throttle_duration_sec=5.0)
         embs = [CardEmbedding(c.track_id, v) for c, v, good in zip(crops, vectors, ok) if good]
         self._monitor.count("crops", len(crops))
-        if embs:
-            self._pub.publish(conversions.embeddings_to_msg(embs, msg.header, self._embedder.model_id,
-                                                            self._embedder.dimension))
+        # Published even when empty: every crops message gets an answer (replay steps on it).
+        self._pub.publish(conversions.embeddings_to_msg(embs, msg.header, self._embedder.model_id,
+                                                        self._embedder.dimension))
 
     def close(self) -> None:
         self._embedder.close()

@@ -84,9 +84,11 @@ class FrameSelectorNode(Node):
         with self._monitor.measure():
             tracked, ended = self._tracker.update(detections, stamp)
             crops = self._selector.select(frame, tracked, stamp)
-        self._tracks_pub.publish(conversions.detections_to_msg(tracked, dets.header, dets.frame_index))
         if crops:
             self._crops_pub.publish(conversions.crops_to_msg(crops, dets.header, dets.frame_index))
+        tracks = conversions.detections_to_msg(tracked, dets.header, dets.frame_index)
+        tracks.crops_requested = len(crops)
+        self._tracks_pub.publish(tracks)
         self._publish_ends(ended)
         stats = self._selector.stats
         self._monitor.values.update({k: str(v) for k, v in stats.as_dict().items()})

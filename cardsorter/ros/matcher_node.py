@@ -74,10 +74,8 @@ class MatcherNode(Node):
         except ValueError as err:
             self._monitor.error(str(err))
             return
-        if not track_ids:
-            return
         with self._monitor.measure(), self._lock:
-            results = self._db.search(vectors, self._cfg.k)
+            results = self._db.search(vectors, self._cfg.k) if track_ids else []
             matches = [decide_match(tid, cands, self._db.art_group, self._bands)
                        for tid, cands in zip(track_ids, results)]
         for tid, vec in zip(track_ids, vectors):

@@ -35,6 +35,8 @@ class GraphMonitor(Node):
         self.match_distances: dict[str, list[float]] = defaultdict(list)
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.frames = 0
+        self.crops_requested: dict[int, int] = {}
+        self.identities_stamps: set[int] = set()
         self.first_frame_wall: float | None = None
         self.last_decision_wall: float | None = None
         self.end_of_stream_wall: float | None = None
@@ -62,6 +64,7 @@ class GraphMonitor(Node):
             if self.first_frame_wall is None:
                 self.first_frame_wall = time.monotonic()
             self.tracks_by_stamp[stamp] = [(d.track_id, BoxPx(*[float(v) for v in d.bbox_px])) for d in msg.detections]
+            self.crops_requested[stamp] = int(msg.crops_requested)
 
     def _on_track_end(self, msg: TrackEnd) -> None:
         with self._lock:
@@ -76,6 +79,7 @@ class GraphMonitor(Node):
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         with self._lock:
+            self.identities_stamps.add(conversions.stamp_to_ns(msg.header.stamp))
             for ident in msg.identities:
                 if ident.final:
                     self.final_identities[ident.track_id] = ident
@@ -110,6 +114,13 @@ class GraphMonitor(Node):
                 return False
             last = max(self.end_of_stream_wall, self.last_decision_wall or 0.0)
             return time.monotonic() - last >= QUIET_AFTER_END_S
+
+    def frame_done(self, stamp_ns: int) -> bool:
+        """The frame went through the whole loop: tracked, and if it was embedded, matched and smoothed."""
+        with self._lock:
+            if stamp_ns not in self.crops_requested:
+                return False
+            return self.crops_requested[stamp_ns] == 0 or stamp_ns in self.identities_stamps
 
     def sorted_cards(self) -> list[SortedCard]:
         with self._lock:

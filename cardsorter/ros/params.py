@@ -35,6 +35,13 @@ def declare_value(node: Node, name: str, annotation: Any, description: str) -> A
     """Declare one typed parameter without a default and return its value; ConfigError names it."""
     ptype = parameter_type(annotation)
     try:
+        if node.has_parameter(name):  # declared from the overrides (nodes with source-specific blocks)
+            param = node.get_parameter(name)
+            if param.type_ != ptype and not (ptype == Parameter.Type.DOUBLE and param.type_ == Parameter.Type.INTEGER):
+                raise ConfigError(f"node '{node.get_name()}': parameter '{name}' must be {ptype.name.lower()}, "
+                                  f"got {param.value!r}")
+            value = param.value
+            return float(value) if ptype == Parameter.Type.DOUBLE else value
         node.declare_parameter(name, ptype, ParameterDescriptor(description=description, dynamic_typing=False))
         value = node.get_parameter(name).value
     except ParameterUninitializedException as err:

@@ -26,8 +26,8 @@ class SmootherNode(Node):
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
         self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS)
 
-    def _publish(self, identities: list[Identity], header: Any) -> None:
-        if identities:
+    def _publish(self, identities: list[Identity], header: Any, always: bool = False) -> None:
+        if identities or always:
             self._pub.publish(CardIdentityArray(header=header, identities=[
                 conversions.identity_to_msg(i, self._frame_id) for i in identities]))
             self._monitor.count("finals", sum(1 for i in identities if i.final))
@@ -41,7 +41,7 @@ class SmootherNode(Node):
         stamp = conversions.stamp_to_ns(msg.header.stamp)
         with self._monitor.measure():
             changed = self._smoother.observe(conversions.matches_from_msg(msg), stamp)
-        self._publish(changed, msg.header)
+        self._publish(changed, msg.header, always=True)   # every frame's matches get an answer
         self._monitor.values["active_tracks"] = str(self._smoother.active_tracks)
 
     def _on_track_end(self, msg: TrackEnd) -> None:

@@ -1,0 +1,113 @@
+"""CameraNode: frames and card detections with one stamp (imx500 | video | synthetic), ground truth when simulated."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from cardsorter.config import doc
+from cardsorter.core.detection import CardDetector, DetectorConfig
+from cardsorter.core.errors import CameraError, CardsorterError
+from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config
+
+SOURCES = ("imx500", "video", "synthetic", "none")
+EOS_AFTER_NS = 1_000_000_000   # the end-of-stream marker is stamped one second after the last frame
+
+
+@dataclass(frozen=True)
+class CameraNodeConfig:
+    source: str = doc("imx500 (AI Camera), video (USB camera, file or image folder), synthetic, none (bag replay)")
+    frame_id: str = doc("frame id of the camera")
+    fps: float = doc("frames per second")
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got '{self.source}'")
+        if self.fps <= 0:
+            raise ValueError(f"fps must be > 0, got {self.fps}")
+
+
+class CameraNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        # Source blocks (imx500.*, video.*, synthetic.*) are declared from the parameters file, typed by
+        # their values, and validated by the source's own config; the rest is declared field by field.
+        super().__init__("camera", automatically_declare_parameters_from_overrides=True, **kwargs)
+        self._cfg = declare_config(self, CameraNodeConfig)
+        self._detector = CardDetector(declare_config(self, DetectorConfig, "detector."))
+        self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.CAMERA_FRAMES)
+        self._det_pub = self.create_publisher(CardDetectionArray, "camera/detections", qos.PIPELINE)
+        self._truth_pub = self.create_publisher(GroundTruth, "camera/ground_truth", qos.DECISIONS)
+        self._eos_pub = self.create_publisher(Header, "camera/end_of_stream", qos.DECISIONS)
+        self._source: Any = None
+        self._ended = False
+        self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health)
+        if self._cfg.source != "none":
+            from cardsorter.backends.cameras import open_camera
+
+            params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
+            self._source = open_camera(self._cfg.source, params)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._source is not None:
+            self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
+            self._thread.start()
+        self.get_logger().info(f"camera source {self._cfg.source} at {self._cfg.fps:g} fps")
+
+    def _health(self) -> tuple[bytes, str]:
+        if self._source is None:
+            return OK, "no source (bag replay)"
+        if self._ended:
+            return OK, "end of stream"
+        status = self._source.status
+        return (OK if status == "ok" else WARN if "loading" in status else ERROR), status
+
+    def _loop(self) -> None:
+        last_stamp = 0
+        while not self._stop.is_set():
+            try:
+                frame = self._source.read()
+            except CameraError as err:
+                self._monitor.error(str(err))
+                self.get_logger().error(f"camera: {err}", throttle_duration_sec=5.0)
+                continue
+            except CardsorterError as err:
+                self._monitor.error(str(err))
+                self.get_logger().error(f"camera stopped: {err}")
+                break
+            if frame is None:
+                self._ended = True
+                self._eos_pub.publish(conversions.header(last_stamp + EOS_AFTER_NS, self._cfg.frame_id))
+                self.get_logger().info(f"end of stream after {self._monitor.counters['processed']} frames")
+                return
+            with self._monitor.measure():
+                detections = frame.detections if frame.detections is not None else self._detector.detect(frame.image_bgr)
+                hdr = conversions.header(frame.stamp_ns, self._cfg.frame_id)
+                self._image_pub.publish(conversions.image_to_msg(frame.image_bgr, hdr))
+                self._det_pub.publish(conversions.detections_to_msg(detections, hdr, frame.frame_index))
+                if frame.ground_truth is not None:
+                    self._truth_pub.publish(GroundTruth(header=hdr, frame_index=frame.frame_index, cards=[
+                        GroundTruthCard(physical_id=g.physical_id, card_id=g.card_id, in_database=g.in_database,
+                                        quad_px=[float(c) for p in g.quad_px for c in p],
+                                        nuisances=",".join(g.nuisances)) for g in frame.ground_truth]))
+            self._monitor.count("detections", len(detections))
+            last_stamp = frame.stamp_ns
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        if self._source is not None:
+            self._source.close()
+
+
+def main() -> None:
+    run_node(CameraNode)
