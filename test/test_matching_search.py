@@ -82,3 +82,20 @@ def test_database_above_exact_max_rows_searches_hnsw_with_the_same_answers(tmp_p
     a = [[c.card.card_id for c in q] for q in hnsw_db.search(queries, k=3)]
     b = [[c.card.card_id for c in q] for q in exact_db.search(queries, k=3)]
     assert [q[0] for q in a] == [q[0] for q in b] == [r.card_id for r in hnsw_db.rows()]
+
+
+def test_bench_recall_counts_ties_as_found() -> None:
+    from cardsorter.bench.search import recall_at_1
+
+    exact_rows, exact_d = np.array([[0], [1], [2]]), np.array([[0.1], [0.2], [0.3]], np.float32)
+    found_rows, found_d = np.array([[0], [7], [9]]), np.array([[0.1], [0.2], [0.35]], np.float32)
+    assert recall_at_1(found_rows, found_d, exact_rows, exact_d) == 2 / 3
+
+
+def test_bench_search_runs_at_a_tiny_size() -> None:
+    from cardsorter.bench.search import search_benchmark
+
+    config = small_config()
+    out = search_benchmark([300], 16, ["clustered"], config, [16], 20, 2, True, 0, lambda s: None)
+    methods = out[0]["methods"]
+    assert len(methods) == 5 and all(0.0 <= m["recall_at_1_near"] <= 1.0 for m in methods.values())

@@ -53,7 +53,8 @@ def _open_embedder(args: argparse.Namespace) -> tuple[Any, str]:
     open_embedder = getattr(embedders, "open_embedder", None)
     if open_embedder is None:
         raise ModelError("cardsorter.backends.embedders.open_embedder is not available in this build")
-    embedder = open_embedder(backend, str(manifest_path), args.threads)
+    threads = args.threads if args.threads is not None else int(emb["threads"])
+    embedder = open_embedder(backend, str(manifest_path), threads)
     return embedder, manifest.sha256
 
 
@@ -147,7 +148,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _embedder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="MANIFEST", help="model manifest (default: embedder.model_manifest)")
     p.add_argument("--backend", help="embedder backend: onnx | hailo (default: embedder.backend)")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0 = library default)")
+    p.add_argument("--threads", type=int, help="inference threads (default: embedder.threads)")
 
 
 def register(subparsers: Any) -> None:

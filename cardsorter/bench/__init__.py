@@ -1,0 +1,1 @@
+"""Benchmarks: measure and print numbers with the machine they ran on (never asserted in tests)."""
