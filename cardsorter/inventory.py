@@ -9,7 +9,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
@@ -160,7 +160,7 @@ class Inventory:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> Inventory:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -315,7 +315,7 @@ class SortLogWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> SortLogWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from cardsorter.config import doc, from_params
 from cardsorter.core.errors import ActuatorError, ConfigError
@@ -119,7 +119,7 @@ def open_actuator(kind: str, params: Mapping[str, Any], bins: Mapping[str, BinSp
     """Open the ``kind`` actuator from the sorter node's flat parameters (``actuator.<kind>.*``)."""
     if kind not in ACTUATOR_CONFIGS:
         raise ConfigError(f"unknown actuator kind {kind!r} (known: {', '.join(KINDS)})")
-    config = from_params(ACTUATOR_CONFIGS[kind], params, config_prefix(kind))
+    config: Any = from_params(ACTUATOR_CONFIGS[kind], params, config_prefix(kind))
     return actuator_from_config(config, bins)
 
 
@@ -186,7 +186,7 @@ class _Base:
             error.__cause__ = err
         return error
 
-    def __enter__(self) -> _Base:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -208,7 +208,7 @@ class _DropSensors:
         try:
             for name, pin in pins.items():
                 self._sensors[name] = gpiozero.DigitalInputDevice(pin, pull_up=True)
-        except Exception as err:  # noqa: BLE001 - gpiozero raises many types for bad pins
+        except Exception as err:
             self.close()
             raise ActuatorError(f"{kind} actuator: cannot open drop sensor of bin {name!r} on GPIO{pin}: {err}") from err
 
@@ -355,7 +355,7 @@ class GpioActuator(_Base):
         except ConfigError:
             self._close_devices()
             raise
-        except Exception as err:  # noqa: BLE001 - gpiozero raises many types for bad pins / factories
+        except Exception as err:
             self._close_devices()
             raise ActuatorError(f"gpio actuator: cannot open the {config.driver}: {err}") from err
         self._drops = _DropSensors(bins, self.kind)
@@ -369,7 +369,7 @@ class GpioActuator(_Base):
                 self._servo.angle = target
             else:
                 self._step_to(int(target))
-        except Exception as err:  # noqa: BLE001 - a failed pin write is a fault, whatever its type
+        except Exception as err:
             raise self._raise_fault(f"cannot move to {bin_name!r}: {err}", err) from err
         self._sleep(self._config.move_ms / 1000.0)
         self._current = bin_name

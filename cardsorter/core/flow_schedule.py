@@ -94,12 +94,12 @@ class BeltModel:
         if self._c.speed_source == "encoder":
             if encoder_ticks_at_end is None:
                 raise ValueError("speed_source=encoder needs the encoder count at the track's last stamp")
-            due_ticks = encoder_ticks_at_end + int(math.floor(distance * self._c.ticks_per_mm))
-            lead_ticks = int(round(self._c.actuation_lead_ms / 1000.0 * self._c.belt_speed_mm_per_s
-                                   * self._c.ticks_per_mm))
+            due_ticks = encoder_ticks_at_end + math.floor(distance * self._c.ticks_per_mm)
+            lead_ticks = round(self._c.actuation_lead_ms / 1000.0 * self._c.belt_speed_mm_per_s
+                               * self._c.ticks_per_mm)
             return GateArrival(None, max(encoder_ticks_at_end, due_ticks - lead_ticks), edge, distance, None)
         speed = self.speed_mm_per_s(end)
-        travel_ns = int(round(distance / speed * NS_PER_S))
-        lead_ns = int(round(self._c.actuation_lead_ms * 1_000_000))
+        travel_ns = round(distance / speed * NS_PER_S)
+        lead_ns = round(self._c.actuation_lead_ms * 1_000_000)
         due = max(end.last_stamp_ns, end.last_stamp_ns + travel_ns - lead_ns)
         return GateArrival(due, None, edge, distance, speed)

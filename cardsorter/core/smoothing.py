@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cardsorter.config import doc
-from cardsorter.core.types import CardMatch, CardRecord, Identity, MatchBand, TrackEnd, TrackState
+from cardsorter.core.types import (
+    CardMatch,
+    CardRecord,
+    Identity,
+    MatchBand,
+    TrackEnd,
+    TrackState,
+)
 
 # How many ended track ids are remembered so late matches for them are dropped, not revived.
 ENDED_TRACKS_REMEMBERED = 4096

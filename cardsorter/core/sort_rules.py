@@ -298,7 +298,7 @@ def load_rules(path: str | pathlib.Path) -> SortRules:
     except OSError as err:
         raise ConfigError(f"cannot read rules file {path}: {err}") from err
     try:
-        raw = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        raw = yaml.load(text, Loader=_LineLoader)
     except yaml.MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark is not None else 0
         raise ctx.error(line, f"invalid YAML: {err.problem or err}") from err
@@ -489,10 +489,10 @@ def _load_preset(ctx: _Ctx, item: Any, line: int, start: int, bin_ref: BinRef) -
     _check_keys(ctx, item, PRESET_FIELDS, "preset")
     name = item.get("name")
     if name not in PRESETS:
-        raise ctx.error(item.lines.get("name", item.line), f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+        raise ctx.error(item.lines.get("name", line), f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     raw_bins = item.get("bins")
     if not isinstance(raw_bins, _LList) or not raw_bins:
-        raise ctx.error(item.lines.get("bins", item.line), f"preset {name} needs 'bins': a non-empty list of bin names")
+        raise ctx.error(item.lines.get("bins", line), f"preset {name} needs 'bins': a non-empty list of bin names")
     bins = tuple(bin_ref(b, bl, f"preset {name}") for b, bl in zip(raw_bins, raw_bins.lines, strict=True))
     if len(set(bins)) != len(bins):
         raise ctx.error(raw_bins.line, f"preset {name} lists a bin twice")
@@ -502,7 +502,7 @@ def _load_preset(ctx: _Ctx, item: Any, line: int, start: int, bin_ref: BinRef) -
         return [Rule(start + 1, bins[0], Condition(), item.line, label, category_key=key, bins=bins)]
     if name == "want_list":
         if "want_list" not in item:
-            raise ctx.error(item.line, "preset want_list needs 'want_list': a file of wanted cards")
+            raise ctx.error(line, "preset want_list needs 'want_list': a file of wanted cards")
         want = read_want_list(ctx, item["want_list"], item.lines["want_list"])
         return [Rule(start + 1, bins[0], Condition(want=want), item.line, label)]
     return [Rule(start + 1 + i, b, Condition(name_range=(lo, hi)), item.line, f"{label} {lo}-{hi}")

@@ -14,7 +14,13 @@ from cardsorter.config import doc
 from cardsorter.core.errors import ActuatorError
 from cardsorter.core.flow_schedule import BeltConfig, BeltModel
 from cardsorter.core.sort_rules import RoutingState, SortRules
-from cardsorter.core.types import Identity, SortDecision, SortStatus, TrackEnd, TrackState
+from cardsorter.core.types import (
+    Identity,
+    SortDecision,
+    SortStatus,
+    TrackEnd,
+    TrackState,
+)
 
 MODES = ("station", "flow")
 
@@ -170,6 +176,8 @@ class SorterCore:
         if bin_name not in self._rules.bins:
             raise ValueError(f"no bin named {bin_name!r}")
         self._routing.empty_bin(bin_name)
+        # cards decided for this bin but not yet actuated will still land in it
+        self._routing.fill[bin_name] = sum(a.decision.bin_name == bin_name for a in self._queue)
         self._positions[bin_name] = 0
 
     # --- inputs --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BOARDS: dict[int, "ServoKit"] = {}
+BOARDS: dict[int, ServoKit] = {}
 MISSING_ADDRESSES: set[int] = set()
 
 
@@ -49,7 +49,7 @@ class _Servos:
 
     def __getitem__(self, index: int) -> _Servo:
         if not 0 <= index < len(self._items):
-            raise ValueError("servo must be 0-{}!".format(len(self._items) - 1))
+            raise ValueError(f"servo must be 0-{len(self._items) - 1}!")
         return self._items[index]
 
     def __len__(self) -> int:
@@ -62,7 +62,7 @@ class ServoKit:
         if channels not in (8, 16):
             raise ValueError("servo_channels must be 8 or 16!")
         if address in MISSING_ADDRESSES:
-            raise ValueError("No I2C device at address: 0x%x" % address)
+            raise ValueError(f"No I2C device at address: 0x{address:x}")
         self.address = address
         self.frequency = frequency
         self._servo = _Servos(channels)

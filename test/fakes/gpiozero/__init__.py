@@ -10,9 +10,9 @@ Tests drive inputs with ``PINS[n].drive(True)`` or ``AUTO_ACTIVATE`` and read ``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
-PINS: dict[int, "_Pin"] = {}
+PINS: dict[int, _Pin] = {}
 AUTO_ACTIVATE: set[int] = set()      # input pins that go active as soon as someone waits on them
 
 
@@ -43,7 +43,9 @@ class _Pin:
         self.state = value
 
 
-def _claim(pin: int, owner: object) -> _Pin:
+def _claim(pin: int | None, owner: object) -> _Pin:
+    if pin is None:
+        raise GPIOZeroError("No pin given")  # gpiozero raises GPIODeviceError for pin=None
     if isinstance(pin, bool) or not isinstance(pin, int) or pin < 0:
         raise GPIOZeroError(f"invalid pin {pin!r}")
     p = PINS.setdefault(pin, _Pin(pin))
@@ -54,7 +56,7 @@ def _claim(pin: int, owner: object) -> _Pin:
 
 
 class Device:
-    def __init__(self, pin: int) -> None:
+    def __init__(self, pin: int | None) -> None:
         self._pin = _claim(pin, self)
         self.closed = False
 
@@ -63,7 +65,7 @@ class Device:
             self._pin.owner = None
             self.closed = True
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -71,7 +73,7 @@ class Device:
 
 
 class OutputDevice(Device):
-    def __init__(self, pin: int = None, *, active_high: bool = True, initial_value: bool | None = False,  # type: ignore[assignment]
+    def __init__(self, pin: int | None = None, *, active_high: bool = True, initial_value: bool | None = False,
                  pin_factory: Any = None) -> None:
         super().__init__(pin)
         self.active_high = active_high
@@ -97,7 +99,7 @@ class OutputDevice(Device):
 
 
 class AngularServo(Device):
-    def __init__(self, pin: int = None, *, initial_angle: float | None = 0.0, min_angle: float = -90,  # type: ignore[assignment]
+    def __init__(self, pin: int | None = None, *, initial_angle: float | None = 0.0, min_angle: float = -90,
                  max_angle: float = 90, min_pulse_width: float = 1 / 1000, max_pulse_width: float = 2 / 1000,
                  frame_width: float = 20 / 1000, pin_factory: Any = None) -> None:
         self._min_angle = min_angle
@@ -140,7 +142,7 @@ class AngularServo(Device):
 
 
 class DigitalInputDevice(Device):
-    def __init__(self, pin: int = None, *, pull_up: bool | None = False, active_state: bool | None = None,  # type: ignore[assignment]
+    def __init__(self, pin: int | None = None, *, pull_up: bool | None = False, active_state: bool | None = None,
                  bounce_time: float | None = None, pin_factory: Any = None) -> None:
         super().__init__(pin)
         self.pull_up = pull_up

@@ -1,0 +1,169 @@
+"""Inventory: durable append-only rows, exports (ours and TCGplayer), summary, sort log, CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import pathlib
+import sqlite3
+
+import pytest
+from decisions_support import card
+
+from cardsorter.cli.__main__ import main as cli_main
+from cardsorter.core.errors import InventoryError
+from cardsorter.core.sorting import SortEvent
+from cardsorter.core.types import SortDecision, SortStatus
+from cardsorter.inventory import (
+    ROW_COLUMNS,
+    SORT_LOG_COLUMNS,
+    TCGPLAYER_COLUMNS,
+    Inventory,
+    SortLogWriter,
+    export_csv,
+    export_tcgplayer,
+    integrity_check,
+    read_rows,
+    summarize,
+)
+
+
+def event(tid: int, c, bin_name: str, pos: int, status: SortStatus = SortStatus.CONFIRMED,
+          reason: str = "rule 1") -> SortEvent:
+    d = SortDecision(track_id=tid, status=status, card=c, bin_name=bin_name, reason=reason, distance_cos=0.12,
+                     margin_to_runner_up=math.inf if c is None else 0.3, first_stamp_ns=tid * 10,
+                     last_stamp_ns=tid * 10 + 5)
+    return SortEvent(d, pos, tid * 100, None, "")
+
+
+def fill(path: pathlib.Path) -> None:
+    with Inventory(path, session_id="sess-1", model_id="cardnet-v1", database_id="db-7", reject_bin="reject",
+                   opened_ns=1) as inv:
+        inv.append(event(1, card("s1-1", name="Abra", rarity="Common"), "a", 1))
+        inv.append(event(2, card("s1-1", name="Abra", rarity="Common"), "a", 2))
+        inv.append(event(3, card("s1-1h", name="Abra", number="1h", finish="holo"), "a", 3))
+        inv.append(event(4, card("s2-5", name="Zubat"), "b", 1))
+        inv.append(event(5, None, "reject", 1, SortStatus.UNKNOWN, "unknown: 3 views"))
+        inv.append(event(6, card("s2-6"), "reject", 2, SortStatus.CONFIRMED, "double feed"))
+
+
+def test_rows_round_trip_with_session_ids(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    rows = read_rows(path)
+    assert [r.track_id for r in rows] == [1, 2, 3, 4, 5, 6]
+    first = rows[0]
+    assert (first.card_id, first.name, first.set_id, first.number, first.bin, first.position_in_bin) == \
+        ("s1-1", "Abra", "s1", "1", "a", 1)
+    assert (first.session_id, first.model_id, first.database_id) == ("sess-1", "cardnet-v1", "db-7")
+    assert rows[4].card_id == "" and rows[4].margin_to_runner_up is None and rows[4].rejected
+    assert rows[5].rejected and rows[5].status == "confirmed"
+
+
+def test_wal_and_full_sync(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    inv = Inventory(path, session_id="s", model_id="m", database_id="d", reject_bin="reject", opened_ns=0)
+    assert inv._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert inv._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    inv.close()
+
+
+def test_rows_cannot_be_changed_or_deleted(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    conn = sqlite3.connect(path)
+    for sql in ("UPDATE cards SET bin = 'x'", "DELETE FROM cards"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute(sql)
+    conn.close()
+    assert len(read_rows(path)) == 6
+
+
+def test_a_second_session_appends(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    with Inventory(path, session_id="sess-2", model_id="m", database_id="d", reject_bin="reject",
+                   opened_ns=2) as inv:
+        assert inv.bin_fill() == {"a": 3, "b": 1, "reject": 2}
+        inv.append(event(1, card("s3-1"), "b", 2))
+    assert len(read_rows(path)) == 7 and len(read_rows(path, "sess-2")) == 1
+
+
+def test_summary_counts_reconcile(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    s = summarize(read_rows(path))
+    assert s.cards == 6 == sum(s.per_bin.values()) == sum(s.per_status.values())
+    assert s.per_bin == {"a": 3, "b": 1, "reject": 2}
+    assert s.per_set == {"s1": 3, "s2": 1}                 # rejected cards are not in a set's count
+    assert s.rejected == 2
+
+
+def test_csv_export_has_every_column(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    out = io.StringIO()
+    assert export_csv(read_rows(path), out) == 6
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert tuple(rows[0]) == ROW_COLUMNS and rows[0]["card_id"] == "s1-1" and rows[0]["distance_cos"] == "0.120000"
+
+
+def test_tcgplayer_export_aggregates_printings_and_drops_rejects(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    out = io.StringIO()
+    assert export_tcgplayer(read_rows(path), out, condition="Near Mint", language="English") == 3
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert tuple(rows[0]) == TCGPLAYER_COLUMNS
+    got = {(r["Set Code"], r["Card Number"], r["Printing"]): r for r in rows}
+    assert got[("s1", "1", "Normal")]["Quantity"] == "2"
+    assert got[("s1", "1h", "Holofoil")]["Quantity"] == "1"            # the printing is kept apart
+    assert got[("s2", "5", "Normal")]["Name"] == "Zubat" and got[("s2", "5", "Normal")]["Set"] == "Set s2"
+    assert ("s2", "6", "Normal") not in got                            # double feed went to reject
+    assert sum(int(r["Quantity"]) for r in rows) == summarize(read_rows(path)).cards - 2
+    assert rows[0]["Condition"] == "Near Mint" and rows[0]["Language"] == "English"
+
+
+def test_sort_log_columns(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "log.csv"
+    with SortLogWriter(path) as log:
+        log.write(event(3, card("s1-4", name="Abra"), "a", 1).decision)
+        log.write(event(4, None, "reject", 1, SortStatus.UNCONFIRMED, "unconfirmed: identity never arrived").decision)
+    rows = list(csv.reader(path.open(encoding="utf-8")))
+    assert tuple(rows[0]) == SORT_LOG_COLUMNS == ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id",
+                                                  "name", "set_code", "number", "distance", "margin", "bin", "reason")
+    assert rows[1] == ["3", "30", "35", "confirmed", "s1-4", "Abra", "s1", "4", "0.1200", "0.3000", "a", "rule 1"]
+    assert rows[2][3] == "unconfirmed" and rows[2][9] == "inf" and rows[2][4] == ""
+
+
+def test_missing_inventory_is_named(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InventoryError, match="does not exist"):
+        read_rows(tmp_path / "none.sqlite")
+
+
+def test_cli_export_and_summary(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    out = tmp_path / "tcg.csv"
+    assert cli_main(["inventory", "export", "--db", str(path), "--format", "tcgplayer", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(TCGPLAYER_COLUMNS)
+    assert cli_main(["inventory", "export", "--db", str(path), "--format", "csv", "--out", str(tmp_path / "o.csv")]) == 0
+    assert len((tmp_path / "o.csv").read_text(encoding="utf-8").splitlines()) == 7
+    capsys.readouterr()
+    assert cli_main(["inventory", "summary", "--db", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "integrity ok" in text and "cards: 6 (2 rejected)" in text
+    assert cli_main(["inventory", "passes", "--db", str(path), "--by", "set", "--bins", "2"]) == 0
+    assert "1 passes" in capsys.readouterr().out
+
+
+def test_cli_missing_db_is_an_error(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["inventory", "summary", "--db", str(tmp_path / "none.sqlite")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_integrity_check_ok(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    assert integrity_check(path) == "ok"
