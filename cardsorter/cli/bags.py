@@ -83,8 +83,8 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
         out_csv.unlink()
     overrides = {
         "matcher": {"database": str(resolve_path(db))},
-        "sorter": {"sort_log": str(out_csv.resolve()), "inventory": str(work / "inventory.sqlite"),
-                   "actuator": "simulated", "actuator.simulated.realtime": False,
+        "sorter": {"sort_log": str(out_csv.resolve()), "inventory_path": str(work / "inventory.sqlite"),
+                   "actuator_kind": "simulated", "actuator.simulated.realtime": False,
                    "actuator.simulated.jam_probability": 0.0, "actuator.simulated.misroute_probability": 0.0},
     }
     nodes = ["frame_selector", "embedder", "matcher", "smoother", "sorter"]

@@ -39,13 +39,13 @@ END_OF_TIME_NS = 2**62
 @dataclass(frozen=True)
 class SorterNodeConfig:
     frame_id: str = doc("frame id of the camera")
-    actuator: str = doc("actuator driver: simulated | pca9685 | gpio | serial")
-    inventory: str = doc("inventory SQLite file (append-only; one row per physical card)")
+    actuator_kind: str = doc("actuator driver: simulated | pca9685 | gpio | serial")
+    inventory_path: str = doc("inventory SQLite file (append-only; one row per physical card)")
     sort_log: str = doc("sort log CSV written as cards are sorted (empty: none)")
 
     def __post_init__(self) -> None:
-        if self.actuator not in ACTUATOR_CONFIGS:
-            raise ValueError(f"actuator must be one of {sorted(ACTUATOR_CONFIGS)}, got '{self.actuator}'")
+        if self.actuator_kind not in ACTUATOR_CONFIGS:
+            raise ValueError(f"actuator_kind must be one of {sorted(ACTUATOR_CONFIGS)}, got '{self.actuator_kind}'")
 
 
 class SorterNode(Node):
@@ -53,13 +53,13 @@ class SorterNode(Node):
         super().__init__("sorter", **kwargs)
         self._cfg = declare_config(self, SorterNodeConfig)
         core_cfg = declare_config(self, SorterConfig)
-        belt = declare_config(self, BeltConfig, "belt.")
+        belt = declare_config(self, BeltConfig, "flow.")
         self._rules = load_rules(resolve_path(core_cfg.rules_file))
-        actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator], config_prefix(self._cfg.actuator))
+        actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator_kind], config_prefix(self._cfg.actuator_kind))
         manifest = load_manifest(resolve_path(declare_value(self, "model_manifest", str,
                                                             "model manifest: its id is recorded in inventory rows")))
         self._session_id = uuid.uuid4().hex[:12]
-        self._inventory = Inventory(resolve_path(self._cfg.inventory), session_id=self._session_id,
+        self._inventory = Inventory(resolve_path(self._cfg.inventory_path), session_id=self._session_id,
                                     model_id=manifest.model_id, database_id="", reject_bin=self._rules.reject_bin,
                                     opened_ns=self.get_clock().now().nanoseconds)
         self._sort_log = SortLogWriter(resolve_path(self._cfg.sort_log)) if self._cfg.sort_log else None
@@ -68,7 +68,7 @@ class SorterNode(Node):
         self._actuator = actuator_from_config(actuator_cfg, self._rules.bins)
         self._lock = threading.Lock()
         self._now_ns = 0
-        self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator})", health=self._health)
+        self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator_kind})", health=self._health)
         group = MutuallyExclusiveCallbackGroup()
         self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS, callback_group=group)
@@ -80,7 +80,7 @@ class SorterNode(Node):
                                  callback_group=group)
         self.create_service(SorterCommand, "sorter/command", self._on_command, callback_group=group)
         self.get_logger().info(f"sorting in {core_cfg.mode} mode into {len(self._rules.bins)} bins of "
-                               f"{self._rules.path} with the {self._cfg.actuator} actuator; session {self._session_id}")
+                               f"{self._rules.path} with the {self._cfg.actuator_kind} actuator; session {self._session_id}")
 
     def _health(self) -> tuple[bytes, str]:
         state = self._core.state
