@@ -178,6 +178,21 @@ def test_missed_gate_is_recorded_in_the_passthrough_bin(rules: SortRules) -> Non
     assert event.note.startswith("missed the gate of a") and core.fill["a"] == 0
 
 
+def test_drain_actuates_the_last_cards_at_their_gates(rules: SortRules) -> None:
+    core = flow(rules)
+    for tid, x in ((1, 200.0), (2, 100.0)):
+        core.on_identity(identity(tid, TrackState.CONFIRMED, card("s1-1"), 0))
+        core.on_track_end(track_end(tid, 0, box=BoxPx(x, 0.0, 100.0, 100.0)))       # due at 1 s and 2 s
+    events: list[SortEvent] = []
+    core.execute_due(100 * S, Router(), events.append, drain=True)    # long after both gates
+    assert [(e.decision.track_id, e.decision.bin_name, e.actuated_ns) for e in events] == \
+        [(1, "a", 100 * S), (2, "a", 100 * S)]
+    core.on_identity(identity(3, TrackState.CONFIRMED, card("s1-1"), 0))
+    core.on_track_end(track_end(3, 0, box=BoxPx(200.0, 0.0, 100.0, 100.0)))
+    core.execute_due(0, Router(), events.append, drain=True)
+    assert events[-1].decision.bin_name == "a" and events[-1].actuated_ns == S        # at its own due time
+
+
 def test_encoder_mode_schedules_on_ticks(rules: SortRules) -> None:
     core = flow(rules, speed_source="encoder", ticks_per_mm=1.0)
     core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-1"), 0))

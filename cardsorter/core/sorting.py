@@ -325,16 +325,22 @@ class SorterCore:
         self.stop(f"actuator error on track {act.decision.track_id} → {act.decision.bin_name}: {error}")
 
     def execute_due(self, now_ns: int, actuator: BinRouter, commit: Callable[[SortEvent], None],
-                    encoder_ticks: int | None = None) -> list[SortEvent]:
+                    encoder_ticks: int | None = None, drain: bool = False) -> list[SortEvent]:
         """Actuate every due card in order; ``commit`` (the inventory) runs before the next card moves.
 
+        ``drain``: the stream ended and the belt carries the last cards on to their gates, so every
+        queued card is actuated in gate order, each at its own due time (none counts as missed).
         An ActuatorError stops the sorter and ends the loop; events before it are returned.
         """
         events: list[SortEvent] = []
-        for act in self.due_actuations(now_ns, encoder_ticks):
+        if self._state != SorterState.RUNNING:
+            return events
+        due = list(self._queue) if drain else self.due_actuations(now_ns, encoder_ticks)
+        for act in due:
             if self._state != SorterState.RUNNING:
                 break
-            if self.is_missed(act, now_ns, encoder_ticks):
+            at_ns = max(now_ns, act.due_ns or 0) if drain else now_ns
+            if not drain and self.is_missed(act, now_ns, encoder_ticks):
                 event = self.complete(act, None, now_ns)
             else:
                 try:
@@ -342,7 +348,7 @@ class SorterCore:
                 except ActuatorError as err:
                     self.fail(act, str(err))
                     break
-                event = self.complete(act, result, now_ns)
+                event = self.complete(act, result, at_ns)
             commit(event)
             events.append(event)
         return events
