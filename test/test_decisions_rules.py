@@ -134,6 +134,8 @@ def test_not_confirmed_goes_to_reject_with_reason(tmp_path: pathlib.Path, status
     rules = rules_from(tmp_path, "rules:\n  - {bin: a, any: true}\n")
     r = rules.route(card("s1-1"), status, False, RoutingState(), why="3 views")
     assert r.bin_name == "reject" and r.reason == f"{status.value}: 3 views"
+    again = rules.route(card("s1-1"), status, False, RoutingState(), why=f"{status.value}: 3 views")
+    assert again.reason == f"{status.value}: 3 views"                # the head is not repeated
 
 
 def test_double_feed_goes_to_reject_even_when_confirmed(tmp_path: pathlib.Path) -> None:

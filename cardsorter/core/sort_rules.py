@@ -243,9 +243,9 @@ class SortRules:
               why: str = "") -> Route:
         """The bin for one card. Only a confirmed, single card reaches the rules; the rest → reject."""
         if double_feed:
-            return self._reject(f"double feed{': ' + why if why else ''}", state)
+            return self._reject(_prefixed("double feed", why), state)
         if status != SortStatus.CONFIRMED or card is None:
-            return self._reject(f"{status.value}{': ' + why if why else ''}", state)
+            return self._reject(_prefixed(status.value, why), state)
         copies_before = state.copies[card.card_id]
         for rule in self.rules:
             if not rule.condition.matches(card, copies_before):
@@ -277,6 +277,13 @@ class SortRules:
     def _reject(self, reason: str, state: RoutingState, counts_copy: bool = False) -> Route:
         full = state.fill[self.reject_bin] >= self.bins[self.reject_bin].capacity
         return Route(self.reject_bin, reason, None, None, bin_full=full, counts_copy=counts_copy)
+
+
+def _prefixed(head: str, why: str) -> str:
+    """"unknown: 3 views ..." — without repeating a head the reason already starts with."""
+    if not why:
+        return head
+    return why if why.startswith(head) else f"{head}: {why}"
 
 
 # --- loading ------------------------------------------------------------------------------------
