@@ -1,0 +1,41 @@
+"""`cardsorter identify IMAGE…` without a database: one JSON line per detected card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from perception_support import as_quad, pose_quad, scene
+
+from cardsorter.cli.__main__ import main
+from cardsorter.cli.identify import detect_in_images, detector_from_params
+from cardsorter.core.detection import quad_corner_error_px
+from cardsorter.core.errors import ImageError
+
+
+def test_identify_prints_one_json_line_per_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quads = [pose_quad((170, 240), 200, 4.0), pose_quad((470, 240), 200, 185.0)]
+    two = tmp_path / "two.png"
+    cv2.imwrite(str(two), scene(quads, [1, 2]))
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), scene([], []))
+    assert main(["identify", str(two), str(empty)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2
+    assert {tuple(sorted(rec)) for rec in lines} == {("bbox", "class_name", "image", "orientation", "quad", "score")}
+    assert all(rec["image"] == str(two) and len(rec["bbox"]) == 4 and len(rec["quad"]) == 4 for rec in lines)
+    by_x = sorted(lines, key=lambda rec: rec["bbox"][0])
+    for rec, quad in zip(by_x, quads, strict=True):
+        assert quad_corner_error_px(tuple(map(tuple, rec["quad"])), as_quad(quad)) < 1.0  # type: ignore[arg-type]
+    assert [rec["orientation"] for rec in by_x] == ["upright", "rotated_180"]
+
+
+def test_identify_names_an_unreadable_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    assert main(["identify", str(bad)]) == 2
+    assert "not_an_image.png" in capsys.readouterr().err
+    with pytest.raises(ImageError):
+        list(detect_in_images([bad], detector_from_params()))
