@@ -118,3 +118,14 @@ def test_delta_art_group_found_against_the_snapshot(tmp_path: pathlib.Path, db_p
     add(db_path, tmp_path / "new")
     db = load(db_path)
     assert db.art_group("sv3-1") == db.art_group("sv1-3")
+
+
+
+def test_enrol_that_cannot_write_is_a_database_error(db_path: pathlib.Path) -> None:
+    import os
+
+    db = load(db_path)
+    (db_path / f".delta.tmp-{os.getpid()}").write_text("a file where the temporary directory goes")
+    with pytest.raises(DatabaseError, match="cannot create database directory"):
+        db.enrol(CardRecord("x-1", "X", "x"), embed_image(5))
+    assert db.delta is None

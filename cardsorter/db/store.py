@@ -187,9 +187,12 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
     if path.exists() and not replace:
         raise FormatError(f"{path} already exists: a database is immutable, write a new directory")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise FormatError(f"cannot create database directory next to {path}: {err}") from err
     try:
         np.save(tmp / EMBEDDINGS_FILE, vectors)
         used = sorted({r.card_id for r in rows})
@@ -231,6 +234,9 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp.rename(path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FormatError(f"cannot write database {path}: {err}") from err
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
