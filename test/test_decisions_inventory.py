@@ -167,3 +167,21 @@ def test_integrity_check_ok(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "inv.sqlite"
     fill(path)
     assert integrity_check(path) == "ok"
+
+
+def test_cli_writes_pass_rules_files(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cardsorter.config import REPO_ROOT
+    from cardsorter.core.sort_rules import load_rules
+
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, session_id="s", model_id="m", database_id="d", reject_bin="reject", opened_ns=0) as inv:
+        for i in range(40):
+            inv.append(event(i + 1, card(f"set{i % 10:02d}-{i}"), "bin1", i + 1))
+    out = tmp_path / "passes"
+    assert cli_main(["inventory", "passes", "--db", str(path), "--rules", str(REPO_ROOT / "config" / "bins.yaml"),
+                     "--write", str(out)]) == 0
+    files = sorted(out.glob("*.yaml"))
+    assert files[0].name == "run01_pass1.yaml" and len(files) == 5     # 10 sets over 6 bins: 4 pairs to split
+    assert all(load_rules(f).rules for f in files)
+    assert "2 passes" in capsys.readouterr().out
+    assert cli_main(["inventory", "passes", "--db", str(path), "--write", str(out)]) == 2

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pathlib
 
 import pytest
 from decisions_support import card, rules_from
 
-from cardsorter.core.multipass import partition, plan_passes, rules_for_step
-from cardsorter.core.sort_rules import RoutingState
+from cardsorter.core.multipass import (
+    partition,
+    plan_passes,
+    rules_for_step,
+    step_rules_yaml,
+)
+from cardsorter.core.sort_rules import RoutingState, load_rules
 from cardsorter.core.types import SortStatus
 
 
@@ -82,3 +88,21 @@ def test_plan_description_lists_every_run() -> None:
     plan = plan_passes([f"s{i}" for i in range(5)], ["a", "b"])
     text = plan.lines()
     assert text[0].startswith(f"{len(plan.steps)} runs in {plan.passes} passes")
+
+
+@pytest.mark.parametrize("field,make", [("set", lambda cat: card(f"{cat}-1")),
+                                        ("letter", lambda cat: card("s1-1", name=f"{cat.upper()}xy")),
+                                        ("rarity", lambda cat: card("s1-1", rarity=cat))])
+def test_written_pass_files_load_and_route_like_the_plan(tmp_path: pathlib.Path, field: str, make) -> None:
+    base = rules_from(tmp_path, "rules:\n  - {bin: a, any: true}\n")
+    cats = list("abcdefg") if field == "letter" else [f"r{i}" for i in range(7)]
+    plan = plan_passes(cats, ["a", "b", "c"], field=field)
+    for i, step in enumerate(plan.steps):
+        path = tmp_path / f"run{i}.yaml"
+        path.write_text(step_rules_yaml(step, field, base), encoding="utf-8")
+        rules = load_rules(path)
+        assert [dataclasses.replace(b, line=0) for b in rules.bins.values()] == \
+            [dataclasses.replace(b, line=0) for b in base.bins.values()]
+        for cat in step.pile:
+            r = rules.route(make(cat), SortStatus.CONFIRMED, False, RoutingState())
+            assert r.bin_name == step.bin_of(cat), (step, cat)

@@ -94,6 +94,17 @@ def test_station_timeout_decides_a_card_that_never_got_a_final_identity(rules: S
     assert core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 2 * S)) == []   # once only
 
 
+def test_station_is_idle_once_the_card_is_in_its_bin(rules: SortRules) -> None:
+    core = station(rules)
+    assert core.idle
+    core.on_identity(identity(1, TrackState.STABILIZING, card("s1-4"), 0, final=False))
+    assert not core.idle
+    core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 10 * MS))
+    assert not core.idle
+    run(core, 10 * MS)
+    assert core.idle
+
+
 def test_positions_count_per_bin(rules: SortRules) -> None:
     core = station(rules)
     for tid, cid in enumerate(["s1-1", "s2-1", "s1-2", "s1-3"], start=1):

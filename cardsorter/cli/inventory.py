@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import IO
 
 from cardsorter.core.errors import ConfigError, InventoryError
-from cardsorter.core.multipass import plan_passes
+from cardsorter.core.multipass import plan_passes, step_rules_yaml
+from cardsorter.core.sort_rules import load_rules
 from cardsorter.inventory import (
     export_csv,
     export_tcgplayer,
@@ -42,7 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     passes = sub.add_parser("passes", help="plan multi-pass sorting of the sorted cards by set / rarity / letter")
     passes.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
     passes.add_argument("--by", choices=("set", "rarity", "letter"), default="set")
-    passes.add_argument("--bins", type=int, required=True, help="number of sort bins (reject and overflow excluded)")
+    passes.add_argument("--bins", type=int, help="number of sort bins (reject and overflow excluded)")
+    passes.add_argument("--rules", type=pathlib.Path,
+                        help="a bins file: plan over its sort bins (all but reject and overflow)")
+    passes.add_argument("--write", type=pathlib.Path, help="with --rules: write one bins file per run into this folder")
     passes.set_defaults(func=_passes)
 
 
@@ -90,11 +94,28 @@ def _passes(args: argparse.Namespace) -> int:
         counts = Counter(r.rarity for r in rows)
     else:
         counts = Counter((r.name[:1] or "?").lower() for r in rows)
+    base = load_rules(args.rules) if args.rules is not None else None
+    if base is not None:
+        bins = [b for b in base.sort_bins if b != base.overflow_bin]
+    elif args.bins is not None:
+        bins = [f"bin{i + 1}" for i in range(args.bins)]
+    else:
+        raise ConfigError("inventory passes needs --bins N or --rules BINS_FILE")
+    if args.write is not None and base is None:
+        raise ConfigError("inventory passes --write needs --rules (the bins and their positions)")
     try:
-        plan = plan_passes(sorted(counts), [f"bin{i + 1}" for i in range(args.bins)], field=args.by,
-                           weights={k: float(v) for k, v in counts.items()})
+        plan = plan_passes(sorted(counts), bins, field=args.by, weights={k: float(v) for k, v in counts.items()})
     except ValueError as err:
         raise ConfigError(f"inventory passes: {err}") from err
     for line in plan.lines():
         print(line)
+    if args.write is not None and base is not None:
+        try:
+            args.write.mkdir(parents=True, exist_ok=True)
+            for i, step in enumerate(plan.steps, start=1):
+                path = args.write / f"run{i:02d}_pass{step.pass_number}.yaml"
+                path.write_text(step_rules_yaml(step, args.by, base), encoding="utf-8")
+                print(f"wrote {path}")
+        except OSError as err:
+            raise InventoryError(f"cannot write pass rules into {args.write}: {err}") from err
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
 
 from cardsorter.core.sort_rules import Condition, Rule, SortRules, fold
 
@@ -122,3 +125,26 @@ def rules_for_step(step: PassStep, field: str, base: SortRules) -> SortRules:
             raise ValueError(f"field must be one of {PASS_FIELDS}, got {field!r}")
         rules.append(Rule(i, bin_name, cond, 0, f"pass {step.pass_number} {_span(cats)}"))
     return dataclasses.replace(base, rules=tuple(rules))
+
+
+def step_rules_yaml(step: PassStep, field: str, base: SortRules) -> str:
+    """A bins file for one run (load it with load_rules): ``base``'s bins, reject and overflow, one
+    rule per bin for its categories; cards outside the pile go to the overflow bin."""
+    rules_for_step(step, field, base)      # validates the bins
+    key = {"set": "set", "rarity": "rarity", "type": "type", "letter": "name_range"}[field]
+    rules: list[dict[str, Any]] = []
+    for bin_name, cats in step.assignment:
+        value: Any = [cats[0], cats[-1]] if field == "letter" else list(cats)
+        rules.append({"bin": bin_name, key: value})
+    bins = []
+    for spec in base.bins.values():
+        entry: dict[str, Any] = {"name": spec.name, "capacity": spec.capacity}
+        for attr in ("position", "gate_mm", "drop_sensor_pin"):
+            if getattr(spec, attr) is not None:
+                entry[attr] = getattr(spec, attr)
+        bins.append(entry)
+    body = {"reject_bin": base.reject_bin, "overflow_bin": base.overflow_bin, "default_bin": base.overflow_bin,
+            "bins": bins, "rules": rules}
+    header = (f"# Multi-pass sorting by {field}, pass {step.pass_number}: feed the pile of "
+              f"{_span(step.pile)} (bins and positions from {base.path}).\n")
+    return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, default_flow_style=None)

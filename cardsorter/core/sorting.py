@@ -161,6 +161,11 @@ class SorterCore:
     def undecided_tracks(self) -> int:
         return len((set(self._first_seen) | set(self._final) | set(self._ends)) - self._decided)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing undecided and nothing waiting to be actuated (station mode: feed the next card)."""
+        return not self._queue and self.undecided_tracks == 0
+
     def pause(self, why: str = "paused by the user") -> None:
         if self._state == SorterState.RUNNING:
             self._state, self._message = SorterState.PAUSED, why
