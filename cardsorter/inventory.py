@@ -101,7 +101,8 @@ def _connect(path: pathlib.Path, readonly: bool) -> sqlite3.Connection:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0)
+            # The sorter node writes from executor threads, one at a time under its lock.
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             # FULL: the WAL is fsynced at every commit, so a committed card survives kill -9 and power loss.
             conn.execute("PRAGMA synchronous=FULL")

@@ -28,7 +28,7 @@ def _record(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in overrides_from_args(args).items() if k in nodes}
     if args.run and "camera" in nodes:
         cam = overrides.setdefault("camera", {})
-        for key, value in (("synthetic.cards", args.cards), ("synthetic.seed", args.seed), ("fps", args.fps),
+        for key, value in (("synthetic.catalog_dir", args.catalog), ("synthetic.cards", args.cards), ("synthetic.seed", args.seed), ("fps", args.fps),
                            ("width", args.width), ("height", args.height)):
             if value is not None:
                 cam[key] = value
@@ -152,6 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("bag", help="output bag directory (must not exist)")
     p.add_argument("--topics", help="comma-separated topics (default: images, detections, ground truth and every stage's output)")
     p.add_argument("--run", action="store_true", help="run the graph in this process (otherwise record a graph running elsewhere)")
+    p.add_argument("--catalog", help="with --run and the synthetic camera: catalogue folder")
     p.add_argument("--cards", type=int, help="with --run and the synthetic camera: cards in the stack")
     p.add_argument("--seed", type=int, help="with --run and the synthetic camera: scene seed")
     p.add_argument("--fps", type=float, help="with --run: camera frame rate")

@@ -7,6 +7,7 @@ import json
 import logging
 import pathlib
 import platform
+import shutil
 import time
 from typing import Any
 
@@ -18,28 +19,38 @@ VAR = REPO_ROOT / "var" / "demo"
 
 
 def ensure_catalog(cards: int, unknown: int, seed: int) -> pathlib.Path:
+    """var/demo/catalog, generated again only when asked for another size or seed."""
     from cardsorter.sim.catalog import generate_catalog
 
-    path = VAR / f"catalog-{cards}-{unknown}-s{seed}"
-    if not (path / "metadata.json").exists():
+    path = VAR / "catalog"
+    wanted = {"cards": cards, "unknown": unknown, "seed": seed}
+    stamp = path / "generator.json"
+    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
+        shutil.rmtree(path, ignore_errors=True)
         log.info("generating a catalogue of %d cards (+%d unknown) in %s", cards, unknown, path)
         generate_catalog(path, cards=cards, seed=seed, unknown=unknown)
+        stamp.write_text(json.dumps(wanted))
     return path
 
 
 def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path) -> pathlib.Path:
+    """var/demo/db, built again when the catalogue or the model changed."""
     from cardsorter.cli.__main__ import main as cli_main
     from cardsorter.core.errors import DatabaseError
     from cardsorter.core.model_manifest import load_manifest
 
-    model_id = load_manifest(manifest_path).model_id
-    path = VAR / f"db-{catalog.name}-{model_id}"
-    if not (path / "manifest.json").exists():
-        log.info("building the reference database %s with model %s", path, model_id)
+    path = VAR / "db"
+    wanted = {"catalog": json.loads((catalog / "generator.json").read_text()),
+              "model_id": load_manifest(manifest_path).model_id}
+    stamp = VAR / "db.source.json"
+    if not (path / "manifest.json").exists() or not stamp.exists() or json.loads(stamp.read_text()) != wanted:
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("building the reference database %s with model %s", path, wanted["model_id"])
         code = cli_main(["db", "build", "--images", str(catalog / "images"), "--metadata",
                          str(catalog / "metadata.json"), "--out", str(path), "--model", str(manifest_path)])
         if code != 0:
             raise DatabaseError(f"building the demo database {path} failed (exit {code})")
+        stamp.write_text(json.dumps(wanted))
     return path
 
 

@@ -126,6 +126,7 @@ class SorterCore:
         self._latest: dict[int, Identity] = {}
         self._final: dict[int, Identity] = {}
         self._ends: dict[int, tuple[TrackEnd, int | None]] = {}
+        self._end_seen_ns: dict[int, int] = {}
         self._decided: set[int] = set()
         self._queue: list[ScheduledActuation] = []
         self._seq = 0
@@ -221,7 +222,11 @@ class SorterCore:
         out: list[SortDecision] = []
         grace_ns = int(self._config.identity_grace_ms * 1e6)
         for tid, (end, ticks) in sorted(self._ends.items()):
-            if now_ns - end.last_stamp_ns >= grace_ns:
+            # The grace runs from when the end was first seen here: a tracker reports an end only after
+            # its missed-frame allowance, so the last sighting is already old by then.
+            seen_ns = self._end_seen_ns.setdefault(tid, max(now_ns, end.last_stamp_ns))
+            if now_ns - seen_ns >= grace_ns:
+                self._end_seen_ns.pop(tid, None)
                 del self._ends[tid]
                 out.append(self._decide(tid, None, end, ticks, "identity never arrived"))
         if self._config.mode == "station":
@@ -244,6 +249,7 @@ class SorterCore:
         self._final.pop(tid, None)
         self._latest.pop(tid, None)
         self._ends.pop(tid, None)
+        self._end_seen_ns.pop(tid, None)
         if identity is None:
             status, card, reason = SortStatus.UNCONFIRMED, None, why
         elif timed_out:

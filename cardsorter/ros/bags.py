@@ -71,9 +71,11 @@ def _ros_topic(topic: str) -> str:
 class BagRecorder(Node):
     """Subscribes to topics as serialized CDR (no deserialisation) and writes them to an MCAP bag."""
 
-    def __init__(self, path: pathlib.Path, topics: Sequence[str], context: Context | None = None) -> None:
+    def __init__(self, path: pathlib.Path, topics: Sequence[str], context: Context | None = None,
+                 compress: bool = True) -> None:
         super().__init__("bag_recorder", context=context)
         from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2.writer import CompressionFormat, CompressionMode
 
         unknown = [t for t in topics if t.lstrip("/") not in TOPICS]
         if unknown:
@@ -82,6 +84,8 @@ class BagRecorder(Node):
             raise BagError(f"{path} exists already: a bag is never overwritten")
         self._lock = threading.Lock()
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        if compress:  # zstd chunks inside the MCAP file: ros2 bag play reads them as they are
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()
         store = typestore()
         self.counts: dict[str, int] = {}

@@ -91,7 +91,11 @@ class FrameSelectorNode(Node):
         self._tracks_pub.publish(tracks)
         self._publish_ends(ended)
         stats = self._selector.stats
-        self._monitor.values.update({k: str(v) for k, v in stats.as_dict().items()})
+        self._monitor.values.update({
+            "frames": str(stats.frames), "detections": str(stats.detections),
+            "crops_requested": str(stats.crops_requested), "embedding_runs_saved": f"{stats.saved_ratio:.3f}",
+            "reduction_factor": f"{stats.reduction_factor:.2f}",
+            **{f"skipped_{reason}": str(n) for reason, n in sorted(stats.skipped.items())}})
 
     def _publish_ends(self, ended: list[TrackEnd]) -> None:
         for end in ended:

@@ -43,6 +43,7 @@ class Graph:
         unknown = set((overrides or {}).keys()) - set(NODE_NAMES)
         if unknown:
             raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}")
+        self._thread: threading.Thread | None = None
         self.context = Context()
         rclpy.init(context=self.context, args=[])
         self.nodes: dict[str, Node] = {}
@@ -60,7 +61,6 @@ class Graph:
         except BaseException:
             self.close()
             raise
-        self._thread: threading.Thread | None = None
 
     def spin(self) -> None:
         try:

@@ -33,7 +33,6 @@ from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
 from cardsorter.srv import SorterCommand
 
-END_OF_TIME_NS = 2**62
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,7 @@ class SorterNode(Node):
         super().__init__("sorter", **kwargs)
         self._cfg = declare_config(self, SorterNodeConfig)
         core_cfg = declare_config(self, SorterConfig)
+        self._core_config = core_cfg
         belt = declare_config(self, BeltConfig, "flow.")
         self._rules = load_rules(resolve_path(core_cfg.rules_file))
         actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator_kind], config_prefix(self._cfg.actuator_kind))
@@ -121,17 +121,31 @@ class SorterNode(Node):
     def _on_end_of_stream(self, msg: Header) -> None:
         with self._lock:
             self._advance(conversions.stamp_to_ns(msg.stamp))
-            # Every card still pending is decided (reject if its identity never came) and actuated.
-            self._step(END_OF_TIME_NS, end_of_stream=True)
+            self._drain()
             self.get_logger().info(f"end of stream: bins {dict(self._core.fill)}, "
                                    f"{len(self._core.queued)} still queued ({self._core.state.value})")
 
     # --- the work --------------------------------------------------------------------------
 
-    def _step(self, now_ns: int, end_of_stream: bool = False) -> None:
+    def _step(self, now_ns: int) -> None:
         with self._monitor.measure():
             self._core.poll(now_ns)
-            self._core.execute_due(now_ns if not end_of_stream else END_OF_TIME_NS, self._actuator, self._commit)
+            self._core.execute_due(now_ns, self._actuator, self._commit)
+
+    def _drain(self) -> None:
+        """End of stream: the belt runs on with no camera frames. Every pending card is decided (rejected
+        if its identity never came, after the grace) and actuated when it reaches its gate."""
+        grace_ns = int(self._core_config.identity_grace_ms * 1e6)
+        self._step(self._now_ns)
+        self._now_ns += grace_ns
+        self._step(self._now_ns)
+        while self._core.state == SorterState.RUNNING and self._core.queued:
+            next_due = min((a.due_ns for a in self._core.queued if a.due_ns is not None), default=self._now_ns)
+            self._now_ns = max(self._now_ns, next_due)
+            before = len(self._core.queued)
+            self._step(self._now_ns)
+            if len(self._core.queued) == before:
+                break   # nothing could be actuated (encoder-timed gates need encoder ticks)
 
     def _commit(self, event: CoreSortEvent) -> None:
         """Inventory row first (it survives a crash), then the sort log and the event message."""
