@@ -130,6 +130,7 @@ def test_track_end_with_identity_never_arriving_is_rejected(parts) -> None:
     core, actuator, _, _, _ = parts
     core.on_track_end(track_end(99, 0))
     events: list[SortEvent] = []
+    core.poll(0)                      # the end is seen; the grace runs from here
     core.poll(10 * 1_000_000_000)
     core.execute_due(10 * 1_000_000_000, actuator, events.append, drain=True)
     assert [(e.decision.track_id, e.decision.bin_name) for e in events] == [(99, "reject")]

@@ -140,6 +140,7 @@ def test_identity_that_never_arrives_is_rejected_after_grace(rules: SortRules) -
     core = flow(rules)
     core.on_track_end(track_end(7, 0))
     grace = int(sorter_config().identity_grace_ms * MS)
+    assert core.poll(0) == []         # the end is seen; the grace runs from here
     assert core.poll(grace - 1) == []
     (d,) = core.poll(grace)
     assert d.track_id == 7 and d.bin_name == "reject" and d.reason == "unconfirmed: identity never arrived"

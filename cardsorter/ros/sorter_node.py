@@ -135,17 +135,11 @@ class SorterNode(Node):
     def _drain(self) -> None:
         """End of stream: the belt runs on with no camera frames. Every pending card is decided (rejected
         if its identity never came, after the grace) and actuated when it reaches its gate."""
-        grace_ns = int(self._core_config.identity_grace_ms * 1e6)
         self._step(self._now_ns)
-        self._now_ns += grace_ns
-        self._step(self._now_ns)
-        while self._core.state == SorterState.RUNNING and self._core.queued:
-            next_due = min((a.due_ns for a in self._core.queued if a.due_ns is not None), default=self._now_ns)
-            self._now_ns = max(self._now_ns, next_due)
-            before = len(self._core.queued)
-            self._step(self._now_ns)
-            if len(self._core.queued) == before:
-                break   # nothing could be actuated (encoder-timed gates need encoder ticks)
+        self._now_ns += int(self._core_config.identity_grace_ms * 1e6)
+        with self._monitor.measure():
+            self._core.poll(self._now_ns)
+            self._core.execute_due(self._now_ns, self._actuator, self._commit, drain=True)
 
     def _commit(self, event: CoreSortEvent) -> None:
         """Inventory row first (it survives a crash), then the sort log and the event message."""
