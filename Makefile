@@ -1,6 +1,6 @@
 # cardsorter developer targets. Everything goes through scripts/bootstrap.sh (idempotent).
 SHELL := /bin/bash
-.PHONY: bootstrap test demo lint clean
+.PHONY: bootstrap test demo lint clean golden
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -16,3 +16,7 @@ lint: bootstrap
 
 clean:
 	rm -rf build install log build-colcon.log
+
+# Rewrite the regression goldens from the committed bags (on purpose only; review the diff).
+golden: bootstrap
+	bash scripts/golden.sh

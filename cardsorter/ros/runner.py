@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 import time
+
+import yaml
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -119,6 +121,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", help="reference database directory")
     parser.add_argument("--nodes", default=",".join(NODE_NAMES), help="comma-separated subset of nodes")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+    parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="override one parameter, e.g. --set camera.synthetic.mode=station (repeatable)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -129,6 +133,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         o.setdefault("embedder", {})["backend"] = args.backend
     if args.database:
         o.setdefault("matcher", {})["database"] = args.database
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or node not in NODE_NAMES:
+            raise ConfigError(f"--set {item!r}: expected NODE.PARAM=VALUE with NODE one of {', '.join(NODE_NAMES)}")
+        o.setdefault(node, {})[param] = yaml.safe_load(raw)
     return o
 
 
