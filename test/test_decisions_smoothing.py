@@ -192,3 +192,12 @@ def test_confidence_is_the_share_of_agreeing_views() -> None:
     feed(sm, 1, [(MatchBand.CONFIRMED, A)] * 2 + [(MatchBand.CONFIRMED, B)] * 2)
     final = sm.end_track(track_end(1, 200 * MS))
     assert final is not None and final.confidence == pytest.approx(0.5)
+
+
+def test_unconfirmed_identity_reports_the_distance_of_its_candidate_views() -> None:
+    sm = TemporalSmoother(smoother_config(confirm_views=3))
+    sm.observe([match(1, MatchBand.UNCERTAIN, A, distance=0.3, margin=0.05)], 33 * MS)
+    sm.observe([match(1, MatchBand.UNCERTAIN, A, distance=0.5, margin=0.07)], 66 * MS)
+    final = sm.end_track(track_end(1, 100 * MS))
+    assert final is not None and final.card == A and final.agreeing_views == 0
+    assert final.distance_cos == pytest.approx(0.4) and final.margin_to_runner_up == pytest.approx(0.06)

@@ -205,6 +205,14 @@ def test_drain_actuates_the_last_cards_at_their_gates(rules: SortRules) -> None:
     assert events[-1].decision.bin_name == "a" and events[-1].actuated_ns == S        # at its own due time
 
 
+def test_a_late_card_for_the_passthrough_bin_is_not_a_miss(rules: SortRules) -> None:
+    core = flow(rules)
+    core.on_identity(identity(1, TrackState.UNKNOWN, None, 0))
+    core.on_track_end(track_end(1, 0, box=BoxPx(200.0, 0.0, 100.0, 100.0)))
+    (event,) = run(core, 60 * S)
+    assert event.decision.bin_name == "reject" and event.note == "" and core.fill["reject"] == 1
+
+
 def test_encoder_mode_schedules_on_ticks(rules: SortRules) -> None:
     core = flow(rules, speed_source="encoder", ticks_per_mm=1.0)
     core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-1"), 0))

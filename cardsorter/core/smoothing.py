@@ -58,6 +58,7 @@ class _Track:
     last_view_ns: int | None = None
     streak_card: CardRecord | None = None      # the card the current run of agreeing views names
     streak: list[_View] = field(default_factory=list)
+    candidate_views: list[_View] = field(default_factory=list)   # every view naming streak_card, any band
     best_streak: int = 0
     unknown_views: int = 0
     ambiguous_views: int = 0
@@ -183,14 +184,11 @@ class TemporalSmoother:
             if not same_card and track.streak_card is not None and view.card.art_id \
                     and track.streak_card.art_id == view.card.art_id:
                 track.ambiguous_views += 1       # another printing of the same art: the printing is in doubt
-            if match.band == MatchBand.CONFIRMED:
-                if same_card:
-                    track.streak.append(view)
-                else:
-                    self._reset_streak(track, view.card)
-                    track.streak.append(view)
-            elif not same_card:                  # UNCERTAIN naming another card: disagreement
+            if not same_card:                    # another card: disagreement resets the run
                 self._reset_streak(track, view.card)
+            track.candidate_views.append(view)
+            if match.band == MatchBand.CONFIRMED:
+                track.streak.append(view)
             track.best_streak = max(track.best_streak, len(track.streak))
         if len(track.streak) >= cfg.confirm_views and track.streak_card is not None:
             track.confirmed = track.streak_card
@@ -222,12 +220,14 @@ class TemporalSmoother:
             track.confirmed = view.card
             track.agreeing = list(track.flip_streak)
             track.streak_card, track.streak = view.card, list(track.flip_streak)
+            track.candidate_views = list(track.flip_streak)
             track.flip_card, track.flip_streak = None, []
 
     @staticmethod
     def _reset_streak(track: _Track, card: CardRecord | None) -> None:
         track.streak_card = card
         track.streak = []
+        track.candidate_views = []
 
     # --- identities ---------------------------------------------------------------------------
 
@@ -245,10 +245,12 @@ class TemporalSmoother:
             support = track.streak
         agreeing = len(support)
         confidence = min(1.0, agreeing / max(track.views, self._config.confirm_views)) if agreeing else 0.0
+        # distance / margin: of the agreeing views; before any, of every view naming the candidate card
+        measured = support or (track.candidate_views if track.confirmed is None else [])
         return Identity(
             track_id=track.track_id, state=track.state, card=card, confidence=confidence,
-            distance_cos=_mean([v.distance_cos for v in support]),
-            margin_to_runner_up=_mean([v.margin for v in support]),
+            distance_cos=_mean([v.distance_cos for v in measured]),
+            margin_to_runner_up=_mean([v.margin for v in measured]),
             agreeing_views=agreeing, views=track.views, final=final, reason=reason, stamp_ns=stamp_ns)
 
     def _progress_reason(self, track: _Track) -> str:

@@ -313,7 +313,9 @@ class SorterCore:
         """The actuation of ``act`` finished (``result`` None: it was missed and not attempted)."""
         self._queue.remove(act)
         decision, note = act.decision, ""
-        if result is None:
+        if result is None and decision.bin_name == self._config.passthrough_bin:
+            pass                                   # late for the passthrough bin: the card gets there anyway
+        elif result is None:
             passthrough = self._config.passthrough_bin
             self._routing.fill[decision.bin_name] -= 1
             self._routing.fill[passthrough] += 1
