@@ -36,6 +36,10 @@ class GraphMonitor(Node):
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.frames = 0
         self.crops_requested: dict[int, int] = {}
+        # Wall-clock receipt times per frame stamp, for frame-to-decision latency in the benchmark.
+        self.detections_wall: dict[int, float] = {}
+        self.tracks_wall: dict[int, float] = {}
+        self.identities_wall: dict[int, float] = {}
         self.identities_stamps: set[int] = set()
         self.first_frame_wall: float | None = None
         self.last_decision_wall: float | None = None
@@ -47,6 +51,7 @@ class GraphMonitor(Node):
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
         self.create_subscription(Header, "camera/end_of_stream", self._on_end, qos.DECISIONS)
+        self.create_subscription(CardDetectionArray, "camera/detections", self._on_detections, qos.PIPELINE)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, qos.DIAGNOSTICS)
 
     def _on_truth(self, msg: GroundTruth) -> None:
@@ -57,9 +62,16 @@ class GraphMonitor(Node):
         with self._lock:
             self.truth_by_stamp[stamp] = cards
 
+    def _on_detections(self, msg: CardDetectionArray) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            self.detections_wall[conversions.stamp_to_ns(msg.header.stamp)] = now
+
     def _on_tracks(self, msg: CardDetectionArray) -> None:
         stamp = conversions.stamp_to_ns(msg.header.stamp)
+        now = time.perf_counter()
         with self._lock:
+            self.tracks_wall[stamp] = now
             self.frames += 1
             if self.first_frame_wall is None:
                 self.first_frame_wall = time.monotonic()
@@ -78,8 +90,11 @@ class GraphMonitor(Node):
             self.last_decision_wall = time.monotonic()
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
+        now = time.perf_counter()
         with self._lock:
-            self.identities_stamps.add(conversions.stamp_to_ns(msg.header.stamp))
+            stamp = conversions.stamp_to_ns(msg.header.stamp)
+            self.identities_stamps.add(stamp)
+            self.identities_wall.setdefault(stamp, now)
             for ident in msg.identities:
                 if ident.final:
                     self.final_identities[ident.track_id] = ident
