@@ -52,7 +52,19 @@ CREATE TRIGGER IF NOT EXISTS cards_no_update BEFORE UPDATE ON cards
     BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS cards_no_delete BEFORE DELETE ON cards
     BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+CREATE TABLE IF NOT EXISTS bins_emptied (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bin TEXT NOT NULL,
+    stamp_ns INTEGER NOT NULL,
+    after_card INTEGER NOT NULL);         -- cards.id of the last card that was in the bin before
+CREATE TRIGGER IF NOT EXISTS bins_emptied_no_update BEFORE UPDATE ON bins_emptied
+    BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS bins_emptied_no_delete BEFORE DELETE ON bins_emptied
+    BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
 """
+
+# Cards in a bin now: rows for that bin after the last time it was emptied.
+_IN_BIN = """cards.id > COALESCE((SELECT MAX(after_card) FROM bins_emptied e WHERE e.bin = cards.bin), 0)"""
 
 
 @dataclass(frozen=True)
@@ -154,9 +166,13 @@ class Inventory:
         return int(cur.lastrowid or 0)
 
     def bin_fill(self) -> dict[str, int]:
-        """The highest position recorded per bin in this inventory (to continue numbering)."""
+        """The highest position per bin since it was last emptied (a new session continues from it)."""
         return {r["bin"]: int(r["pos"]) for r in self._conn.execute(
-            "SELECT bin, MAX(position_in_bin) AS pos FROM cards GROUP BY bin")}
+            f"SELECT bin, MAX(position_in_bin) AS pos FROM cards WHERE {_IN_BIN} GROUP BY bin")}
+
+    def record_bin_emptied(self, bin_name: str, stamp_ns: int) -> None:
+        """The user emptied ``bin_name``: later cards in it are numbered from 1 again."""
+        record_bin_emptied(self._conn, self.path, bin_name, stamp_ns)
 
     def close(self) -> None:
         self._conn.close()
@@ -189,6 +205,61 @@ def read_rows(path: str | pathlib.Path, session_id: str | None = None) -> list[I
         values["arrived"] = None if values["arrived"] is None else bool(values["arrived"])
         out.append(InventoryRow(**values))
     return out
+
+
+def record_bin_emptied(conn: sqlite3.Connection, path: pathlib.Path, bin_name: str, stamp_ns: int) -> None:
+    try:
+        conn.execute("INSERT INTO bins_emptied (bin, stamp_ns, after_card) "
+                     "VALUES (?, ?, COALESCE((SELECT MAX(id) FROM cards), 0))", (bin_name, stamp_ns))
+    except sqlite3.Error as err:
+        raise InventoryError(f"cannot record that bin {bin_name} was emptied in {path}: {err}") from err
+
+
+def mark_bin_emptied(path: str | pathlib.Path, bin_name: str, stamp_ns: int) -> None:
+    """Record, between sessions, that a bin was emptied (``inventory empty-bin``)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise InventoryError(f"inventory {path} does not exist")
+    conn = _connect(path, readonly=False)
+    try:
+        record_bin_emptied(conn, path, bin_name, stamp_ns)
+    finally:
+        conn.close()
+
+
+def bin_contents(path: str | pathlib.Path) -> dict[str, list[InventoryRow]]:
+    """What each bin holds now (since it was last emptied), in the order the cards went in."""
+    ids: set[int] = set()
+    conn = _connect(pathlib.Path(path), readonly=True)
+    try:
+        has_table = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'bins_emptied'").fetchone() is not None
+        where = _IN_BIN if has_table else "1"
+        ids = {int(r[0]) for r in conn.execute(f"SELECT id FROM cards WHERE {where}")}
+    except sqlite3.Error as err:
+        raise InventoryError(f"cannot read inventory {path}: {err}") from err
+    finally:
+        conn.close()
+    out: dict[str, list[InventoryRow]] = {}
+    for row in read_rows(path):
+        if row.id in ids:
+            out.setdefault(row.bin, []).append(row)
+    return out
+
+
+def reconcile(contents: dict[str, list[InventoryRow]]) -> list[str]:
+    """Problems with the bins' numbering: each bin must hold positions 1..n in order (empty: all good)."""
+    problems = []
+    for bin_name, rows in sorted(contents.items()):
+        positions = [r.position_in_bin for r in rows]
+        if positions != list(range(1, len(rows) + 1)):
+            problems.append(f"bin {bin_name}: positions {_ranges(positions)} instead of 1..{len(rows)}")
+    return problems
+
+
+def _ranges(values: Sequence[int]) -> str:
+    shown = ", ".join(str(v) for v in values[:12])
+    return f"[{shown}{', ...' if len(values) > 12 else ''}]"
 
 
 def integrity_check(path: str | pathlib.Path) -> str:

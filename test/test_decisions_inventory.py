@@ -21,10 +21,13 @@ from cardsorter.inventory import (
     TCGPLAYER_COLUMNS,
     Inventory,
     SortLogWriter,
+    bin_contents,
     export_csv,
     export_tcgplayer,
     integrity_check,
+    mark_bin_emptied,
     read_rows,
+    reconcile,
     summarize,
 )
 
@@ -185,3 +188,38 @@ def test_cli_writes_pass_rules_files(tmp_path: pathlib.Path, capsys: pytest.Capt
     assert all(load_rules(f).rules for f in files)
     assert "2 passes" in capsys.readouterr().out
     assert cli_main(["inventory", "passes", "--db", str(path), "--write", str(out)]) == 2
+
+
+def test_emptied_bin_restarts_numbering_across_sessions(tmp_path: pathlib.Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "inv.sqlite"
+    fill(path)
+    assert cli_main(["inventory", "empty-bin", "--db", str(path), "--bin", "a"]) == 0
+    with Inventory(path, session_id="sess-2", model_id="m", database_id="d", reject_bin="reject",
+                   opened_ns=2) as inv:
+        assert inv.bin_fill() == {"b": 1, "reject": 2}              # a is empty again
+        inv.append(event(7, card("s1-7"), "a", 1))
+        inv.append(event(8, card("s2-8"), "b", 2))
+        inv.record_bin_emptied("reject", 3)
+    contents = bin_contents(path)
+    assert {k: [r.track_id for r in v] for k, v in contents.items()} == {"a": [7], "b": [4, 8]}
+    assert reconcile(contents) == []
+    assert len(read_rows(path)) == 8                                 # history is kept
+    capsys.readouterr()
+    assert cli_main(["inventory", "summary", "--db", str(path)]) == 0
+    assert "MISMATCH" not in capsys.readouterr().out
+
+
+def test_reconcile_flags_a_gap_in_a_bin(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "inv.sqlite"
+    with Inventory(path, session_id="s", model_id="m", database_id="d", reject_bin="reject", opened_ns=0) as inv:
+        inv.append(event(1, card("s1-1"), "a", 1))
+        inv.append(event(2, card("s1-2"), "a", 3))                    # position 2 never recorded
+    assert reconcile(bin_contents(path)) == ["bin a: positions [1, 3] instead of 1..2"]
+    assert cli_main(["inventory", "summary", "--db", str(path)]) == 1
+    assert "MISMATCH bin a" in capsys.readouterr().out
+
+
+def test_empty_bin_needs_an_existing_inventory(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InventoryError, match="does not exist"):
+        mark_bin_emptied(tmp_path / "none.sqlite", "a", 0)

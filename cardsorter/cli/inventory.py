@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import pathlib
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import IO
@@ -14,10 +15,13 @@ from cardsorter.core.errors import ConfigError, InventoryError
 from cardsorter.core.multipass import plan_passes, step_rules_yaml
 from cardsorter.core.sort_rules import load_rules
 from cardsorter.inventory import (
+    bin_contents,
     export_csv,
     export_tcgplayer,
     integrity_check,
+    mark_bin_emptied,
     read_rows,
+    reconcile,
     summarize,
 )
 
@@ -39,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     summ.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
     summ.add_argument("--session", help="only this session id")
     summ.set_defaults(func=_summary)
+
+    empty = sub.add_parser("empty-bin", help="record that a bin was emptied (its positions restart at 1)")
+    empty.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    empty.add_argument("--bin", required=True, dest="bin_name", help="the bin's name in the bins file")
+    empty.set_defaults(func=_empty_bin)
 
     passes = sub.add_parser("passes", help="plan multi-pass sorting of the sorted cards by set / rarity / letter")
     passes.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
@@ -83,7 +92,20 @@ def _summary(args: argparse.Namespace) -> int:
     print(f"inventory {args.db}: integrity {check}")
     for line in summary.lines():
         print(line)
-    return 0 if check == "ok" else 1
+    contents = bin_contents(args.db)
+    print("in the bins now (since last emptied):")
+    for name, rows in sorted(contents.items()):
+        print(f"  {name:<20} {len(rows):>7}")
+    problems = reconcile(contents)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    return 0 if check == "ok" and not problems else 1
+
+
+def _empty_bin(args: argparse.Namespace) -> int:
+    mark_bin_emptied(args.db, args.bin_name, time.time_ns())
+    print(f"bin {args.bin_name} recorded as emptied in {args.db}")
+    return 0
 
 
 def _passes(args: argparse.Namespace) -> int:
