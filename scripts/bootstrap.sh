@@ -20,6 +20,22 @@ fi
 pyver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 case "$pyver" in 3.11|3.12) ;; *) log "need Python 3.11 or 3.12, found $pyver at $PY"; exit 2;; esac
 
+# The package's messages compile C and Python extensions: a C/C++ compiler and Python's headers.
+missing=()
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+"$PY" -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+  || missing+=("python${pyver}-dev")
+"$PY" -c 'import ensurepip' >/dev/null 2>&1 || missing+=("python${pyver}-venv")
+if (( ${#missing[@]} )); then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]} with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    log "missing system packages: sudo apt-get install ${missing[*]}"; exit 2
+  fi
+fi
+
 if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating venv $VENV"
   "$PY" -m venv "$VENV"
