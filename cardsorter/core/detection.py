@@ -32,6 +32,8 @@ _BORDER_STRIP_FRAC = 0.02      # share of the frame's short side sampled as back
 _EDGE_SAMPLES_PER_SIDE = 24    # normals sampled per side for the sub-pixel edge search
 _EDGE_T_RANGE = (0.12, 0.88)   # skip the rounded / occluded ends of each side
 _SIDE_ANGLE_TOL_DEG = 20.0     # contour tangent vs side direction (covers a perspective tilt)
+_EDGE_PASSES_MAX = 4           # edge-search passes (a blurred edge is reached search_px per pass)
+_SHADOW_CHROMA_TOL = 0.15      # relative channel-ratio spread still counted as an even (shadow) darkening
 _NOISE_TO_THRESHOLD = 4.0      # mask threshold vs the median background distance on the frame border
 
 
@@ -49,6 +51,7 @@ class DetectorConfig:
     work_max_width_px: int = doc("frames wider than this are searched downscaled; corners refined at full size")
     refine_pad_frac: float = doc("padding around an IMX500 box, as a fraction of its size, searched for corners")
     refine_min_iou: float = doc("min IoU between an IMX500 box and the refined quad's box to accept it")
+    shadow_gain_min: float = doc("belt darkened evenly down to this gain is a shadow, not a card (0 disables)")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_area_frac < self.max_area_frac <= 1.0:
@@ -143,6 +146,8 @@ class CardDetector:
                                           distance[:, :strip].ravel(), distance[:, -strip:].ravel()])
         threshold = max(cfg.min_contrast, _NOISE_TO_THRESHOLD * float(np.median(border_distance)))
         mask = (distance > threshold).astype(np.uint8) * 255
+        if cfg.shadow_gain_min > 0:
+            mask[_shadow_like(blur, background, cfg.shadow_gain_min)] = 0
         grey = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
         edges = cv2.Canny(grey, cfg.canny_low, cfg.canny_high)
         mask = cv2.bitwise_or(mask, cv2.dilate(edges, np.ones((3, 3), np.uint8)))
@@ -177,15 +182,15 @@ class CardDetector:
         edge_support = 0.0
         if refined is not None:
             refined_quad, edge_support = refined[0] + origin, refined[1]
-            if np.max(np.linalg.norm(refined_quad - quad, axis=1)) <= 3.0 * cfg.edge_search_px and _is_convex(refined_quad):
-                quad = refined_quad
+            quad = refined_quad
         quad = _clockwise(quad)
         aspect = _aspect_short_over_long(quad)
         quad_area = abs(_shoelace(quad))
         if quad_area <= 0:
             return None
-        # Shape fit: the blob must fill the quad and not spill far outside it.
-        fit = min(blob.area_px2 / quad_area, quad_area / blob.area_px2)
+        # Shape fit: 1 - |blob XOR quad| / |quad|. One card (even with a finger over a corner) fills
+        # its quad and barely spills out; two overlapping cards spill far outside any quad fitted to them.
+        fit = 1.0 - _mismatch_area(blob.contour, quad) / quad_area
         single = abs(aspect - CARD_ASPECT_SHORT_OVER_LONG) <= cfg.aspect_tolerance and fit >= cfg.shape_fit_min
         bbox = BoxPx.from_quad(_as_quad(quad))
         if not single:
@@ -212,6 +217,27 @@ class CardDetector:
         bottom_mid = (card_top_first[2] + card_top_first[3]) / 2.0
         upright = top_mid[1] <= bottom_mid[1]
         return card_top_first, Orientation.UPRIGHT if upright else Orientation.ROTATED_180
+
+
+def _shadow_like(blur: np.ndarray, background: np.ndarray, gain_min: float) -> np.ndarray:
+    """Pixels that are the belt's colour, only darker by the same factor in every channel."""
+    ratio = [cv2.multiply(channel, 1.0, scale=1.0 / (float(level) + 1.0), dtype=cv2.CV_32F)  # type: ignore[call-overload]
+             for channel, level in zip(cv2.split(blur), background, strict=True)]
+    rmax = cv2.max(cv2.max(ratio[0], ratio[1]), ratio[2])
+    rmin = cv2.min(cv2.min(ratio[0], ratio[1]), ratio[2])
+    return np.asarray((rmax <= 1.0) & (rmin >= gain_min) & (rmax - rmin <= _SHADOW_CHROMA_TOL * rmax))
+
+
+def _mismatch_area(contour: np.ndarray, quad: np.ndarray) -> float:
+    """Pixels in exactly one of (blob filled from its contour, quad), rasterised around the blob."""
+    pts = np.vstack([contour, quad])
+    origin = np.floor(pts.min(axis=0)) - 2
+    size = np.ceil(pts.max(axis=0) - origin).astype(int) + 3
+    blob_mask = np.zeros((size[1], size[0]), np.uint8)
+    quad_mask = np.zeros_like(blob_mask)
+    cv2.fillPoly(blob_mask, [np.round(contour - origin).astype(np.int32)], 1)
+    cv2.fillConvexPoly(quad_mask, np.round(quad - origin).astype(np.int32), 1)
+    return float(cv2.countNonZero(cv2.bitwise_xor(blob_mask, quad_mask)))
 
 
 def layout_scores(card_bgr: np.ndarray) -> tuple[float, float]:
@@ -363,11 +389,34 @@ def _intersect_lines(lines: list[np.ndarray]) -> np.ndarray | None:
 
 
 def _refine_edges(work: np.ndarray, quad: np.ndarray, search_px: float) -> tuple[np.ndarray, float] | None:
-    """Move each side onto the strongest colour edge along its normal (sub-pixel); re-intersect.
+    """Move each side onto the colour edge along its normal (sub-pixel); re-intersect the sides.
 
-    Returns the refined quad and the fraction of sampled normals that found a clear edge.
+    Repeated passes let a blurred edge be reached (motion or focus blur moves the mask's outline off
+    the edge's centre by up to half the blur) while each pass looks only ``search_px`` either side,
+    so the card's inner frame is never mistaken for its edge. Returns the refined quad and the
+    fraction of sampled normals that found a clear edge in the last pass.
     """
-    quad = _clockwise(quad)
+    current = _clockwise(quad)
+    result: tuple[np.ndarray, float] | None = None
+    final = False
+    for attempt in range(_EDGE_PASSES_MAX):
+        final = final or attempt == _EDGE_PASSES_MAX - 1
+        found = _edge_pass(work, current, search_px, final)
+        if found is None:
+            break
+        moved = float(np.max(np.linalg.norm(found[0] - current, axis=1)))
+        if moved > 2.0 * search_px + 1.0 or not _is_convex(found[0]):
+            break
+        current = found[0]
+        result = found
+        if final:
+            break
+        final = moved < 1.0     # converged within a pixel: one last pass that demands clean edges
+    return result
+
+
+def _edge_pass(work: np.ndarray, quad: np.ndarray, search_px: float, final: bool
+               ) -> tuple[np.ndarray, float] | None:
     centre = quad.mean(axis=0)
     steps = np.arange(-search_px, search_px + 1e-9, 0.5)
     ts = np.linspace(_EDGE_T_RANGE[0], _EDGE_T_RANGE[1], _EDGE_SAMPLES_PER_SIDE)
@@ -389,19 +438,24 @@ def _refine_edges(work: np.ndarray, quad: np.ndarray, search_px: float) -> tuple
     profiles = cv2.remap(work, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     deriv = np.diff(profiles, axis=1)                 # (rows, steps-1, 3)
     magnitude = np.sqrt(np.sum(deriv * deriv, axis=2))
+    rows, width = magnitude.shape
     peak = np.argmax(magnitude, axis=1)
-    rows = np.arange(magnitude.shape[0])
-    peak_val = magnitude[rows, peak]
-    left = magnitude[rows, np.maximum(peak - 1, 0)]
-    right = magnitude[rows, np.minimum(peak + 1, magnitude.shape[1] - 1)]
-    denom = left - 2 * peak_val + right
-    offset = np.where(np.abs(denom) > 1e-9, 0.5 * (left - right) / np.where(denom == 0, 1, denom), 0.0)
-    offset = np.clip(offset, -0.5, 0.5)
-    interior = (peak > 0) & (peak < magnitude.shape[1] - 1)
-    # derivative sample k sits between steps k and k+1
-    s = steps[0] + 0.5 * (peak + 0.5 + offset)
-    strong_min = 0.3 * float(np.median(peak_val)) if np.median(peak_val) > 0 else 0.0
-    good = interior & (peak_val > max(strong_min, 8.0))
+    peak_val = magnitude[np.arange(rows), peak]
+    # the contiguous run around the peak above half its height; its weighted centre is the edge
+    # (a sharp edge gives a narrow symmetric run, a motion-blurred one a flat plateau)
+    half = 0.5 * peak_val
+    idx = np.arange(width)[None, :]
+    below = magnitude < half[:, None]
+    left = np.where(below & (idx < peak[:, None]), idx, -1).max(axis=1) + 1
+    right = np.where(below & (idx > peak[:, None]), idx, width).min(axis=1) - 1
+    in_run = (idx >= left[:, None]) & (idx <= right[:, None])
+    weight = np.where(in_run, magnitude - half[:, None], 0.0) + np.where(idx == peak[:, None], 1e-6, 0.0)
+    centroid = (weight * idx).sum(axis=1) / weight.sum(axis=1)
+    s = steps[0] + 0.5 * (centroid + 0.5)             # derivative sample k sits between steps k and k+1
+    median_peak = float(np.median(peak_val))
+    good = peak_val > max(0.3 * median_peak, 8.0)
+    if final:
+        good &= (left > 0) & (right < width - 1)
     lines = []
     for i in range(4):
         sl = slice(i * len(ts), (i + 1) * len(ts))
