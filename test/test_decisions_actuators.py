@@ -118,8 +118,10 @@ def test_simulated_drop_sensor_reports_misroutes(tmp_path: pathlib.Path) -> None
 
 # --- serial -------------------------------------------------------------------------------------
 
-def controller(ack: bool = True, drop: bool = False, err: str = "", chatter: bool = False):
+def controller(ack: bool = True, drop: bool = False, err: str = "", chatter: bool = False, pong: bool = True):
     def handle(line: str) -> list[str]:
+        if line == "PING":
+            return ["PONG"] if pong else []
         verb, _, name = line.partition(" ")
         assert verb == "ROUTE"
         out = ["# debug: moving"] if chatter else []
@@ -136,15 +138,31 @@ def controller(ack: bool = True, drop: bool = False, err: str = "", chatter: boo
 def serial_actuator(monkeypatch: pytest.MonkeyPatch, bins: dict[str, BinSpec], handler, **overrides: Any):
     serial = fake(monkeypatch, "serial")
     serial.DEVICES["/dev/ttyFAKE0"] = handler
-    config = cfg(SerialActuatorConfig, port="/dev/ttyFAKE0", timeout_ms=60.0, drop_timeout_ms=60.0, **overrides)
-    return actuator_from_config(config, bins), serial
+    config = cfg(SerialActuatorConfig, **{"port": "/dev/ttyFAKE0", "timeout_ms": 60.0, "drop_timeout_ms": 60.0,
+                                          **overrides})
+    return actuator_from_config(config, bins, no_sleep), serial
 
 
 def test_serial_sends_route_and_waits_for_ack(monkeypatch: pytest.MonkeyPatch, rules: SortRules) -> None:
     act, _ = serial_actuator(monkeypatch, rules.bins, controller(chatter=True))
     result = act.route("b")
     assert result.bin_name == "b" and result.arrived is None
-    assert act._port.written == [b"ROUTE b\n"]
+    assert act._port.written == [b"PING\n", b"ROUTE b\n"]
+
+
+def test_serial_handshake_failure_is_named(monkeypatch: pytest.MonkeyPatch, rules: SortRules) -> None:
+    with pytest.raises(ActuatorError, match="did not answer PING with PONG within 60 ms"):
+        serial_actuator(monkeypatch, rules.bins, controller(pong=False))
+    act, _ = serial_actuator(monkeypatch, rules.bins, controller(pong=False), handshake=False)
+    assert act.route("a").bin_name == "a"
+
+
+def test_serial_waits_for_the_controller_to_boot(monkeypatch: pytest.MonkeyPatch, rules: SortRules) -> None:
+    serial = fake(monkeypatch, "serial")
+    serial.DEVICES["/dev/ttyFAKE1"] = controller()
+    slept: list[float] = []
+    actuator_from_config(cfg(SerialActuatorConfig, port="/dev/ttyFAKE1", startup_ms=1500.0), rules.bins, slept.append)
+    assert slept == [1.5]
 
 
 def test_serial_without_ack_raises_and_stays_faulted(monkeypatch: pytest.MonkeyPatch, rules: SortRules) -> None:
@@ -162,7 +180,7 @@ def test_serial_err_reply_is_an_error(monkeypatch: pytest.MonkeyPatch, rules: So
 
 
 def test_serial_ack_for_another_bin_is_an_error(monkeypatch: pytest.MonkeyPatch, rules: SortRules) -> None:
-    act, _ = serial_actuator(monkeypatch, rules.bins, lambda line: ["ACK c"])
+    act, _ = serial_actuator(monkeypatch, rules.bins, lambda line: ["ACK c"], handshake=False)
     with pytest.raises(ActuatorError, match="acknowledged 'c' instead of 'a'"):
         act.route("a")
 
@@ -185,7 +203,7 @@ def test_serial_missing_port_is_named(monkeypatch: pytest.MonkeyPatch, rules: So
 def test_actuator_timeout_stops_the_sorter(monkeypatch: pytest.MonkeyPatch, rules: SortRules) -> None:
     acks = {"on": True}
     act, _ = serial_actuator(monkeypatch, rules.bins,
-                             lambda line: [f"ACK {line.split()[1]}"] if acks["on"] else [])
+                             lambda line: [f"ACK {line.split()[1]}"] if acks["on"] else [], handshake=False)
     core = SorterCore(sorter_config(mode="station"), rules)
     for tid, cid in enumerate(["s1-1", "s2-1", "s1-2"], start=1):
         core.on_identity(identity(tid, TrackState.CONFIRMED, card(cid), tid))

@@ -102,6 +102,8 @@ class SerialActuatorConfig:
     baudrate: int = doc("line speed")
     timeout_ms: float = doc("no ACK within this time stops the sorter")
     drop_timeout_ms: float = doc("for bins with a drop sensor: wait this long for ``DROP <bin>``")
+    startup_ms: float = doc("wait after opening the port before the first command (an Arduino resets on open)")
+    handshake: bool = doc("at start send ``PING`` and require ``PONG`` within timeout_ms (is the firmware there?)")
 
 
 ACTUATOR_CONFIGS: dict[str, type] = {
@@ -133,7 +135,7 @@ def actuator_from_config(config: Any, bins: Mapping[str, BinSpec],
     if isinstance(config, GpioActuatorConfig):
         return GpioActuator(config, bins, sleep)
     if isinstance(config, SerialActuatorConfig):
-        return SerialActuator(config, bins)
+        return SerialActuator(config, bins, sleep)
     raise ConfigError(f"not an actuator config: {config!r}")
 
 
@@ -409,7 +411,8 @@ class SerialActuator(_Base):
 
     kind = "serial"
 
-    def __init__(self, config: SerialActuatorConfig, bins: Mapping[str, BinSpec]) -> None:
+    def __init__(self, config: SerialActuatorConfig, bins: Mapping[str, BinSpec],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(bins)
         for name in bins:
             if not name or any(c.isspace() for c in name):
@@ -427,6 +430,20 @@ class SerialActuator(_Base):
                                                write_timeout=config.timeout_ms / 1000.0)
         except (serial.SerialException, ValueError) as err:
             raise ActuatorError(f"serial actuator: cannot open {config.port}: {err}") from err
+        sleep(config.startup_ms / 1000.0)
+        if config.handshake:
+            try:
+                self._port.reset_input_buffer()
+                self._port.write(b"PING\n")
+                self._port.flush()
+                self._await("PONG", time.monotonic() + config.timeout_ms / 1000.0, "PING")
+            except ActuatorError as err:
+                self._port.close()
+                raise ActuatorError(f"serial actuator on {config.port}: the controller did not answer PING with "
+                                    f"PONG within {config.timeout_ms:.0f} ms (wrong port or firmware?)") from err
+            except serial.SerialException as err:
+                self._port.close()
+                raise ActuatorError(f"serial actuator: I/O error on {config.port} during the handshake: {err}") from err
 
     def route(self, bin_name: str) -> ActuationResult:
         spec = self._check(bin_name)
