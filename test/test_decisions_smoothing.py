@@ -201,3 +201,27 @@ def test_unconfirmed_identity_reports_the_distance_of_its_candidate_views() -> N
     final = sm.end_track(track_end(1, 100 * MS))
     assert final is not None and final.card == A and final.agreeing_views == 0
     assert final.distance_cos == pytest.approx(0.4) and final.margin_to_runner_up == pytest.approx(0.06)
+
+
+def test_a_view_naming_no_card_does_not_reset_the_run() -> None:
+    sm = TemporalSmoother(smoother_config(confirm_views=3, unknown_views=3))
+    feed(sm, 1, [(MatchBand.CONFIRMED, A), (MatchBand.UNKNOWN, None), (MatchBand.CONFIRMED, A),
+                 (MatchBand.UNKNOWN, None), (MatchBand.CONFIRMED, A)])
+    assert sm.state_of(1) == TrackState.CONFIRMED
+
+
+def test_ambiguity_is_not_overridden_by_later_confident_views() -> None:
+    sm = TemporalSmoother(smoother_config(confirm_views=3, ambiguous_views=2))
+    feed(sm, 1, [(MatchBand.AMBIGUOUS, A), (MatchBand.AMBIGUOUS, A)])
+    assert sm.is_settled(1)                       # ambiguous for good: no more views needed
+    feed(sm, 1, [(MatchBand.CONFIRMED, A)] * 5, start=3)
+    final = sm.end_track(track_end(1, 500 * MS))
+    assert final is not None and final.state == TrackState.AMBIGUOUS
+
+
+def test_unknown_track_can_still_be_confirmed_by_enough_views() -> None:
+    sm = TemporalSmoother(smoother_config(confirm_views=3, unknown_views=2))
+    feed(sm, 1, [(MatchBand.UNKNOWN, None)] * 2)
+    assert sm.state_of(1) == TrackState.UNKNOWN
+    feed(sm, 1, [(MatchBand.CONFIRMED, B)] * 3, start=3)
+    assert sm.state_of(1) == TrackState.CONFIRMED

@@ -77,8 +77,10 @@ def _mean(values: Sequence[float]) -> float:
 class TemporalSmoother:
     """NO_CARD → DETECTING → STABILIZING → CONFIRMED, or UNKNOWN, or AMBIGUOUS, per track.
 
-    Confirmation needs ``confirm_views`` consecutive CONFIRMED-band views of the same card from
-    distinct frames; any view naming another card (or an UNKNOWN / AMBIGUOUS view) resets the run.
+    Confirmation needs ``confirm_views`` CONFIRMED-band views of the same card from distinct frames
+    with no view naming another card in between (that resets the run; a view naming no card, UNKNOWN,
+    does not). ``ambiguous_views`` views on different printings of one art make the track AMBIGUOUS
+    for good; ``unknown_views`` UNKNOWN views make an unconfirmed track UNKNOWN.
     Once confirmed, later views are counted (``views`` vs ``agreeing_views``) but the identity
     changes only after ``flip_views`` consecutive confirmed views of one other card, and never
     after its final identity went out.
@@ -147,11 +149,12 @@ class TemporalSmoother:
         return self._identity(track, max(end.last_stamp_ns, track.last_stamp_ns), final=True, reason=reason)
 
     def is_settled(self, track_id: int) -> bool:
-        """True when the track needs no more views (confirmed, or already finalised)."""
+        """True when the track needs no more views (confirmed, ambiguous for good, or finalised)."""
         if track_id in self._ended:
             return True
         track = self._tracks.get(track_id)
-        return track is not None and (track.state == TrackState.CONFIRMED or track.final_sent)
+        return track is not None and (track.state in (TrackState.CONFIRMED, TrackState.AMBIGUOUS)
+                                      or track.final_sent)
 
     def state_of(self, track_id: int) -> TrackState:
         track = self._tracks.get(track_id)
@@ -174,11 +177,11 @@ class TemporalSmoother:
             return
         cfg = self._config
         if match.band == MatchBand.UNKNOWN or view is None:
-            track.unknown_views += 1
-            self._reset_streak(track, None)
+            track.unknown_views += 1             # names no card: not a disagreement (blur, glare, a hand)
         elif match.band == MatchBand.AMBIGUOUS:
-            track.ambiguous_views += 1
-            self._reset_streak(track, None)
+            track.ambiguous_views += 1           # the art is known, the printing is not
+            if track.streak_card is None or track.streak_card.card_id != view.card.card_id:
+                self._reset_streak(track, view.card)
         else:
             same_card = track.streak_card is not None and track.streak_card.card_id == view.card.card_id
             if not same_card and track.streak_card is not None and view.card.art_id \
@@ -190,12 +193,13 @@ class TemporalSmoother:
             if match.band == MatchBand.CONFIRMED:
                 track.streak.append(view)
             track.best_streak = max(track.best_streak, len(track.streak))
-        if len(track.streak) >= cfg.confirm_views and track.streak_card is not None:
+        # AMBIGUOUS first and for good: guessing between printings of one art is the error users hate most
+        if track.ambiguous_views >= cfg.ambiguous_views:
+            track.state = TrackState.AMBIGUOUS
+        elif len(track.streak) >= cfg.confirm_views and track.streak_card is not None:
             track.confirmed = track.streak_card
             track.agreeing = list(track.streak)
             track.state = TrackState.CONFIRMED
-        elif track.ambiguous_views >= cfg.ambiguous_views:
-            track.state = TrackState.AMBIGUOUS
         elif track.unknown_views >= cfg.unknown_views:
             track.state = TrackState.UNKNOWN
         elif track.streak_card is not None:
