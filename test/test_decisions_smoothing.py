@@ -225,3 +225,10 @@ def test_unknown_track_can_still_be_confirmed_by_enough_views() -> None:
     assert sm.state_of(1) == TrackState.UNKNOWN
     feed(sm, 1, [(MatchBand.CONFIRMED, B)] * 3, start=3)
     assert sm.state_of(1) == TrackState.CONFIRMED
+
+
+def test_finalize_on_confirm_also_finalizes_ambiguous_tracks() -> None:
+    sm = TemporalSmoother(smoother_config(finalize_on_confirm=True, ambiguous_views=2))
+    changes = feed(sm, 1, [(MatchBand.AMBIGUOUS, A)] * 2)
+    assert changes[-1].final and changes[-1].state == TrackState.AMBIGUOUS
+    assert sm.end_track(track_end(1, 100 * MS)) is None

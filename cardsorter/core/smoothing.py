@@ -33,7 +33,8 @@ class SmootherConfig:
         "after confirmation, consecutive CONFIRMED-band views of ONE other card that replace the "
         "confirmed identity (hysteresis); 0 = a confirmed identity never changes")
     finalize_on_confirm: bool = doc(
-        "publish the final identity as soon as a track confirms (station mode) instead of when it ends")
+        "publish the final identity as soon as it cannot change any more, CONFIRMED or AMBIGUOUS (station "
+        "mode), instead of when the track ends")
 
     def __post_init__(self) -> None:
         for name in ("confirm_views", "unknown_views", "ambiguous_views"):
@@ -123,7 +124,7 @@ class TemporalSmoother:
             after = (track.state, self._card_id(track))
             if track.final_sent:
                 continue
-            if (self._config.finalize_on_confirm and track.state == TrackState.CONFIRMED):
+            if self._config.finalize_on_confirm and track.state in (TrackState.CONFIRMED, TrackState.AMBIGUOUS):
                 track.final_sent = True
                 changed.append(self._identity(track, stamp_ns, final=True, reason=self._final_reason(track)))
             elif new or before != after:
