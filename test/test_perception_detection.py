@@ -83,9 +83,23 @@ def test_finger_over_one_corner_does_not_bend_the_other_corners() -> None:
     cv2.ellipse(frame, (int(corner[0]) + 12, int(corner[1]) + 12), (34, 14), 45.0, 0, 360, (120, 150, 215), -1)
     found = detector().detect(frame)
     assert len(found) == 1 and found[0].quad_px is not None
+    assert found[0].class_name == CLASS_CARD
     errors = np.linalg.norm(np.asarray(found[0].quad_px) - quad, axis=1)
     assert np.all(errors[[0, 1, 3]] < 1.0)
     assert errors[2] < 3.0
+
+
+def test_a_hands_shadow_on_the_belt_is_not_part_of_the_card() -> None:
+    quad = pose_quad((300, 240), 200, 8.0)
+    frame = scene([quad], [3]).astype(np.float32)
+    shade = np.zeros(frame.shape[:2], np.float32)
+    cv2.ellipse(shade, (420, 300), (120, 80), 30.0, 0, 360, 1.0, -1)
+    shade = cv2.GaussianBlur(shade, (0, 0), 12.0)
+    frame = (frame * (1.0 - 0.5 * shade)[:, :, None]).astype(np.uint8)
+    found = detector().detect(frame)
+    assert [d.class_name for d in found] == [CLASS_CARD]
+    assert found[0].quad_px is not None
+    assert quad_corner_error_px(found[0].quad_px, as_quad(quad)) < 1.0
 
 
 def test_two_separate_cards_are_two_detections() -> None:

@@ -32,6 +32,7 @@ _BORDER_STRIP_FRAC = 0.02      # share of the frame's short side sampled as back
 _EDGE_SAMPLES_PER_SIDE = 24    # normals sampled per side for the sub-pixel edge search
 _EDGE_T_RANGE = (0.12, 0.88)   # skip the rounded / occluded ends of each side
 _SIDE_ANGLE_TOL_DEG = 20.0     # contour tangent vs side direction (covers a perspective tilt)
+_RIM_INSET_PX = 3.0            # the shape check samples the blob this far inside the quad's sides
 _EDGE_PASSES_MAX = 4           # edge-search passes (a blurred edge is reached search_px per pass)
 _SHADOW_CHROMA_TOL = 0.15      # relative channel-ratio spread still counted as an even (shadow) darkening
 _NOISE_TO_THRESHOLD = 4.0      # mask threshold vs the median background distance on the frame border
@@ -51,6 +52,7 @@ class DetectorConfig:
     work_max_width_px: int = doc("frames wider than this are searched downscaled; corners refined at full size")
     refine_pad_frac: float = doc("padding around an IMX500 box, as a fraction of its size, searched for corners")
     refine_min_iou: float = doc("min IoU between an IMX500 box and the refined quad's box to accept it")
+    rim_gap_max: float = doc("max share of the quad's inner rim off the blob; above: double feed")
     shadow_gain_min: float = doc("belt darkened evenly down to this gain is a shadow, not a card (0 disables)")
 
     def __post_init__(self) -> None:
@@ -190,8 +192,10 @@ class CardDetector:
             return None
         # Shape fit: 1 - |blob XOR quad| / |quad|. One card (even with a finger over a corner) fills
         # its quad and barely spills out; two overlapping cards spill far outside any quad fitted to them.
-        fit = 1.0 - _mismatch_area(blob.contour, quad) / quad_area
-        single = abs(aspect - CARD_ASPECT_SHORT_OVER_LONG) <= cfg.aspect_tolerance and fit >= cfg.shape_fit_min
+        mismatch_px2, rim_gaps = _shape_mismatch(blob.contour, quad)
+        fit = 1.0 - mismatch_px2 / quad_area
+        single = (abs(aspect - CARD_ASPECT_SHORT_OVER_LONG) <= cfg.aspect_tolerance and fit >= cfg.shape_fit_min
+                  and rim_gaps <= cfg.rim_gap_max)
         bbox = BoxPx.from_quad(_as_quad(quad))
         if not single:
             hull_quad = _clockwise(initial)
@@ -228,8 +232,13 @@ def _shadow_like(blur: np.ndarray, background: np.ndarray, gain_min: float) -> n
     return np.asarray((rmax <= 1.0) & (rmin >= gain_min) & (rmax - rmin <= _SHADOW_CHROMA_TOL * rmax))
 
 
-def _mismatch_area(contour: np.ndarray, quad: np.ndarray) -> float:
-    """Pixels in exactly one of (blob filled from its contour, quad), rasterised around the blob."""
+def _shape_mismatch(contour: np.ndarray, quad: np.ndarray) -> tuple[float, float]:
+    """(pixels in exactly one of blob and quad, share of the quad's inner rim that is not blob).
+
+    The rim is a line _RIM_INSET_PX inside each side (ends skipped for rounded corners). One card
+    fills its rim even when a finger covers a corner (that adds blob outside the quad); a quad
+    fitted around two overlapping cards crosses belt where the cards' outlines notch in.
+    """
     pts = np.vstack([contour, quad])
     origin = np.floor(pts.min(axis=0)) - 2
     size = np.ceil(pts.max(axis=0) - origin).astype(int) + 3
@@ -237,7 +246,21 @@ def _mismatch_area(contour: np.ndarray, quad: np.ndarray) -> float:
     quad_mask = np.zeros_like(blob_mask)
     cv2.fillPoly(blob_mask, [np.round(contour - origin).astype(np.int32)], 1)
     cv2.fillConvexPoly(quad_mask, np.round(quad - origin).astype(np.int32), 1)
-    return float(cv2.countNonZero(cv2.bitwise_xor(blob_mask, quad_mask)))
+    xor = float(cv2.countNonZero(cv2.bitwise_xor(blob_mask, quad_mask)))
+    centre = quad.mean(axis=0)
+    ts = np.linspace(_EDGE_T_RANGE[0], _EDGE_T_RANGE[1], 2 * _EDGE_SAMPLES_PER_SIDE)
+    samples = []
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        line = a[None, :] + ts[:, None] * (b - a)[None, :]
+        inward = centre - (a + b) / 2.0
+        inward /= max(1e-9, float(np.linalg.norm(inward)))
+        samples.append(line + _RIM_INSET_PX * inward)
+    rim = np.round(np.vstack(samples) - origin).astype(int)
+    rim[:, 0] = np.clip(rim[:, 0], 0, size[0] - 1)
+    rim[:, 1] = np.clip(rim[:, 1], 0, size[1] - 1)
+    gaps = float(np.mean(blob_mask[rim[:, 1], rim[:, 0]] == 0))
+    return xor, gaps
 
 
 def layout_scores(card_bgr: np.ndarray) -> tuple[float, float]:
@@ -417,6 +440,7 @@ def _refine_edges(work: np.ndarray, quad: np.ndarray, search_px: float) -> tuple
 
 def _edge_pass(work: np.ndarray, quad: np.ndarray, search_px: float, final: bool
                ) -> tuple[np.ndarray, float] | None:
+    """One edge search: (quad, share of the sampled normals that found a clear edge)."""
     centre = quad.mean(axis=0)
     steps = np.arange(-search_px, search_px + 1e-9, 0.5)
     ts = np.linspace(_EDGE_T_RANGE[0], _EDGE_T_RANGE[1], _EDGE_SAMPLES_PER_SIDE)
