@@ -84,7 +84,7 @@ class SceneConfig:
     station_dwell_s: float = doc("time a dropped card stays under the camera")
     station_move_s: float = doc("time a card takes to drop in and to slide out")
     station_gap_s: float = doc("empty time between two cards at the station")
-    background_bgr: list[int] = doc("belt colour, BGR")
+    background_bgr: list[int] = doc("belt colour, BGR")  # noqa: RUF009 - doc() is a field() with no default
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -195,7 +195,7 @@ class SyntheticScene:
         self._solids: dict[tuple[int, int], np.ndarray] = {}
         self._physicals = self._plan(rng, known, unknown)
         self._duration_s = self._end_time_s()
-        self._frame_count = int(math.ceil(self._duration_s * self._fps)) + 1 if self._physicals else 0
+        self._frame_count = math.ceil(self._duration_s * self._fps) + 1 if self._physicals else 0
 
     @property
     def frame_count(self) -> int:
@@ -258,8 +258,8 @@ class SyntheticScene:
     # --- plan -------------------------------------------------------------------------------
 
     def _make_background(self, rng: np.random.Generator) -> np.ndarray:
-        texture = rng.normal(0.0, 1.0, (self._h // 4 + 1, self._w // 4 + 1)).astype(np.float32)
-        texture = cv2.resize(cv2.GaussianBlur(texture, (0, 0), 1.0), (self._w, self._h))
+        noise = rng.normal(0.0, 1.0, (self._h // 4 + 1, self._w // 4 + 1)).astype(np.float32)
+        texture = np.asarray(cv2.resize(cv2.GaussianBlur(noise, (0, 0), 1.0), (self._w, self._h)))
         base = np.array(self._cfg.background_bgr, np.float32)[None, None, :]
         bg = base + BELT_TEXTURE_AMPLITUDE * texture[:, :, None]
         return np.clip(bg, 0, 255).astype(np.uint8)
@@ -279,7 +279,7 @@ class SyntheticScene:
             card = pool[int(rng.integers(len(pool)))]
             tags: list[str] = []
 
-            def happens(name: str) -> bool:
+            def happens(name: str, tags: list[str] = tags) -> bool:
                 hit = bool(rng.random() < getattr(nz, name))
                 if hit:
                     tags.append(name)
@@ -456,11 +456,10 @@ class SyntheticScene:
         if p.shadow[3] > 0:
             dx, dy, radius, gain = p.shadow
             centre = quads[-1].mean(axis=0) - [x0, y0] + [dx * self._card_w(), dy * self._cfg.card_height_px]
-            mask = np.zeros(view.shape[:2], np.float32)
+            disc = np.zeros(view.shape[:2], np.float32)
             r = radius * self._cfg.card_height_px
-            cv2.ellipse(mask, (round(centre[0]), round(centre[1])), (round(r * 1.4), round(r)), 30.0, 0, 360, 1.0, -1)
-            mask = cv2.GaussianBlur(mask, (0, 0), 0.15 * r)
-            shade = 1.0 - (1.0 - gain) * mask
+            cv2.ellipse(disc, (round(centre[0]), round(centre[1])), (round(r * 1.4), round(r)), 30.0, 0, 360, 1.0, -1)
+            shade = 1.0 - (1.0 - gain) * np.asarray(cv2.GaussianBlur(disc, (0, 0), 0.15 * r))
             view[:] = np.clip(view * shade[:, :, None], 0, 255).astype(np.uint8)
         if p.blur_px > 0:
             view[:] = cv2.filter2D(view, -1, _line_kernel(p.blur_px, moving_angle_deg))
@@ -469,7 +468,7 @@ class SyntheticScene:
 
 
 def _line_kernel(length_px: float, angle_deg: float) -> np.ndarray:
-    size = int(math.ceil(length_px)) | 1
+    size = math.ceil(length_px) | 1
     kernel = np.zeros((size, size), np.float32)
     c = size // 2
     r = math.radians(angle_deg)
