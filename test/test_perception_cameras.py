@@ -241,3 +241,28 @@ def test_synthetic_ground_truth_matches_what_the_detector_finds(tmp_path: Path, 
                 assert errors and min(errors) < 0.5, f"frame {frame.frame_index} card {truth.physical_id}"
                 checked += 1
     assert checked >= 5
+
+
+def test_imx500_nanodet_boxes_are_scaled_from_input_pixels(rig: Any) -> None:
+    from picamera2._rig import RigFrame
+
+    rig.intrinsics.update({"postprocess": "nanodet"})
+    empty = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
+    # decoded rows [y0, x0, y1, x1 (320x320 input pixels), score, class]; the low score is dropped
+    rows = np.array([[[80.0, 80.0, 240.0, 160.0, 0.9, 0.0], [10.0, 10.0, 50.0, 50.0, 0.2, 0.0]]], np.float32)
+    rig.frames = [RigFrame(empty, 0, [rows[0]])]
+    frame = open_camera("imx500", imx500_params(rig)).read()
+    assert frame is not None and frame.detections is not None
+    assert [d.bbox_px.as_tuple() for d in frame.detections] == [(160, 120, 160, 240)]
+
+
+def test_video_source_reads_a_video_file(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (64, 48))
+    for value in (40, 120, 200):
+        writer.write(np.full((48, 64, 3), value, np.uint8))
+    writer.release()
+    params = {**node_params("camera"), "video.uri": str(path), "video.realtime": False, "video.start_stamp_ns": 0}
+    frames = read_all(open_camera("video", params))
+    assert [round(float(f.image_bgr.mean()) / 40) for f in frames] == [1, 3, 5]
+    assert [f.stamp_ns for f in frames] == [0, 50_000_000, 100_000_000]   # the file's own 20 fps
