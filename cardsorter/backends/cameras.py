@@ -404,7 +404,7 @@ class Imx500Source:
     def _parse(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes as normalised (y0, x0, y1, x1), scores, classes (PLATFORM_NOTES.md §1.4)."""
         if self._postprocess == "nanodet":
-            from picamera2.devices.imx500 import postprocess_nanodet_detection  # type: ignore[import-not-found]
+            from picamera2.devices.imx500 import postprocess_nanodet_detection  # type: ignore[import-not-found,unused-ignore]
             from picamera2.devices.imx500.postprocess import scale_boxes  # type: ignore[import-not-found]
 
             boxes, scores, classes = postprocess_nanodet_detection(
