@@ -84,7 +84,7 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
     overrides = {
         "matcher": {"database": str(resolve_path(db))},
         "sorter": {"sort_log": str(out_csv.resolve()), "inventory_path": str(work / "inventory.sqlite"),
-                   "actuator_kind": "simulated", "actuator.simulated.realtime": False,
+                   "actuator_kind": "simulated", "actuator.simulated.realtime": False, "clock_tick_ms": 0.0,
                    "actuator.simulated.jam_probability": 0.0, "actuator.simulated.misroute_probability": 0.0},
     }
     nodes = ["frame_selector", "embedder", "matcher", "smoother", "sorter"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,10 @@ class SorterNodeConfig:
     actuator_kind: str = doc("actuator driver: simulated | pca9685 | gpio | serial")
     inventory_path: str = doc("inventory SQLite file (append-only; one row per physical card)")
     sort_log: str = doc("sort log CSV written as cards are sorted (empty: none)")
+    clock_tick_ms: float = doc(
+        "0: time is only the newest frame stamp (replay: identical decisions on any machine); > 0: every "
+        "tick extrapolates that stamp by the wall time since the frame arrived, so gates fire on time "
+        "between frames and after a dropped frame (the robot)")
 
     def __post_init__(self) -> None:
         if self.actuator_kind not in ACTUATOR_CONFIGS:
@@ -79,6 +84,9 @@ class SorterNode(Node):
         self.create_subscription(String, "database/status", self._on_database_status, qos.DATABASE_STATUS,
                                  callback_group=group)
         self.create_service(SorterCommand, "sorter/command", self._on_command, callback_group=group)
+        self._frame_wall_ns = 0
+        if self._cfg.clock_tick_ms > 0:
+            self.create_timer(self._cfg.clock_tick_ms / 1000.0, self._on_tick, callback_group=group)
         self.get_logger().info(f"sorting in {core_cfg.mode} mode into {len(self._rules.bins)} bins of "
                                f"{self._rules.path} with the {self._cfg.actuator_kind} actuator; session {self._session_id}")
 
@@ -93,7 +101,16 @@ class SorterNode(Node):
     # --- inputs ----------------------------------------------------------------------------
 
     def _advance(self, stamp_ns: int) -> None:
-        self._now_ns = max(self._now_ns, stamp_ns)
+        if stamp_ns > self._now_ns:
+            self._now_ns = stamp_ns
+            self._frame_wall_ns = time.monotonic_ns()
+
+    def _on_tick(self) -> None:
+        with self._lock:
+            if self._frame_wall_ns == 0:
+                return
+            now = self._now_ns + (time.monotonic_ns() - self._frame_wall_ns)
+            self._step(now)
 
     def _on_database_status(self, msg: String) -> None:
         try:
@@ -173,6 +190,13 @@ class SorterNode(Node):
                 self._step(self._now_ns)
             elif request.command == SorterCommand.Request.STOP:
                 self._core.stop()
+            elif request.command == SorterCommand.Request.EMPTY_BIN:
+                if request.bin not in self._rules.bins:
+                    response.success, response.state = False, self._core.state.value
+                    response.message = f"no bin named '{request.bin}' in {self._rules.path}"
+                    return response
+                self._core.empty_bin(request.bin)
+                self._inventory.record_bin_emptied(request.bin, self._now_ns)
             else:
                 response.success, response.message = False, f"unknown command {request.command}"
                 response.state = self._core.state.value
