@@ -9,6 +9,7 @@ parameter's name when it is missing or mistyped; tests and the CLI read the same
 from __future__ import annotations
 
 import dataclasses
+import logging
 import pathlib
 import types
 import typing
@@ -20,6 +21,7 @@ import yaml
 from cardsorter.core.errors import ConfigError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCALAR_TYPES = (bool, int, float, str)
@@ -29,11 +31,11 @@ def default_params_file() -> pathlib.Path:
     """config/sorter.yaml from the source tree, else from the installed share directory."""
     candidates = [REPO_ROOT / "config" / "sorter.yaml"]
     try:  # installed layout (robot): share/cardsorter/config/sorter.yaml
-        from ament_index_python.packages import get_package_share_directory  # type: ignore[import-not-found]
+        from ament_index_python.packages import get_package_share_directory
 
         candidates.append(pathlib.Path(get_package_share_directory("cardsorter")) / "config" / "sorter.yaml")
-    except Exception:  # noqa: BLE001 - ament_index is optional here; the first candidate usually exists
-        pass
+    except Exception as err:  # noqa: BLE001 - ament_index is optional here; the first candidate usually exists
+        log.debug("no installed share directory: %s", err)
     for path in candidates:
         if path.is_file():
             return path
@@ -155,6 +157,6 @@ def resolve_path(path: str | pathlib.Path) -> pathlib.Path:
         shared = pathlib.Path(get_package_share_directory("cardsorter")) / p
         if shared.exists():
             return shared
-    except Exception:  # noqa: BLE001 - not installed: fall through to the repo-relative path
-        pass
+    except Exception as err:  # noqa: BLE001 - not installed: fall through to the repo-relative path
+        log.debug("no installed share directory: %s", err)
     return REPO_ROOT / p

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
-from cardsorter.config import load_params_file, REPO_ROOT
+from cardsorter.config import REPO_ROOT, load_params_file
 
 PARAMS_FILE = REPO_ROOT / "config" / "sorter.yaml"
 

@@ -16,7 +16,7 @@ class GateConfig:
     iou_min: float = doc("IoU below which a track has moved")
     max_age_frames: int = doc("frames after which a cached result expires")
     enabled: bool = doc("gate on or off")
-    names: list[str] = doc("names")
+    names: list[str] = doc("names")  # noqa: RUF009 - doc() is a field()
 
 
 def test_from_params_builds_a_typed_config() -> None:

@@ -6,8 +6,22 @@ import numpy as np
 import pytest
 
 from cardsorter.core.errors import ImageError
-from cardsorter.core.types import (BoxPx, Candidate, CardCrop, CardEmbedding, CardMatch, CardRecord, Detection,
-                                   Identity, MatchBand, Orientation, SortDecision, SortStatus, TrackEnd, TrackState)
+from cardsorter.core.types import (
+    BoxPx,
+    Candidate,
+    CardCrop,
+    CardEmbedding,
+    CardMatch,
+    CardRecord,
+    Detection,
+    Identity,
+    MatchBand,
+    Orientation,
+    SortDecision,
+    SortStatus,
+    TrackEnd,
+    TrackState,
+)
 from cardsorter.ros import conversions as cv
 
 

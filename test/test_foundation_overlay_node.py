@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cardsorter.msg import CardIdentityArray
+from rosutil import Collector, overrides, ros_context, spin_until
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker, MarkerArray
 
 from cardsorter.core.errors import ConfigError
 from cardsorter.core.types import BoxPx, CardRecord, Detection, Identity, TrackState
-from cardsorter.msg import CardIdentityArray
-from cardsorter.ros import conversions as cv, qos
+from cardsorter.ros import conversions as cv
+from cardsorter.ros import qos
 from cardsorter.ros.overlay_node import OverlayNode
-from rosutil import Collector, overrides, ros_context, spin_until
 
 QUAD = ((20.0, 10.0), (80.0, 12.0), (78.0, 100.0), (18.0, 98.0))
 
@@ -57,16 +58,14 @@ def test_overlay_draws_the_tracked_card_and_publishes_markers() -> None:
 
 @pytest.mark.parametrize("param, value", [("image_scale", "big"), ("image_scale", 9.0), ("publish_markers", 1)])
 def test_a_broken_parameter_fails_at_start_naming_it(param: str, value: object) -> None:
-    with ros_context() as (context, _executor):
-        with pytest.raises(ConfigError, match=param):
-            OverlayNode(context=context, parameter_overrides=overrides("overlay", **{param: value}))
+    with ros_context() as (context, _executor), pytest.raises(ConfigError, match=param):
+        OverlayNode(context=context, parameter_overrides=overrides("overlay", **{param: value}))
 
 
 def test_a_missing_parameter_fails_at_start_naming_it() -> None:
     from rclpy.parameter import Parameter
 
     params = [p for p in overrides("overlay") if p.name != "publish_image"]
-    with ros_context() as (context, _executor):
-        with pytest.raises(ConfigError, match="missing parameter 'publish_image'"):
-            OverlayNode(context=context, parameter_overrides=params)
+    with ros_context() as (context, _executor), pytest.raises(ConfigError, match="missing parameter 'publish_image'"):
+        OverlayNode(context=context, parameter_overrides=params)
     assert Parameter  # imported for the list type above

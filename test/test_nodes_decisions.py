@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import pathlib
 
-from cardsorter.core.types import BoxPx, Candidate, CardMatch, CardRecord, MatchBand, TrackEnd
-from cardsorter.inventory import read_rows
-from cardsorter.msg import CardIdentityArray, CardMatchArray, SortEvent, TrackEnd as TrackEndMsg
-from cardsorter.ros import conversions as cv, qos
-from cardsorter.ros.smoother_node import SmootherNode
-from cardsorter.ros.sorter_node import SorterNode
+from cardsorter.msg import CardIdentityArray, CardMatchArray, SortEvent
+from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.srv import SorterCommand
 from rosutil import Collector, overrides, ros_context, spin_until
+
+from cardsorter.core.types import (
+    BoxPx,
+    Candidate,
+    CardMatch,
+    CardRecord,
+    MatchBand,
+    TrackEnd,
+)
+from cardsorter.inventory import read_rows
+from cardsorter.ros import conversions as cv
+from cardsorter.ros import qos
+from cardsorter.ros.smoother_node import SmootherNode
+from cardsorter.ros.sorter_node import SorterNode
 
 T0 = 1_700_000_000_000_000_000
 FRAME_NS = 100_000_000

@@ -7,16 +7,17 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
+from cardsorter.msg import CardCropArray, CardEmbeddingArray, CardMatchArray
+from cardsorter.srv import EnrolCard, ReloadDatabase
+from rosutil import Collector, overrides, ros_context, spin_until
 
 from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.types import BoxPx, CardCrop, CardEmbedding
-from cardsorter.msg import CardCropArray, CardEmbeddingArray, CardMatchArray
-from cardsorter.ros import conversions as cv, qos
+from cardsorter.ros import conversions as cv
+from cardsorter.ros import qos
 from cardsorter.ros.embedder_node import EmbedderNode
 from cardsorter.ros.matcher_node import MatcherNode
 from cardsorter.sim.catalog import generate_catalog
-from cardsorter.srv import EnrolCard, ReloadDatabase
-from rosutil import Collector, overrides, ros_context, spin_until
 
 QUAD = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 
@@ -54,7 +55,7 @@ def test_embedder_batches_a_frames_crops_keeping_track_ids_and_stamp(world: dict
 
 
 def test_matcher_answers_a_frame_with_top_k_and_serves_reload_and_enrol(world: dict[str, pathlib.Path]) -> None:
-    image = cv2.imread(str(sorted((world["catalog"] / "images").glob("*.png"))[0]))
+    image = cv2.imread(str(min((world["catalog"] / "images").glob("*.png"))))
     with ros_context() as (context, executor):
         col = Collector(context, {"matches": (CardMatchArray, qos.PIPELINE)})
         executor.add_node(col)

@@ -6,15 +6,16 @@ import pathlib
 
 import numpy as np
 import pytest
+from cardsorter.msg import CardCropArray, CardDetectionArray, GroundTruth
+from rosutil import Collector, overrides, ros_context, spin_until
 from sensor_msgs.msg import Image
 
 from cardsorter.core.types import BoxPx, Detection
-from cardsorter.msg import CardCropArray, CardDetectionArray, GroundTruth
-from cardsorter.ros import conversions as cv, qos
+from cardsorter.ros import conversions as cv
+from cardsorter.ros import qos
 from cardsorter.ros.camera_node import CameraNode
 from cardsorter.ros.frame_selector_node import FrameSelectorNode
 from cardsorter.sim.catalog import generate_catalog
-from rosutil import Collector, overrides, ros_context, spin_until
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,8 @@ def test_synthetic_camera_publishes_frames_detections_and_truth_with_one_stamp(c
 def test_unknown_camera_source_fails_at_start_naming_it() -> None:
     from cardsorter.core.errors import ConfigError
 
-    with ros_context() as (context, _executor):
-        with pytest.raises(ConfigError, match="source"):
-            CameraNode(context=context, parameter_overrides=overrides("camera", source="webcam9000"))
+    with ros_context() as (context, _executor), pytest.raises(ConfigError, match="source"):
+        CameraNode(context=context, parameter_overrides=overrides("camera", source="webcam9000"))
 
 
 def card_frame(offset_px: float) -> tuple[np.ndarray, Detection]:

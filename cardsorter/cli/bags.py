@@ -49,10 +49,10 @@ def _record(args: argparse.Namespace) -> int:
         try:
             while time.monotonic() < deadline and graph.context.ok():
                 graph.executor.spin_once(timeout_sec=0.1)
-                if args.run and monitor["node"].end_of_stream_wall is not None:
-                    if "sorter" not in nodes or monitor["node"].all_sorted():
-                        graph.spin_until(lambda: False, 0.5)   # let the last messages land
-                        break
+                ended = args.run and monitor["node"].end_of_stream_wall is not None
+                if ended and ("sorter" not in nodes or monitor["node"].all_sorted()):
+                    graph.spin_until(lambda: False, 0.5)   # let the last messages land
+                    break
         except KeyboardInterrupt:
             pass
         recorder["node"].close()
@@ -63,7 +63,7 @@ def _record(args: argparse.Namespace) -> int:
 def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, image_topic: str | None = None,
                params_file: pathlib.Path | None = None, detect: str = "auto") -> dict[str, Any]:
     """Feed a bag's frames through the real graph (frame selector → sorter) and write its sort log."""
-    from cardsorter.config import node_params, resolve_path, from_params
+    from cardsorter.config import from_params, node_params, resolve_path
     from cardsorter.core.detection import CardDetector, DetectorConfig
     from cardsorter.core.errors import BagError
     from cardsorter.ros import conversions

@@ -57,8 +57,6 @@ def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path) -> pathl
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from cardsorter.config import node_params, resolve_path
     from cardsorter.inventory import read_rows
-    from cardsorter.report import (bin_counts, markdown_table, plot_bands, plot_bins, plot_latency,
-                                   stage_latencies)
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph
     from cardsorter.sim.catalog import load_catalog
@@ -120,7 +118,14 @@ def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnos
                  distances: dict[str, list[float]], bins: list[str], args: argparse.Namespace,
                  catalog: pathlib.Path, database: pathlib.Path) -> None:
     from cardsorter.config import node_params
-    from cardsorter.report import bin_counts, markdown_table, plot_bands, plot_bins, plot_latency, stage_latencies
+    from cardsorter.report import (
+        bin_counts,
+        markdown_table,
+        plot_bands,
+        plot_bins,
+        plot_latency,
+        stage_latencies,
+    )
 
     bands = node_params("matcher", args.params_file)
     latency = stage_latencies(diagnostics)

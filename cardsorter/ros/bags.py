@@ -19,8 +19,16 @@ from std_msgs.msg import Header
 
 from cardsorter.config import REPO_ROOT
 from cardsorter.core.errors import BagError
-from cardsorter.msg import (CardCropArray, CardDetectionArray, CardEmbeddingArray, CardIdentityArray,
-                            CardMatchArray, GroundTruth, SortEvent, TrackEnd)
+from cardsorter.msg import (
+    CardCropArray,
+    CardDetectionArray,
+    CardEmbeddingArray,
+    CardIdentityArray,
+    CardMatchArray,
+    GroundTruth,
+    SortEvent,
+    TrackEnd,
+)
 from cardsorter.ros import conversions, qos
 
 log = logging.getLogger("cardsorter.bags")
@@ -140,7 +148,7 @@ def read_frames(bag: pathlib.Path, image_topic: str | None = None, use_detection
     try:
         reader = Reader(bag)
         reader.open()
-    except Exception as err:  # noqa: BLE001 - rosbags raises several types for unreadable bags
+    except Exception as err:
         raise BagError(f"cannot open bag {bag}: {err}") from err
     try:
         topic = find_image_topic(reader.connections, image_topic)

@@ -12,13 +12,37 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cardsorter.core.errors import ImageError
-from cardsorter.core.types import (BoxPx, Candidate, CardCrop, CardEmbedding, CardMatch, CardRecord,
-                                   Detection, Identity, MatchBand, Orientation, Quad, SortDecision,
-                                   SortStatus, TrackEnd, TrackState)
-from cardsorter.msg import (CardCrop as CardCropMsg, CardCropArray, CardDetection, CardDetectionArray,
-                            CardEmbedding as CardEmbeddingMsg, CardEmbeddingArray, CardIdentity,
-                            CardMatch as CardMatchMsg, CardMatchArray, MatchCandidate, SortEvent,
-                            TrackEnd as TrackEndMsg)
+from cardsorter.core.types import (
+    BoxPx,
+    Candidate,
+    CardCrop,
+    CardEmbedding,
+    CardMatch,
+    CardRecord,
+    Detection,
+    Identity,
+    MatchBand,
+    Orientation,
+    Quad,
+    SortDecision,
+    SortStatus,
+    TrackEnd,
+    TrackState,
+)
+from cardsorter.msg import CardCrop as CardCropMsg
+from cardsorter.msg import (
+    CardCropArray,
+    CardDetection,
+    CardDetectionArray,
+    CardEmbeddingArray,
+    CardIdentity,
+    CardMatchArray,
+    MatchCandidate,
+    SortEvent,
+)
+from cardsorter.msg import CardEmbedding as CardEmbeddingMsg
+from cardsorter.msg import CardMatch as CardMatchMsg
+from cardsorter.msg import TrackEnd as TrackEndMsg
 
 NS_PER_S = 1_000_000_000
 

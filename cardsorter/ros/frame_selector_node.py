@@ -14,7 +14,8 @@ from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.tracking import CardTracker, TrackerConfig
 from cardsorter.core.types import TrackEnd, TrackState
-from cardsorter.msg import CardCropArray, CardDetectionArray, CardIdentityArray, TrackEnd as TrackEndMsg
+from cardsorter.msg import CardCropArray, CardDetectionArray, CardIdentityArray
+from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node

@@ -14,8 +14,14 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from cardsorter.core.types import BoxPx
-from cardsorter.msg import (CardDetectionArray, CardIdentityArray, CardMatchArray, GroundTruth, SortEvent,
-                            TrackEnd)
+from cardsorter.msg import (
+    CardDetectionArray,
+    CardIdentityArray,
+    CardMatchArray,
+    GroundTruth,
+    SortEvent,
+    TrackEnd,
+)
 from cardsorter.ros import conversions, qos
 from cardsorter.sim.scoring import SortedCard, TruthCard
 

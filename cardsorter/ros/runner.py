@@ -9,12 +9,11 @@ import signal
 import sys
 import threading
 import time
-
-import yaml
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
@@ -22,7 +21,7 @@ from rclpy.parameter import Parameter
 
 from cardsorter.config import default_params_file, load_params_file
 from cardsorter.core.errors import ConfigError
-from cardsorter.ros.graph import NODE_NAMES, NODES, spec
+from cardsorter.ros.graph import NODE_NAMES, spec
 
 log = logging.getLogger("cardsorter.runner")
 
@@ -89,7 +88,7 @@ class Graph:
             if callable(close):
                 try:
                     close()
-                except Exception:  # noqa: BLE001 - keep shutting the others down, but say so
+                except Exception:
                     log.exception("closing node %s failed", node.get_name())
         self.executor.shutdown(timeout_sec=2.0)
         for node in self.nodes.values():
@@ -99,7 +98,7 @@ class Graph:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
 
-    def __enter__(self) -> Graph:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

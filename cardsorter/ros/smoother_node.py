@@ -8,7 +8,12 @@ from rclpy.node import Node
 
 from cardsorter.core.smoothing import SmootherConfig, TemporalSmoother
 from cardsorter.core.types import Identity
-from cardsorter.msg import CardDetectionArray, CardIdentityArray, CardMatchArray, TrackEnd
+from cardsorter.msg import (
+    CardDetectionArray,
+    CardIdentityArray,
+    CardMatchArray,
+    TrackEnd,
+)
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node

@@ -19,13 +19,18 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import Header, String
 
-from cardsorter.backends.actuators import ACTUATOR_CONFIGS, actuator_from_config, config_prefix
+from cardsorter.backends.actuators import (
+    ACTUATOR_CONFIGS,
+    actuator_from_config,
+    config_prefix,
+)
 from cardsorter.config import doc, resolve_path
 from cardsorter.core.errors import ActuatorError, InventoryError
 from cardsorter.core.flow_schedule import BeltConfig
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.sort_rules import load_rules
-from cardsorter.core.sorting import SortEvent as CoreSortEvent, SorterConfig, SorterCore, SorterState
+from cardsorter.core.sorting import SorterConfig, SorterCore, SorterState
+from cardsorter.core.sorting import SortEvent as CoreSortEvent
 from cardsorter.inventory import Inventory, SortLogWriter
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
 from cardsorter.ros import conversions, qos
@@ -33,7 +38,6 @@ from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
 from cardsorter.srv import SorterCommand
-
 
 
 @dataclass(frozen=True)
