@@ -127,6 +127,18 @@ def test_card_cut_by_the_frame_edge_is_not_reported() -> None:
     assert found == []
 
 
+def test_card_held_by_a_hand_reaching_in_from_the_frame_edge_is_found() -> None:
+    quad = pose_quad((500, 240), 200, 0.0)
+    frame = scene([quad], [2])
+    corner = quad[1]
+    cv2.line(frame, (int(corner[0]) - 6, int(corner[1]) + 6), (639, int(corner[1]) - 40), (120, 150, 215), 26)
+    found = detector().detect(frame)
+    assert [d.class_name for d in found] == [CLASS_CARD]
+    assert found[0].quad_px is not None
+    errors = np.linalg.norm(np.asarray(found[0].quad_px) - quad, axis=1)
+    assert np.all(errors[[0, 2, 3]] < 1.0)
+
+
 def test_refine_finds_corners_inside_a_loose_box() -> None:
     quad = pose_quad((320, 240), 200, 12.0)
     frame = scene([quad], [6])

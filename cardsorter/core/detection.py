@@ -32,6 +32,7 @@ _BORDER_STRIP_FRAC = 0.02      # share of the frame's short side sampled as back
 _EDGE_SAMPLES_PER_SIDE = 24    # normals sampled per side for the sub-pixel edge search
 _EDGE_T_RANGE = (0.12, 0.88)   # skip the rounded / occluded ends of each side
 _SIDE_ANGLE_TOL_DEG = 20.0     # contour tangent vs side direction (covers a perspective tilt)
+_FRAME_EDGE_MARGIN_PX = 2.0    # a card touching the frame edge is found only with all corners this far inside
 _RIM_INSET_PX = 3.0            # the shape check samples the blob this far inside the quad's sides
 _EDGE_PASSES_MAX = 4           # edge-search passes (a blurred edge is reached search_px per pass)
 _SHADOW_CHROMA_TOL = 0.15      # relative channel-ratio spread still counted as an even (shadow) darkening
@@ -70,6 +71,7 @@ class DetectorConfig:
 class _Blob:
     contour: np.ndarray      # Nx2 float, full-resolution pixels
     area_px2: float
+    touches_border: bool     # a hand reaching in from outside, or a card only partly in view
 
 
 class CardDetector:
@@ -83,7 +85,7 @@ class CardDetector:
         return self._cfg
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
-        """Every card fully inside the frame, largest first (cards cut by the frame edge are skipped)."""
+        """Every card whose four corners are in the frame, largest first (cards cut by the edge are skipped)."""
         check_bgr_image(image_bgr, "frame")
         h, w = image_bgr.shape[:2]
         area = float(h * w)
@@ -162,11 +164,10 @@ class CardDetector:
             if area < min_area or area > max_area:
                 continue
             bx, by, bw, bh = cv2.boundingRect(contour)
-            if bx <= 1 or by <= 1 or bx + bw >= sw - 1 or by + bh >= sh - 1:
-                continue  # cut by the frame edge: no four corners to find yet
+            touches = bx <= 1 or by <= 1 or bx + bw >= sw - 1 or by + bh >= sh - 1
             points = contour.reshape(-1, 2).astype(np.float64)
             # back to full-resolution pixel centres; the half-pixel bias of a contour is fixed by the edge search
-            blobs.append(_Blob((points + 0.5) / scale - 0.5, area))
+            blobs.append(_Blob((points + 0.5) / scale - 0.5, area, touches))
         blobs.sort(key=lambda b: -b.area_px2)
         return blobs
 
@@ -197,6 +198,15 @@ class CardDetector:
         single = (abs(aspect - CARD_ASPECT_SHORT_OVER_LONG) <= cfg.aspect_tolerance and fit >= cfg.shape_fit_min
                   and rim_gaps <= cfg.rim_gap_max)
         bbox = BoxPx.from_quad(_as_quad(quad))
+        if blob.touches_border:
+            # only a whole card held by a hand from outside counts; a card cut by the frame edge
+            # has no four corners to find yet
+            h, w = image_bgr.shape[:2]
+            margin = _FRAME_EDGE_MARGIN_PX
+            inside = bool(np.all((quad[:, 0] >= margin) & (quad[:, 0] <= w - 1 - margin)
+                                 & (quad[:, 1] >= margin) & (quad[:, 1] <= h - 1 - margin)))
+            if not (single and inside):
+                return None
         if not single:
             hull_quad = _clockwise(initial)
             return Detection(BoxPx.from_quad(_as_quad(hull_quad)), _as_quad(_start_at_short_top(hull_quad)),
