@@ -49,7 +49,7 @@ class DetectorConfig:
     aspect_tolerance: float = doc("allowed |short/long - 63/88| of a single card (perspective tilt included)")
     shape_fit_min: float = doc("min fraction of the blob explained by the fitted quad; below: double feed")
     edge_search_px: float = doc("half-length in pixels of the sub-pixel edge search along each side's normal")
-    orientation_margin: float = doc("relative layout-score difference needed to report the orientation")
+    orientation_margin: float = doc("|upright_score| of the card layout needed to report the orientation")
     work_max_width_px: int = doc("frames wider than this are searched downscaled; corners refined at full size")
     refine_pad_frac: float = doc("padding around an IMX500 box, as a fraction of its size, searched for corners")
     refine_min_iou: float = doc("min IoU between an IMX500 box and the refined quad's box to accept it")
@@ -217,13 +217,13 @@ class CardDetector:
         return Detection(bbox, _as_quad(quad), score, CLASS_CARD, orientation)
 
     def _orient(self, image_bgr: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, Orientation]:
-        """Put the card's top first using its layout: the colourful art window sits in the top half."""
+        """Put the card's top first using its layout (see ``upright_score``)."""
         probe = warp_card(image_bgr, _as_quad(quad), ORIENTATION_PROBE_WH)
-        top, bottom = layout_scores(probe)
+        score = upright_score(probe)
         margin = self._cfg.orientation_margin
-        if top >= bottom * (1.0 + margin):
+        if score >= margin:
             card_top_first = quad
-        elif bottom >= top * (1.0 + margin):
+        elif score <= -margin:
             card_top_first = np.roll(quad, -2, axis=0)
         else:
             return quad, Orientation.UNKNOWN
@@ -273,24 +273,30 @@ def _shape_mismatch(contour: np.ndarray, quad: np.ndarray) -> tuple[float, float
     return xor, gaps
 
 
-def layout_scores(card_bgr: np.ndarray) -> tuple[float, float]:
-    """Colourfulness (Hasler-Süsstrunk chroma spread) of the upper and the lower art-sized band.
+def upright_score(card_bgr: np.ndarray) -> float:
+    """Evidence that a rectified card is upright (> 0) rather than upside down (< 0).
 
-    On a card the art window (y 14-54 % of the height) is colourful and the text box below it is
-    light with dark print, so the upper band scores higher when the card is upright.
+    Two layout cues of trading cards, summed: the art window (y 14-50 % of the height) is more
+    colourful than the text box below it (log ratio of the Hasler-Süsstrunk chroma spread), and the
+    name band near the top edge (y 5-12 %) is lighter than the strip as far from the bottom edge
+    (mean of the darkest channel, per 64 grey levels). Full-art cards carry the second cue, plain
+    cards the first. On the generated catalogue every upright card scores >= 0.29.
     """
     img = card_bgr.astype(np.float32)
     b, g, r = img[:, :, 0], img[:, :, 1], img[:, :, 2]
     rg = r - g
     yb = 0.5 * (r + g) - b
     h = card_bgr.shape[0]
-    top = slice(int(0.14 * h), int(0.50 * h))
-    bottom = slice(int(0.50 * h), int(0.86 * h))
 
-    def score(rows: slice) -> float:
-        return float(math.sqrt(float(np.var(rg[rows])) + float(np.var(yb[rows]))) + 1e-3)
+    def colourfulness(rows: slice) -> float:
+        return math.sqrt(float(np.var(rg[rows])) + float(np.var(yb[rows]))) + 1.0
 
-    return score(top), score(bottom)
+    art_cue = math.log(colourfulness(slice(int(0.14 * h), int(0.50 * h)))
+                       / colourfulness(slice(int(0.50 * h), int(0.86 * h))))
+    whiteness = card_bgr.min(axis=2).astype(np.float32)
+    band_top = float(whiteness[int(0.05 * h):int(0.12 * h)].mean())
+    band_bottom = float(whiteness[h - int(0.12 * h):h - int(0.05 * h)].mean())
+    return art_cue + (band_top - band_bottom) / 64.0
 
 
 def box_quad(box: BoxPx) -> Quad:
