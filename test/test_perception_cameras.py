@@ -66,6 +66,9 @@ def test_imx500_is_opened_before_picamera2_and_started_with_a_raw_stream(rig: An
     assert rig.events[:2] == [f"IMX500({rig.network_path})", "Picamera2(0)"]
     assert rig.events.index("show_network_fw_progress_bar") < rig.events.index("start")
     assert rig.events.index("start") < rig.events.index("set_auto_aspect_ratio")
+    config = source._picam2.camera_configuration()  # type: ignore[attr-defined]
+    assert config["main"] == {"format": "RGB888", "size": (640, 480)}
+    assert config["controls"]["FrameRate"] == 30.0 and config["buffer_count"] == 12
     source.close()
     assert rig.events[-2:] == ["stop", "close"]
 

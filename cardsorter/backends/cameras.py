@@ -337,7 +337,8 @@ class Imx500Source:
             self._picam2 = Picamera2(self._imx500.camera_num)
             cfg = self._picam2.create_preview_configuration(
                 main={"format": "RGB888", "size": (camera.width, camera.height)},
-                controls={"FrameRate": float(intrinsics.inference_rate or camera.fps)},
+                # the camera's fps, but never faster than the network infers (the demo uses inference_rate)
+                controls={"FrameRate": min(camera.fps, float(intrinsics.inference_rate or camera.fps))},
                 buffer_count=config.buffer_count)
             self._imx500.show_network_fw_progress_bar()
             self._picam2.start(cfg)
