@@ -105,12 +105,16 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         tracks_ended = len(monitor.track_ends)
         sort_events = len(monitor.sort_events)
     rows = read_rows(out / "inventory.sqlite")
+    by_bin: dict[str, list[str]] = {}
+    for r in rows:
+        by_bin.setdefault(r.bin, []).append(f"{r.name} {r.set_id}/{r.number}" if r.card_id else f"({r.status})")
     summary = score.summary()
     summary.update({"wall_s": round(wall_s, 1), "tracks": tracks_ended, "sort_events": sort_events,
                     "inventory_rows": len(rows), "duplicate_sort_events": len(duplicates),
                     "cards_per_hour": round(score.physical_cards / wall_s * 3600) if wall_s > 0 else 0})
     write_report(out, summary, score, diagnostics, distances, [r.bin for r in rows], args, catalog, database)
     summary["report"] = str(out / "report.md")
+    summary["bins"] = by_bin
     return summary
 
 
@@ -181,6 +185,10 @@ def _demo(args: argparse.Namespace) -> int:
           f"{summary['false_accept_unknown']} accepted wrongly")
     print(f"  {summary['sort_events']} sort events for {summary['tracks']} tracks, {summary['inventory_rows']} "
           f"inventory rows, {summary['duplicate_sort_events']} duplicate events")
+    print("Where they went:")
+    for name, cards in sorted(summary["bins"].items()):
+        shown = ", ".join(cards[:6]) + (f", … ({len(cards) - 6} more)" if len(cards) > 6 else "")
+        print(f"  {name:<9} {len(cards):>3}  {shown}")
     print(f"Report: {summary['report']}")
     return 0
 
