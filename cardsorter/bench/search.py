@@ -315,7 +315,8 @@ def run(sizes: Sequence[int] = (USER_CATALOGUE_ROWS, SCALED_ROWS), dim: int = MO
         kinds: Sequence[str] = ("random", "clustered"), recall_queries: int = 1000, repeats: int = 60,
         hnsw: bool = True, ef_sweep: Sequence[int] = (64, 128, 256), open_set_cards: int = 300,
         open_set_unknown: int = 60, open_set_views: int = 3, model_manifest: str | None = None,
-        backend: str = "onnx", seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        backend: str = "onnx", seed: int = 0, log: Callable[[str], None] | None = None,
+        pixel_baseline: bool = False) -> dict[str, Any]:
     """Every measurement of this benchmark as one dict (machine, search, open_set)."""
     say = log or (lambda s: None)
     params = node_params("matcher")
@@ -330,10 +331,11 @@ def run(sizes: Sequence[int] = (USER_CATALOGUE_ROWS, SCALED_ROWS), dim: int = MO
         manifest = pathlib.Path(model_manifest or str(emb_params["model_manifest"]))
         if not manifest.is_absolute():
             manifest = REPO_ROOT / manifest
-        embedder: Embedder | None = open_model_embedder(manifest, backend, int(emb_params["threads"]))
+        embedder: Embedder | None = (None if pixel_baseline else
+                                     open_model_embedder(manifest, backend, int(emb_params["threads"])))
         label = f"model {manifest.name}"
         if embedder is None:
-            embedder, label = PixelBaselineEmbedder(), "PIXEL BASELINE (no trained model available; not the model)"
+            embedder, label = PixelBaselineEmbedder(), "PIXEL BASELINE (thumbnail pixels; NOT the trained model)"
         say(f"open set with {label}")
         with tempfile.TemporaryDirectory(prefix="cardsorter-bench-") as tmp:
             try:
@@ -401,11 +403,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=3)
     p.add_argument("--model", help="model manifest (default: embedder.model_manifest)")
     p.add_argument("--backend", default="onnx")
+    p.add_argument("--pixel-baseline", action="store_true",
+                   help="open set with raw thumbnail pixels instead of the model (a reference point)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
     result = run(args.sizes, args.dim, args.kinds, args.queries, args.repeats, not args.no_hnsw, args.ef,
                  args.open_set_cards, args.open_set_unknown, args.views, args.model, args.backend,
-                 log=lambda s: print(s, file=sys.stderr, flush=True))
+                 log=lambda s: print(s, file=sys.stderr, flush=True), pixel_baseline=args.pixel_baseline)
     print_report(result)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
