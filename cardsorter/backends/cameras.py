@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from cardsorter.config import doc, from_params
+from cardsorter.config import doc, from_params, resolve_path
 from cardsorter.core.detection import CardDetector, DetectorConfig
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
 from cardsorter.core.types import BoxPx, Detection
@@ -128,7 +128,8 @@ def open_camera(source: str, params: Mapping[str, Any]) -> CameraSource:
         cfg = from_params(SyntheticSourceConfig, params, "synthetic.")
         scene = SyntheticScene(from_params(SceneConfig, params, "synthetic."),
                                from_params(NuisanceConfig, params, "synthetic.nuisance."),
-                               read_catalog_dir(cfg.catalog_dir), camera.fps, (camera.width, camera.height))
+                               read_catalog_dir(resolve_path(cfg.catalog_dir)), camera.fps,
+                               (camera.width, camera.height))
         return SyntheticSource(scene, camera.fps, cfg.start_stamp_ns, cfg.realtime)
     raise ConfigError(f"camera source must be one of {SOURCES}, got {source!r}")
 

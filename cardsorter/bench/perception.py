@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.config import from_params, node_params
+from cardsorter.config import from_params, node_params, resolve_path
 from cardsorter.core.detection import (
     CLASS_CARD,
     CLASS_DOUBLE_FEED,
@@ -31,6 +31,7 @@ from cardsorter.core.detection import (
     quad_corner_error_px,
 )
 from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
+from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.tracking import CardTracker, TrackerConfig
 from cardsorter.core.types import BoxPx, Detection, Orientation
 from cardsorter.sim.scene import (
@@ -46,7 +47,6 @@ from cardsorter.sim.scene import (
 MATCH_IOU_MIN = 0.5          # a detection counts for a ground-truth card when their boxes overlap this much
 DOUBLE_FEED_IOU_MIN = 0.3
 IN_VIEW_MARGIN_PX = 2.0      # a card is expected to be found when all corners are this far inside the frame
-CROP_WH = (224, 224)         # the default model input (models/cardnet.yaml may differ; the gate does not care)
 VIEWS_TO_SETTLE = 3          # simulated smoother: a track is settled after this many embedded views
 
 
@@ -159,7 +159,8 @@ def gate_on_belt(cards: list[SceneCard], params: dict[str, Any], fs_params: dict
                            float(params["fps"]), size)
     detector = CardDetector(from_params(DetectorConfig, params, "detector."))
     tracker = CardTracker(from_params(TrackerConfig, fs_params, "tracker."))
-    selector = FrameSelector(from_params(FrameSelectorConfig, fs_params, "gate."), CROP_WH)
+    crop_wh = load_manifest(resolve_path(str(fs_params["model_manifest"]))).input_size_wh
+    selector = FrameSelector(from_params(FrameSelectorConfig, fs_params, "gate."), crop_wh)
     views: Counter[int] = Counter()
     physical_votes: dict[int, Counter[int]] = defaultdict(Counter)
     fps = float(params["fps"])
