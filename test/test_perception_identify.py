@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from perception_support import as_quad, pose_quad, scene
 
 from cardsorter.cli.__main__ import main
 from cardsorter.cli.identify import detect_in_images, detector_from_params
 from cardsorter.core.detection import quad_corner_error_px
-from cardsorter.core.errors import ImageError
 
 
 def test_identify_prints_one_json_line_per_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,10 +32,15 @@ def test_identify_prints_one_json_line_per_card(tmp_path: Path, capsys: pytest.C
     assert [rec["orientation"] for rec in by_x] == ["upright", "rotated_180"]
 
 
-def test_identify_names_an_unreadable_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_identify_reports_an_unreadable_image_and_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "not_an_image.png"
     bad.write_text("hello")
-    assert main(["identify", str(bad)]) == 2
-    assert "not_an_image.png" in capsys.readouterr().err
-    with pytest.raises(ImageError):
-        list(detect_in_images([bad], detector_from_params()))
+    good = tmp_path / "empty.png"
+    cv2.imwrite(str(good), np.full((120, 160, 3), 40, np.uint8))
+    assert main(["identify", str(bad), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert "not_an_image.png" in captured.err
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert lines == [{"image": str(bad), "error": f"cannot read image {bad}"}]
+    records = list(detect_in_images([bad, good], detector_from_params()))
+    assert records[0]["error"] and all("error" not in r for r in records[1:])

@@ -10,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from cardsorter.config import from_params, node_params
 from cardsorter.core.detection import CardDetector, DetectorConfig
-from cardsorter.core.errors import ImageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("identify", help="detect cards (corners, orientation) in images")
+    parser = subparsers.add_parser("identify", help="find cards in photos; with --db, say which card each is")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to search")
+    parser.add_argument("--db", help="reference database: also rectify, embed and match every card found")
+    parser.add_argument("--backend", default=None, help="embedding backend (default: the embedder node's)")
     parser.add_argument("--params", default=None,
                         help="parameters file (default config/sorter.yaml); the camera node's detector.* is used")
     parser.set_defaults(func=_identify)
@@ -28,13 +30,19 @@ def detector_from_params(params_file: str | None = None) -> CardDetector:
     return CardDetector(from_params(DetectorConfig, node_params("camera", params_file), "detector."))
 
 
-def detect_in_images(paths: Iterable[str | Path], detector: CardDetector) -> Iterator[dict[str, Any]]:
+def detect_in_images(paths: Iterable[str | Path], detector: CardDetector,
+                     images: dict[str, np.ndarray] | None = None) -> Iterator[dict[str, Any]]:
     """One dict per detected card: image, bbox [x, y, w, h], quad [[x, y] x4] clockwise from the card's
-    top-left, score, class_name and orientation (upright / rotated_180 / unknown)."""
+    top-left, score, class_name and orientation (upright / rotated_180 / unknown). An image that cannot
+    be read yields one dict with "image" and "error" and the others go on. ``images`` (optional)
+    receives each decoded image by path."""
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise ImageError(f"cannot read image {path}")
+            yield {"image": str(path), "error": f"cannot read image {path}"}
+            continue
+        if images is not None:
+            images[str(path)] = image
         for det in detector.detect(image):
             yield {
                 "image": str(path),
@@ -48,6 +56,51 @@ def detect_in_images(paths: Iterable[str | Path], detector: CardDetector) -> Ite
 
 def _identify(args: argparse.Namespace) -> int:
     detector = detector_from_params(args.params)
-    for record in detect_in_images(args.images, detector):
-        sys.stdout.write(json.dumps(record) + "\n")
-    return 0
+    if not args.db:
+        failed = 0
+        for record in detect_in_images(args.images, detector):
+            if "error" in record:
+                failed += 1
+                print(f"cardsorter identify: {record['error']} (skipped)", file=sys.stderr)
+            sys.stdout.write(json.dumps(record) + "\n")
+        return 1 if failed else 0
+    return _identify_with_db(args, detector)
+
+
+def _identify_with_db(args: argparse.Namespace, detector: CardDetector) -> int:
+    """Detect, rectify to the model's input, embed, match: the identity fields for every card."""
+    from cardsorter.backends.card_index import SearchConfig
+    from cardsorter.backends.embedders import open_embedder
+    from cardsorter.config import resolve_path
+    from cardsorter.core.matching import MatchBandsConfig, MatcherConfig
+    from cardsorter.core.warp import warp_card
+    from cardsorter.db.database import ReferenceDatabase
+    from cardsorter.db.identify import identify_crops
+
+    embedder_params = node_params("embedder", args.params)
+    matcher_params = node_params("matcher", args.params)
+    bands = from_params(MatchBandsConfig, matcher_params, "bands.")
+    k = from_params(MatcherConfig, {**matcher_params, "database": args.db}).k
+    embedder = open_embedder(args.backend or embedder_params["backend"],
+                             resolve_path(embedder_params["model_manifest"]), int(embedder_params["threads"]))
+    failed = 0
+    try:
+        db = ReferenceDatabase.load(resolve_path(args.db), embedder.model_id,
+                                    from_params(SearchConfig, matcher_params, "search."))
+        images: dict[str, np.ndarray] = {}
+        for record in detect_in_images(args.images, detector, images):
+            if "error" in record:
+                failed += 1
+                print(f"cardsorter identify: {record['error']} (skipped)", file=sys.stderr)
+            elif record["quad"] is None or record["class_name"] != "card":
+                record.update({"status": "unknown", "card_id": None, "name": None, "distance": None,
+                               "margin": None, "top_k": [], "reason": record["class_name"]})
+            else:
+                quad = tuple((float(x), float(y)) for x, y in record["quad"])
+                crop = warp_card(images[record["image"]], quad, embedder.input_size_wh)  # type: ignore[arg-type]
+                (identity,) = identify_crops([crop], embedder, db, bands, k)
+                record.update(identity)
+            sys.stdout.write(json.dumps(record) + "\n")
+    finally:
+        embedder.close()
+    return 1 if failed else 0
