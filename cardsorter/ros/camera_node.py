@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from cardsorter.ros.params import declare_config
 
 SOURCES = ("imx500", "video", "synthetic", "none")
 EOS_AFTER_NS = 1_000_000_000   # the end-of-stream marker is stamped one second after the last frame
+STALLED_AFTER_PERIODS = 10     # no frame for this many frame periods: the camera is reported stalled
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class CameraNode(Node):
         self._eos_pub = self.create_publisher(Header, "camera/end_of_stream", qos.DECISIONS)
         self._source: Any = None
         self._ended = False
+        self._last_frame_wall = time.monotonic()
         self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health)
         if self._cfg.source != "none":
             from cardsorter.backends.cameras import open_camera
@@ -67,6 +70,9 @@ class CameraNode(Node):
             return OK, "no source (bag replay)"
         if self._ended:
             return OK, "end of stream"
+        silent_s = time.monotonic() - self._last_frame_wall
+        if silent_s > STALLED_AFTER_PERIODS / self._cfg.fps:
+            return ERROR, f"stalled: no frame for {silent_s:.1f} s ({self._source.status})"
         status = self._source.status
         return (OK if status == "ok" else WARN if "loading" in status else ERROR), status
 
@@ -99,6 +105,7 @@ class CameraNode(Node):
                                         quad_px=[float(c) for p in g.quad_px for c in p],
                                         nuisances=",".join(g.nuisances)) for g in frame.ground_truth]))
             self._monitor.count("detections", len(detections))
+            self._last_frame_wall = time.monotonic()
             last_stamp = frame.stamp_ns
 
     def close(self) -> None:

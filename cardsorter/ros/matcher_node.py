@@ -19,7 +19,7 @@ from cardsorter.core.types import CardRecord
 from cardsorter.db.database import ReferenceDatabase
 from cardsorter.msg import CardEmbeddingArray, CardMatchArray
 from cardsorter.ros import conversions, qos
-from cardsorter.ros.diagnostics import ERROR, OK, StageMonitor
+from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
 from cardsorter.srv import EnrolCard, ReloadDatabase
@@ -56,6 +56,10 @@ class MatcherNode(Node):
         wrong = self._monitor.counters.get("wrong_model", 0)
         if wrong:
             return ERROR, f"{wrong} embedding batches from another model than the database's ({self._db.model_id})"
+        delta = self._db.delta
+        if delta is not None and len(delta.rows):
+            return WARN, (f"{self._db.card_count} cards; {len(delta.rows)} templates in the delta are not merged "
+                          "into a snapshot yet (`cardsorter db merge`)")
         return OK, f"{self._db.card_count} cards"
 
     def _publish_status(self) -> None:
