@@ -297,8 +297,15 @@ def open_set_benchmark(embedder: Embedder, label: str, cards: int, unknown: int,
             sweep.append({"confirm_distance_max": cd, "confirm_margin_min": cm,
                           "false_accept_rate": e["false_accept_rate"], "false_reject_rate": e["false_reject_rate"],
                           "wrong_confirm_rate": e["wrong_confirm_rate"]})
+    art_sweep = []
+    for am in (0.0, 0.01, 0.02, 0.03, 0.05):
+        e = evaluate(dataclasses.replace(bands, art_margin_min=am))
+        art_sweep.append({"art_margin_min": am, "art_confirmed_correct": e["art_confirmed_correct"],
+                          "art_confirmed_other_printing": e["art_confirmed_other_printing"],
+                          "art_ambiguous": e["art_ambiguous"], "art_printing_views": e["art_printing_views"]})
     q = (5, 50, 95)
     return {
+        "art_margin_sweep": art_sweep,
         "embedder": label, "model_id": embedder.model_id, "cards": db.card_count, "unknown_cards": unknown,
         "views_per_card": views, "build_s": round(build_s, 1),
         "art_groups_with_several_printings": len(multi_art),
@@ -387,6 +394,11 @@ def print_report(result: dict[str, Any], stream: Any = None) -> None:
             print(f"    {s['confirm_distance_max']:.2f} {s['confirm_margin_min']:.2f} → "
                   f"{s['false_accept_rate']:.2%} / {s['false_reject_rate']:.2%} / {s['wrong_confirm_rate']:.2%}",
                   file=out)
+        print("  art_margin_min → printing views confirmed correct / confirmed as another printing / ambiguous:",
+              file=out)
+        for s in o["art_margin_sweep"]:
+            print(f"    {s['art_margin_min']:.2f} → {s['art_confirmed_correct']} / "
+                  f"{s['art_confirmed_other_printing']} / {s['art_ambiguous']} of {s['art_printing_views']}", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
