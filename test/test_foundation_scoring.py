@@ -20,18 +20,19 @@ def test_tracks_are_assigned_by_majority_overlap() -> None:
 
 
 def test_each_outcome_is_named() -> None:
-    boxes = [BoxPx(i * 50, 0, 10, 14) for i in range(6)]
+    boxes = [BoxPx(i * 50, 0, 10, 14) for i in range(7)]
     truths = {1: [truth(1, "a", boxes[0]), truth(2, "b", boxes[1]), truth(3, "c", boxes[2]),
                   truth(4, "x", boxes[3], in_db=False), truth(5, "y", boxes[4], in_db=False),
-                  truth(6, "d", boxes[5])]}
-    tracks = {1: [(i + 1, boxes[i]) for i in range(5)] + [(99, BoxPx(500, 500, 5, 5))]}
+                  truth(6, "d", boxes[5]), truth(7, "b", boxes[6])]}
+    tracks = {1: [(i + 1, boxes[i]) for i in range(5)] + [(7, boxes[6]), (99, BoxPx(500, 500, 5, 5))]}
     sorted_cards = [SortedCard(1, "confirmed", "a", "bin1"), SortedCard(2, "confirmed", "b2", "bin1"),
                     SortedCard(3, "unknown", "", "reject"), SortedCard(4, "unknown", "", "reject"),
-                    SortedCard(5, "confirmed", "z", "bin2"), SortedCard(99, "unconfirmed", "", "reject")]
+                    SortedCard(5, "confirmed", "z", "bin2"), SortedCard(7, "ambiguous", "b2", "reject"),
+                    SortedCard(99, "unconfirmed", "", "reject")]
     score = score_run(truths, tracks, sorted_cards, art_of={"b": "art-b", "b2": "art-b"})
     outcomes = {o.physical_id: o.outcome for o in score.outcomes}
     assert outcomes == {1: "correct", 2: "wrong_printing", 3: "rejected", 4: "correct_reject",
-                        5: "false_accept", 6: "missed"}
+                        5: "false_accept", 6: "missed", 7: "ambiguous_printing"}
     assert score.phantom_tracks == [99]
     s = score.summary()
-    assert s["accuracy_known"] == 1 / 4 and s["false_accept_rate_unknown"] == 1 / 2
+    assert s["accuracy_known"] == 1 / 5 and s["false_accept_rate_unknown"] == 1 / 2

@@ -179,7 +179,8 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"Sorted {summary['physical_cards']} physical cards ({summary['known_cards']} in the database, "
           f"{summary['unknown_cards']} unknown) in {summary['wall_s']} s → {summary['cards_per_hour']} cards/hour")
     print(f"  known cards:   {summary['correct']} correct, {summary['wrong_printing']} wrong printing, "
-          f"{summary['wrong_card']} wrong card, {summary['rejected_known']} rejected, {summary['missed']} missed "
+          f"{summary['wrong_card']} wrong card, {summary['ambiguous_printing']} rejected as ambiguous printings "
+          f"(right art), {summary['rejected_known']} rejected otherwise, {summary['missed']} missed "
           f"(accuracy {summary['accuracy_known']:.1%}, errors {summary['error_rate_known']:.1%})")
     print(f"  unknown cards: {summary['correct_reject_unknown']} rejected correctly, "
           f"{summary['false_accept_unknown']} accepted wrongly")

@@ -134,12 +134,14 @@ def card_id_from_filename(path: Path) -> str:
 
 
 def read_catalog_dir(directory: str | Path) -> list[SceneCard]:
-    """Cards of a catalogue folder: images/*.png (in the database) and unknown/*.png (not)."""
+    """Cards of a catalogue folder: images/*.png (in the database) and unknown/images/*.png (not), as
+    `catalog generate --unknown M` writes them (a flat unknown/*.png folder is read too)."""
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError(f"catalogue folder not found: {root}")
     cards = [SceneCard(p, card_id_from_filename(p), True) for p in sorted((root / "images").glob("*.png"))]
-    cards += [SceneCard(p, card_id_from_filename(p), False) for p in sorted((root / "unknown").glob("*.png"))]
+    unknown = sorted((root / "unknown" / "images").glob("*.png")) + sorted((root / "unknown").glob("*.png"))
+    cards += [SceneCard(p, card_id_from_filename(p), False) for p in unknown]
     if not cards:
         raise ConfigError(f"catalogue folder {root} has no images/*.png or unknown/*.png")
     return cards

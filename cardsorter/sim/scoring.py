@@ -37,7 +37,8 @@ class CardOutcome:
     in_database: bool
     nuisances: tuple[str, ...]
     track_ids: tuple[int, ...]
-    outcome: str          # correct | wrong_printing | wrong_card | rejected | false_accept | correct_reject | missed
+    outcome: str          # correct | wrong_printing | wrong_card | ambiguous_printing | rejected | false_accept
+                          # | correct_reject | missed
     sorted_as: str
     bin_name: str
     status: str
@@ -70,13 +71,14 @@ class Score:
         return {
             "physical_cards": self.physical_cards, "known_cards": self.known, "unknown_cards": self.unknown,
             "correct": self.count("correct"), "wrong_printing": self.count("wrong_printing"),
-            "wrong_card": self.count("wrong_card"), "rejected_known": self.count("rejected"),
+            "wrong_card": self.count("wrong_card"), "ambiguous_printing": self.count("ambiguous_printing"),
+            "rejected_known": self.count("rejected"),
             "missed": self.count("missed"), "correct_reject_unknown": self.count("correct_reject"),
             "false_accept_unknown": self.count("false_accept"), "phantom_tracks": len(self.phantom_tracks),
             "split_cards": sum(1 for o in self.outcomes if len(o.track_ids) > 1),
             "accuracy_known": self.count("correct") / known,
             "error_rate_known": wrong / known,
-            "reject_rate_known": self.count("rejected") / known,
+            "reject_rate_known": (self.count("rejected") + self.count("ambiguous_printing")) / known,
             "false_accept_rate_unknown": self.count("false_accept") / unknown,
         }
 
@@ -120,12 +122,15 @@ def score_run(truth_by_stamp: Mapping[int, Sequence[TruthCard]],
             continue
         first = decided[0]
         confirmed = first.status == "confirmed"
+        same_art = art_of.get(first.card_id) is not None and art_of.get(first.card_id) == art_of.get(truth.card_id)
         if truth.in_database:
-            if not confirmed:
+            if first.status == "ambiguous" and same_art:
+                outcome = "ambiguous_printing"   # the right art; which printing was refused, not guessed
+            elif not confirmed:
                 outcome = "rejected"
             elif first.card_id == truth.card_id:
                 outcome = "correct"
-            elif art_of.get(first.card_id) is not None and art_of.get(first.card_id) == art_of.get(truth.card_id):
+            elif same_art:
                 outcome = "wrong_printing"
             else:
                 outcome = "wrong_card"
