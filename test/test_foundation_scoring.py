@@ -36,3 +36,11 @@ def test_each_outcome_is_named() -> None:
     assert score.phantom_tracks == [99]
     s = score.summary()
     assert s["accuracy_known"] == 1 / 5 and s["false_accept_rate_unknown"] == 1 / 2
+
+
+def test_a_double_feed_is_right_when_rejected() -> None:
+    truths = {1: [TruthCard(1, "a", True, A, ("double_feed",)), TruthCard(2, "b", True, B)]}
+    tracks = {1: [(1, A), (2, B)]}
+    score = score_run(truths, tracks, [SortedCard(1, "unconfirmed", "", "reject"), SortedCard(2, "confirmed", "b", "x")])
+    assert [o.outcome for o in score.outcomes] == ["double_feed_rejected", "correct"]
+    assert score.summary()["known_cards"] == 1 and score.summary()["accuracy_known"] == 1.0

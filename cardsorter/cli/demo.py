@@ -177,13 +177,14 @@ def _demo(args: argparse.Namespace) -> int:
     summary = run_demo(args)
     print()
     print(f"Sorted {summary['physical_cards']} physical cards ({summary['known_cards']} in the database, "
-          f"{summary['unknown_cards']} unknown) in {summary['wall_s']} s → {summary['cards_per_hour']} cards/hour")
+          f"{summary['unknown_cards']} unknown, {summary['double_feeds']} double feeds) in {summary['wall_s']} s → {summary['cards_per_hour']} cards/hour")
     print(f"  known cards:   {summary['correct']} correct, {summary['wrong_printing']} wrong printing, "
           f"{summary['wrong_card']} wrong card, {summary['ambiguous_printing']} rejected as ambiguous printings "
           f"(right art), {summary['rejected_known']} rejected otherwise, {summary['missed']} missed "
           f"(accuracy {summary['accuracy_known']:.1%}, errors {summary['error_rate_known']:.1%})")
     print(f"  unknown cards: {summary['correct_reject_unknown']} rejected correctly, "
           f"{summary['false_accept_unknown']} accepted wrongly")
+    print(f"  double feeds:  {summary['double_feeds_rejected']} of {summary['double_feeds']} sent to reject")
     print(f"  {summary['sort_events']} sort events for {summary['tracks']} tracks, {summary['inventory_rows']} "
           f"inventory rows, {summary['duplicate_sort_events']} duplicate events")
     print("Where they went:")

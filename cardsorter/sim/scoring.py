@@ -38,7 +38,7 @@ class CardOutcome:
     nuisances: tuple[str, ...]
     track_ids: tuple[int, ...]
     outcome: str          # correct | wrong_printing | wrong_card | ambiguous_printing | rejected | false_accept
-                          # | correct_reject | missed
+                          # | correct_reject | double_feed_rejected | double_feed_accepted | missed
     sorted_as: str
     bin_name: str
     status: str
@@ -58,11 +58,12 @@ class Score:
 
     @property
     def known(self) -> int:
-        return sum(1 for o in self.outcomes if o.in_database)
+        """Single cards that are in the database (double feeds are scored on their own)."""
+        return sum(1 for o in self.outcomes if o.in_database and "double_feed" not in o.nuisances)
 
     @property
     def unknown(self) -> int:
-        return sum(1 for o in self.outcomes if not o.in_database)
+        return sum(1 for o in self.outcomes if not o.in_database and "double_feed" not in o.nuisances)
 
     def summary(self) -> dict[str, float | int]:
         known = max(1, self.known)
@@ -75,6 +76,8 @@ class Score:
             "rejected_known": self.count("rejected"),
             "missed": self.count("missed"), "correct_reject_unknown": self.count("correct_reject"),
             "false_accept_unknown": self.count("false_accept"), "phantom_tracks": len(self.phantom_tracks),
+            "double_feeds": self.count("double_feed_rejected") + self.count("double_feed_accepted"),
+            "double_feeds_rejected": self.count("double_feed_rejected"),
             "split_cards": sum(1 for o in self.outcomes if len(o.track_ids) > 1),
             "accuracy_known": self.count("correct") / known,
             "error_rate_known": wrong / known,
@@ -123,7 +126,9 @@ def score_run(truth_by_stamp: Mapping[int, Sequence[TruthCard]],
         first = decided[0]
         confirmed = first.status == "confirmed"
         same_art = art_of.get(first.card_id) is not None and art_of.get(first.card_id) == art_of.get(truth.card_id)
-        if truth.in_database:
+        if "double_feed" in truth.nuisances:
+            outcome = "double_feed_rejected" if not confirmed else "double_feed_accepted"
+        elif truth.in_database:
             if first.status == "ambiguous" and same_art:
                 outcome = "ambiguous_printing"   # the right art; which printing was refused, not guessed
             elif not confirmed:
