@@ -48,8 +48,12 @@ def test_overlay_draws_the_tracked_card_and_publishes_markers() -> None:
             return int(green[8:103, 15:84].sum()) > 100
 
         assert spin_until(executor, lambda: send() or confirmed_card_drawn_green(), 20.0)
-        assert spin_until(executor, lambda: bool(col.received["debug/markers"]), 10.0)
-        markers = col.received["debug/markers"][-1].markers
+        def labelled() -> bool:
+            return any("Sprout" in m.text for arr in col.received["debug/markers"] for m in arr.markers)
+
+        assert spin_until(executor, lambda: send() or labelled(), 20.0)
+        markers = next(arr.markers for arr in col.received["debug/markers"]
+                       if any("Sprout" in m.text for m in arr.markers))
         assert markers[0].action == Marker.DELETEALL
         outline = next(m for m in markers if m.ns == "cards")
         assert outline.color.a == 1.0 and len(outline.points) == 5

@@ -35,7 +35,8 @@ def test_synthetic_camera_publishes_frames_detections_and_truth_with_one_stamp(c
             "camera", **{"synthetic.catalog_dir": str(catalog), "synthetic.cards": 2, "fps": 20.0,
                          "synthetic.realtime": True}))
         executor.add_node(node)
-        assert spin_until(executor, lambda: len(col.received["camera/detections"]) >= 15, 30.0)
+        assert spin_until(executor, lambda: len(col.received["camera/detections"]) >= 15
+                          and any(m.detections for m in col.received["camera/detections"]), 60.0)
         stamps = {k: {cv.stamp_to_ns(m.header.stamp) for m in v} for k, v in col.received.items()}
         common = stamps["camera/image_raw"] & stamps["camera/detections"] & stamps["camera/ground_truth"]
         assert len(common) >= 10, "frames, detections and truth are paired by one stamp"

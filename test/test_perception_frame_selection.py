@@ -34,7 +34,8 @@ def frame_with_card(x: int, y: int, blur_sigma: float = 0.0, seed: int = 1) -> n
 
 
 def selector(**overrides: object) -> FrameSelector:
-    base = dataclasses.replace(gate_config(), sharpness_min=SHARPNESS_MIN)
+    # The original design's cache rule on its own; the evidence interval has its own test.
+    base = dataclasses.replace(gate_config(), sharpness_min=SHARPNESS_MIN, evidence_interval_frames=0)
     cfg: FrameSelectorConfig = dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
     return FrameSelector(cfg, CROP_WH)
 
@@ -123,3 +124,12 @@ def test_forget_makes_a_reused_slot_start_fresh_and_stats_count_savings() -> Non
     assert stats.frames == 7 and stats.detections == 7 and stats.crops_requested == 2
     assert stats.saved_ratio == 1 - 2 / 7
     assert stats.reduction_factor == 3.5
+
+
+def test_an_unconfirmed_still_card_gets_a_view_every_evidence_interval_until_settled() -> None:
+    sel = selector(evidence_interval_frames=3)
+    frame = frame_with_card(100, 100)
+    counts = [len(sel.select(frame, tracked(100, 100), i)) for i in range(9)]
+    assert counts == [1, 0, 0, 1, 0, 0, 1, 0, 0]
+    sel.set_settled(1, True)
+    assert sum(len(sel.select(frame, tracked(100, 100), 9 + i)) for i in range(40)) == 0, "settled: never again"

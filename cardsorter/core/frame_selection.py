@@ -34,6 +34,9 @@ sliver of belt on the crop's edge, whose step would otherwise dominate the Lapla
 class FrameSelectorConfig:
     iou_moved_max: float = doc("re-embed a track when the IoU of its box with the cached view falls below this")
     cache_max_age_frames: int = doc("a cached view is reused for at most this many frames after it was embedded")
+    evidence_interval_frames: int = doc(
+        "a track the smoother has not confirmed yet gets a fresh view after this many frames even when it "
+        "stands still (confirmation needs views from distinct frames); 0 = only cache_max_age_frames")
     sharpness_min: float = doc("variance of the Laplacian of the warped crop below which the crop waits")
     best_of_frames: int = doc("after this many blurry candidates in a row, the sharpest of them is embedded")
     skip_double_feed: bool = doc("never embed detections flagged as two overlapping cards (they go to reject)")
@@ -43,6 +46,8 @@ class FrameSelectorConfig:
             raise ValueError("iou_moved_max must be in [0, 1]")
         if self.cache_max_age_frames < 0:
             raise ValueError("cache_max_age_frames must be >= 0")
+        if self.evidence_interval_frames < 0:
+            raise ValueError("evidence_interval_frames must be >= 0")
         if self.sharpness_min < 0.0:
             raise ValueError("sharpness_min must be >= 0")
         if self.best_of_frames < 1:
@@ -155,7 +160,10 @@ class FrameSelector:
         if gate.settled:
             return SKIP_SETTLED
         if gate.cached_box is not None:
-            fresh = self._frame - gate.cached_frame <= cfg.cache_max_age_frames
+            max_age = cfg.cache_max_age_frames
+            if cfg.evidence_interval_frames > 0:   # not settled (checked above): it still needs evidence
+                max_age = min(max_age, cfg.evidence_interval_frames - 1)
+            fresh = self._frame - gate.cached_frame <= max_age
             if fresh and det.bbox_px.iou(gate.cached_box) >= cfg.iou_moved_max:
                 return SKIP_CACHED
         if det.quad_px is None:

@@ -89,6 +89,7 @@ class SorterNode(Node):
                                  callback_group=group)
         self.create_service(SorterCommand, "sorter/command", self._on_command, callback_group=group)
         self._frame_wall_ns = 0
+        self._stream_ended_ns: int | None = None   # set by camera/end_of_stream until a newer frame comes
         if self._cfg.clock_tick_ms > 0:
             self.create_timer(self._cfg.clock_tick_ms / 1000.0, self._on_tick, callback_group=group)
         self.get_logger().info(f"sorting in {core_cfg.mode} mode into {len(self._rules.bins)} bins of "
@@ -136,12 +137,16 @@ class SorterNode(Node):
 
     def _on_tracks(self, msg: CardDetectionArray) -> None:
         with self._lock:
-            self._advance(conversions.stamp_to_ns(msg.header.stamp))
+            stamp = conversions.stamp_to_ns(msg.header.stamp)
+            if self._stream_ended_ns is not None and stamp > self._stream_ended_ns:
+                self._stream_ended_ns = None   # a new stream started
+            self._advance(stamp)
             self._step(self._now_ns)
 
     def _on_end_of_stream(self, msg: Header) -> None:
         with self._lock:
             self._advance(conversions.stamp_to_ns(msg.stamp))
+            self._stream_ended_ns = self._now_ns
             self._drain()
             self.get_logger().info(f"end of stream: bins {dict(self._core.fill)}, "
                                    f"{len(self._core.queued)} still queued ({self._core.state.value})")
@@ -151,16 +156,16 @@ class SorterNode(Node):
     def _step(self, now_ns: int) -> None:
         with self._monitor.measure():
             self._core.poll(now_ns)
-            self._core.execute_due(now_ns, self._actuator, self._commit)
+            # After the end of a stream the last track ends and final identities still arrive (the frame
+            # selector ends its open tracks on that signal): their cards ride the belt on to their gates.
+            self._core.execute_due(now_ns, self._actuator, self._commit, drain=self._stream_ended_ns is not None)
 
     def _drain(self) -> None:
         """End of stream: the belt runs on with no camera frames. Every pending card is decided (rejected
         if its identity never came, after the grace) and actuated when it reaches its gate."""
         self._step(self._now_ns)
         self._now_ns += int(self._core_config.identity_grace_ms * 1e6)
-        with self._monitor.measure():
-            self._core.poll(self._now_ns)
-            self._core.execute_due(self._now_ns, self._actuator, self._commit, drain=True)
+        self._step(self._now_ns)
 
     def _commit(self, event: CoreSortEvent) -> None:
         """Inventory row first (it survives a crash), then the sort log and the event message."""
