@@ -27,8 +27,9 @@ def ros_context() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
     try:
         yield context, executor
     finally:
+        nodes = list(executor.get_nodes())
         executor.shutdown(timeout_sec=2.0)
-        for node in list(executor.get_nodes()):
+        for node in nodes:
             close = getattr(node, "close", None)
             if callable(close):
                 close()

@@ -94,6 +94,8 @@ class CameraNode(Node):
                 self._eos_pub.publish(conversions.header(last_stamp + EOS_AFTER_NS, self._cfg.frame_id))
                 self.get_logger().info(f"end of stream after {self._monitor.counters['processed']} frames")
                 return
+            if self._stop.is_set() or not self.context.ok():
+                return
             with self._monitor.measure():
                 detections = frame.detections if frame.detections is not None else self._detector.detect(frame.image_bgr)
                 hdr = conversions.header(frame.stamp_ns, self._cfg.frame_id)
