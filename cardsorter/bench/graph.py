@@ -77,8 +77,9 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
     return {
         "machine": machine(), "cards": cards, "fps": fps, "wall_s": round(wall_s, 1),
         "frame_to_decision_new_card": _pct(new_card), "frame_to_decision_cached": _pct(cached),
-        "frames_published": frames_published, "frames_tracked": frames_tracked,
-        "frames_dropped": frames_published - frames_tracked,
+        "frames_published": stages.get("camera", {}).get("calls", frames_published),
+        "frames_tracked": frames_tracked,
+        "frames_dropped": max(0, stages.get("camera", {}).get("calls", frames_published) - frames_tracked),
         "stages": stages,
         "gating": {k: gate.get(k) for k in ("detections", "crops_requested", "embedding_runs_saved", "reduction_factor")},
         "peak_rss_mb": round(peak_rss_mb, 1), "rss_before_graph_mb": round(rss_before_mb, 1),

@@ -23,7 +23,8 @@ from cardsorter.ros.params import declare_config
 
 # A frame waits this many newer frames for its detections (and vice versa) before it is dropped.
 PAIRING_BUFFER = 6
-SETTLED_STATES = (TrackState.CONFIRMED,)
+# The smoother never leaves these states (AMBIGUOUS is permanent): more views cannot change the decision.
+SETTLED_STATES = (TrackState.CONFIRMED, TrackState.AMBIGUOUS)
 
 
 @dataclass(frozen=True)
