@@ -24,7 +24,7 @@ def _pct(values: list[float]) -> dict[str, float]:
             "p95_ms": round(float(np.percentile(arr, 95)), 2)}
 
 
-def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 300) -> dict[str, Any]:
+def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400) -> dict[str, Any]:
     from cardsorter.cli.demo import ensure_catalog, ensure_database
     from cardsorter.config import node_params, resolve_path
     from cardsorter.ros.monitor_node import GraphMonitor
