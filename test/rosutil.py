@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,8 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
-from cardsorter.config import REPO_ROOT, load_params_file
+from cardsorter.config import REPO_ROOT
+from cardsorter.ros.runner import node_overrides
 
 PARAMS_FILE = REPO_ROOT / "config" / "sorter.yaml"
 
@@ -49,10 +51,7 @@ def spin_until(executor: MultiThreadedExecutor, done: Callable[[], bool], timeou
 
 def overrides(node: str, **changes: Any) -> list[Parameter]:
     """The node's parameters from config/sorter.yaml with some changed."""
-    table = load_params_file(PARAMS_FILE)
-    values = dict(table.get(node, table["**"]))
-    values.update(changes)
-    return [Parameter(k, value=v) for k, v in values.items()]
+    return node_overrides(PARAMS_FILE, node, {node: changes})
 
 
 class Collector(Node):
@@ -66,3 +65,14 @@ class Collector(Node):
 
     def publisher(self, msg_type: type, topic: str, qos: QoSProfile) -> Any:
         return self.create_publisher(msg_type, topic, qos)
+
+
+def make_world(root: pathlib.Path, cards: int, seed: int, unknown: int) -> dict[str, pathlib.Path]:
+    """A generated catalogue and its reference database (default model), as the demo makes them."""
+    from cardsorter.cli.__main__ import main as cli_main
+    from cardsorter.sim.catalog import generate_catalog
+
+    generate_catalog(root / "catalog", cards=cards, seed=seed, unknown=unknown)
+    assert cli_main(["db", "build", "--images", str(root / "catalog" / "images"), "--metadata",
+                     str(root / "catalog" / "metadata.json"), "--out", str(root / "db")]) == 0
+    return {"catalog": root / "catalog", "db": root / "db", "root": root}

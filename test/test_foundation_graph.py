@@ -6,13 +6,13 @@ import pathlib
 from typing import Any
 
 import pytest
+from rosutil import make_world
 
-from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.inventory import read_rows
 from cardsorter.ros.graph import NODE_NAMES
 from cardsorter.ros.monitor_node import GraphMonitor
 from cardsorter.ros.runner import Graph
-from cardsorter.sim.catalog import generate_catalog, load_catalog
+from cardsorter.sim.catalog import load_catalog
 from cardsorter.sim.scoring import score_run
 
 CARDS_IN_STACK = 5
@@ -21,10 +21,7 @@ CARDS_IN_STACK = 5
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
     root = tmp_path_factory.mktemp("world")
-    generate_catalog(root / "catalog", cards=24, seed=11, unknown=4)
-    assert cli_main(["db", "build", "--images", str(root / "catalog" / "images"), "--metadata",
-                     str(root / "catalog" / "metadata.json"), "--out", str(root / "db")]) == 0
-    return {"catalog": root / "catalog", "db": root / "db", "root": root}
+    return make_world(root, cards=24, seed=11, unknown=4)
 
 
 def run_graph(world: dict[str, pathlib.Path], out: pathlib.Path, **camera: Any) -> tuple[GraphMonitor, list[Any]]:
@@ -35,17 +32,12 @@ def run_graph(world: dict[str, pathlib.Path], out: pathlib.Path, **camera: Any) 
         "matcher": {"database": str(world["db"])},
         "sorter": {"inventory_path": str(out / "inventory.sqlite"), "sort_log": str(out / "sort_log.csv")},
     }
-    box: dict[str, GraphMonitor] = {}
-
-    def make_monitor(ctx: Any) -> GraphMonitor:
-        box["m"] = GraphMonitor(ctx)
-        return box["m"]
-
-    with Graph(None, NODE_NAMES, overrides, extra_nodes=[make_monitor]) as graph:
+    with Graph(None, NODE_NAMES, overrides, extra_nodes=[GraphMonitor]) as graph:
         assert set(NODE_NAMES) <= set(graph.nodes)
+        monitor = graph.node_of(GraphMonitor)
         # A generous ceiling for a few seconds of simulated belt on a loaded 2-core machine.
-        assert graph.spin_until(box["m"].all_sorted, 240.0), "the graph did not sort the whole stack"
-    return box["m"], read_rows(out / "inventory.sqlite")
+        assert graph.spin_until(monitor.all_sorted, 240.0), "the graph did not sort the whole stack"
+    return monitor, read_rows(out / "inventory.sqlite")
 
 
 def test_every_card_of_a_simulated_belt_is_sorted_once_with_an_inventory_row(

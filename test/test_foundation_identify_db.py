@@ -8,18 +8,15 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
+from rosutil import make_world
 
 from cardsorter.cli.__main__ import main
-from cardsorter.sim.catalog import generate_catalog
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
     root = tmp_path_factory.mktemp("identify")
-    generate_catalog(root / "catalog", cards=10, seed=31, unknown=0)
-    assert main(["db", "build", "--images", str(root / "catalog" / "images"), "--metadata",
-                 str(root / "catalog" / "metadata.json"), "--out", str(root / "db")]) == 0
-    return {"catalog": root / "catalog", "db": root / "db", "root": root}
+    return make_world(root, cards=10, seed=31, unknown=0)
 
 
 def photo_of(card: pathlib.Path, out: pathlib.Path) -> pathlib.Path:

@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 from cardsorter.msg import CardCropArray, CardEmbeddingArray, CardMatchArray
 from cardsorter.srv import EnrolCard, ReloadDatabase
-from rosutil import Collector, overrides, ros_context, spin_until
+from rosutil import Collector, make_world, overrides, ros_context, spin_until
 
-from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.types import BoxPx, CardCrop, CardEmbedding
 from cardsorter.ros import conversions as cv
 from cardsorter.ros import qos
 from cardsorter.ros.embedder_node import EmbedderNode
 from cardsorter.ros.matcher_node import MatcherNode
-from cardsorter.sim.catalog import generate_catalog
 
 QUAD = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 
@@ -25,10 +23,7 @@ QUAD = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
     root = tmp_path_factory.mktemp("world")
-    generate_catalog(root / "catalog", cards=12, seed=9, unknown=2)
-    assert cli_main(["db", "build", "--images", str(root / "catalog" / "images"), "--metadata",
-                     str(root / "catalog" / "metadata.json"), "--out", str(root / "db")]) == 0
-    return {"catalog": root / "catalog", "db": root / "db"}
+    return make_world(root, cards=12, seed=9, unknown=2)
 
 
 def test_embedder_batches_a_frames_crops_keeping_track_ids_and_stamp(world: dict[str, pathlib.Path]) -> None:

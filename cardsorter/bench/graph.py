@@ -5,28 +5,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import resource
 import tempfile
 import time
 from typing import Any
 
-import numpy as np
-
 from cardsorter.bench.perception import machine
+from cardsorter.core.stats import percentile
 
 
-def _pct(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0, "p50_ms": float("nan"), "p95_ms": float("nan")}
-    arr = np.asarray(values) * 1000.0
-    return {"n": len(values), "p50_ms": round(float(np.percentile(arr, 50)), 2),
-            "p95_ms": round(float(np.percentile(arr, 95)), 2)}
+def _pct(values_s: list[float]) -> dict[str, float]:
+    ms = [v * 1000.0 for v in values_s]
+    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2)}
 
 
 def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400) -> dict[str, Any]:
     from cardsorter.cli.demo import ensure_catalog, ensure_database
     from cardsorter.config import node_params, resolve_path
+    from cardsorter.report import stage_latencies
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph
     from cardsorter.sim.catalog import load_catalog
@@ -42,16 +40,10 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         "matcher": {"database": str(database)},
         "sorter": {"inventory_path": str(work / "inventory.sqlite"), "sort_log": ""},
     }
-    box: dict[str, GraphMonitor] = {}
-
-    def make_monitor(ctx: Any) -> GraphMonitor:
-        box["m"] = GraphMonitor(ctx, name="bench_monitor")
-        return box["m"]
-
     rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.monotonic()
-    with Graph(None, overrides=overrides, extra_nodes=[make_monitor]) as graph:
-        m = box["m"]
+    with Graph(None, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
+        m = graph.node_of(GraphMonitor)
         graph.spin_until(m.all_sorted, max(120.0, cards * 10.0))
         wall_s = (m.last_decision_wall or time.monotonic()) - (m.first_frame_wall or started)
         new_card, cached = [], []
@@ -69,17 +61,17 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         art_of = {rec.card_id: rec.art_id for rec, _ in load_catalog(catalog)}
         score = score_run(m.truth_by_stamp, m.tracks_by_stamp, m.sorted_cards(), art_of)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    stages = {name.split("/")[-1]: {"p50_ms": float(v.get("latency_p50_ms", "nan")),
-                                    "p95_ms": float(v.get("latency_p95_ms", "nan")),
-                                    "calls": int(v.get("processed", "0"))} for name, v in diagnostics.items()}
+    stages = {node: {"p50_ms": p50, "p95_ms": p95, "calls": int(calls) if math.isfinite(calls) else 0}
+              for node, p50, p95, calls in stage_latencies(diagnostics)}
+    camera_frames = stages.get("camera", {}).get("calls", frames_published)
     gate = diagnostics.get("cardsorter/frame_selector", {})
     busy_ms_per_frame = sum(s["p50_ms"] * s["calls"] for s in stages.values()) / max(1, frames_tracked)
     return {
         "machine": machine(), "cards": cards, "fps": fps, "wall_s": round(wall_s, 1),
         "frame_to_decision_new_card": _pct(new_card), "frame_to_decision_cached": _pct(cached),
-        "frames_published": stages.get("camera", {}).get("calls", frames_published),
+        "frames_published": camera_frames,
         "frames_tracked": frames_tracked,
-        "frames_dropped": max(0, stages.get("camera", {}).get("calls", frames_published) - frames_tracked),
+        "frames_dropped": max(0, camera_frames - frames_tracked),
         "stages": stages,
         "gating": {k: gate.get(k) for k in ("detections", "crops_requested", "embedding_runs_saved", "reduction_factor")},
         "peak_rss_mb": round(peak_rss_mb, 1), "rss_before_graph_mb": round(rss_before_mb, 1),

@@ -32,31 +32,24 @@ def _record(args: argparse.Namespace) -> int:
                            ("width", args.width), ("height", args.height)):
             if value is not None:
                 cam[key] = value
-    recorder: dict[str, Any] = {}
-    monitor: dict[str, Any] = {}
+    def make_recorder(ctx: Any) -> BagRecorder:
+        return BagRecorder(bag, topics, context=ctx)
 
-    def make_recorder(ctx: Any) -> Any:
-        recorder["node"] = BagRecorder(bag, topics, context=ctx)
-        return recorder["node"]
-
-    def make_monitor(ctx: Any) -> Any:
-        monitor["node"] = GraphMonitor(ctx, name="record_monitor")
-        return monitor["node"]
-
-    with Graph(args.params_file, nodes, overrides, extra_nodes=[make_recorder, make_monitor]) as graph:
+    with Graph(args.params_file, nodes, overrides, extra_nodes=[make_recorder, GraphMonitor]) as graph:
+        recorder, monitor = graph.node_of(BagRecorder), graph.node_of(GraphMonitor)
         deadline = time.monotonic() + args.duration if args.duration > 0 else float("inf")
         log.info("recording %s to %s%s", ", ".join(topics), bag, " (Ctrl-C to stop)" if args.duration <= 0 else "")
         try:
             while time.monotonic() < deadline and graph.context.ok():
                 graph.executor.spin_once(timeout_sec=0.1)
-                ended = args.run and monitor["node"].end_of_stream_wall is not None
-                if ended and ("sorter" not in nodes or monitor["node"].all_sorted()):
+                ended = args.run and monitor.end_of_stream_wall is not None
+                if ended and ("sorter" not in nodes or monitor.all_sorted()):
                     graph.spin_until(lambda: False, 0.5)   # let the last messages land
                     break
         except KeyboardInterrupt:
             pass
-        recorder["node"].close()
-        print(f"recorded {bag}: " + ", ".join(f"{t} {n}" for t, n in recorder["node"].counts.items()))
+        recorder.close()
+        print(f"recorded {bag}: " + ", ".join(f"{t} {n}" for t, n in recorder.counts.items()))
     return 0
 
 
@@ -88,21 +81,12 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
                    "actuator.simulated.jam_probability": 0.0, "actuator.simulated.misroute_probability": 0.0},
     }
     nodes = ["frame_selector", "embedder", "matcher", "smoother", "sorter"]
-    parts: dict[str, Any] = {}
-
-    def make(kind: type, key: str) -> Any:
-        def build(ctx: Any) -> Any:
-            parts[key] = kind(ctx) if kind is not GraphMonitor else GraphMonitor(ctx, name="replay_monitor")
-            return parts[key]
-        return build
-
     frames = 0
     last_stamp = 0
     frame_id = "camera_optical_frame"
     try:
-        with Graph(params_file, nodes, overrides, extra_nodes=[make(FramePublisher, "player"),
-                                                               make(GraphMonitor, "monitor")]) as graph:
-            player, monitor = parts["player"], parts["monitor"]
+        with Graph(params_file, nodes, overrides, extra_nodes=[FramePublisher, GraphMonitor]) as graph:
+            player, monitor = graph.node_of(FramePublisher), graph.node_of(GraphMonitor)
             graph.spin_until(lambda: player.count_subscribers("camera/image_raw") > 0
                              and player.count_subscribers("camera/detections") > 0, 10.0)
             for frame in read_frames(bag, image_topic, use_detections):

@@ -74,15 +74,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "matcher": {"database": str(database)},
         "sorter": {"inventory_path": str(out / "inventory.sqlite"), "sort_log": str(out / "sort_log.csv")},
     }
-    monitor_box: dict[str, GraphMonitor] = {}
-
-    def make_monitor(ctx: Any) -> GraphMonitor:
-        monitor_box["m"] = GraphMonitor(ctx)
-        return monitor_box["m"]
-
     started = time.monotonic()
-    with Graph(args.params_file, overrides=overrides, extra_nodes=[make_monitor]) as graph:
-        monitor = monitor_box["m"]
+    with Graph(args.params_file, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
+        monitor = graph.node_of(GraphMonitor)
         log.info("sorting %d cards (synthetic %s, %g fps); this takes about %.0f s", args.cards,
                  node_params("camera", args.params_file)["synthetic.mode"], args.fps, args.cards * 1.2)
         last_report = time.monotonic()

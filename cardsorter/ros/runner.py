@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import rclpy
 import yaml
@@ -24,6 +24,7 @@ from cardsorter.core.errors import ConfigError
 from cardsorter.ros.graph import NODE_NAMES, spec
 
 log = logging.getLogger("cardsorter.runner")
+N = TypeVar("N", bound=Node)
 
 
 def node_overrides(params_file: pathlib.Path, name: str,
@@ -62,6 +63,13 @@ class Graph:
         except BaseException:
             self.close()
             raise
+
+    def node_of(self, kind: type[N]) -> N:
+        """The one node of class ``kind`` in this graph (how callers reach the extra nodes they added)."""
+        found = [n for n in self.nodes.values() if isinstance(n, kind)]
+        if len(found) != 1:
+            raise KeyError(f"the graph has {len(found)} nodes of type {kind.__name__}, expected one")
+        return found[0]
 
     def spin(self) -> None:
         try:
