@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -22,11 +22,13 @@ class StageMonitor:
     """Counts and times one node's work and publishes a DiagnosticStatus once a second."""
 
     def __init__(self, node: Node, stage: str,
-                 health: Callable[[], tuple[bytes, str]] | None = None) -> None:
+                 health: Callable[[], tuple[bytes, str]] | None = None,
+                 report: Callable[[], Mapping[str, str]] | None = None) -> None:
         self._node = node
         self._name = f"cardsorter/{node.get_name()}"
         self._stage = stage
         self._health = health or (lambda: (OK, "ok"))
+        self._report = report   # node-specific values, computed only when diagnostics are published
         self._latency_ms = RollingWindow(LATENCY_WINDOW)
         self._rate = RateMeter(RATE_WINDOW_NS)
         self.counters: dict[str, int] = {"processed": 0, "dropped": 0, "errors": 0}
@@ -67,7 +69,8 @@ class StageMonitor:
                   KeyValue(key="latency_p50_ms", value=f"{p50:.2f}"),
                   KeyValue(key="latency_p95_ms", value=f"{p95:.2f}")]
         values += [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
-        values += [KeyValue(key=k, value=v) for k, v in sorted(self.values.items())]
+        extra = {**self.values, **(self._report() if self._report else {})}
+        values += [KeyValue(key=k, value=v) for k, v in sorted(extra.items())]
         return DiagnosticStatus(level=level, name=self._name, message=message, hardware_id="cardsorter",
                                 values=values)
 

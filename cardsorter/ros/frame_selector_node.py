@@ -42,7 +42,7 @@ class FrameSelectorNode(Node):
         self._selector = FrameSelector(declare_config(self, FrameSelectorConfig, "gate."), manifest.input_size_wh)
         self._images: dict[int, Image] = {}
         self._detections: dict[int, CardDetectionArray] = {}
-        self._monitor = StageMonitor(self, "track+gate+warp")
+        self._monitor = StageMonitor(self, "track+gate+warp", report=self._gate_report)
         self._tracks_pub = self.create_publisher(CardDetectionArray, "tracks", qos.PIPELINE)
         self._crops_pub = self.create_publisher(CardCropArray, "crops", qos.PIPELINE)
         self._ends_pub = self.create_publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
@@ -92,12 +92,13 @@ class FrameSelectorNode(Node):
         tracks.crops_requested = len(crops)
         self._tracks_pub.publish(tracks)
         self._publish_ends(ended)
+
+    def _gate_report(self) -> dict[str, str]:
         stats = self._selector.stats
-        self._monitor.values.update({
-            "frames": str(stats.frames), "detections": str(stats.detections),
-            "crops_requested": str(stats.crops_requested), "embedding_runs_saved": f"{stats.saved_ratio:.3f}",
-            "reduction_factor": f"{stats.reduction_factor:.2f}",
-            **{f"skipped_{reason}": str(n) for reason, n in sorted(stats.skipped.items())}})
+        return {"frames": str(stats.frames), "detections": str(stats.detections),
+                "crops_requested": str(stats.crops_requested), "embedding_runs_saved": f"{stats.saved_ratio:.3f}",
+                "reduction_factor": f"{stats.reduction_factor:.2f}",
+                **{f"skipped_{reason}": str(n) for reason, n in sorted(stats.skipped.items())}}
 
     def _publish_ends(self, ended: list[TrackEnd]) -> None:
         for end in ended:

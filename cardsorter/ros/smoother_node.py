@@ -25,7 +25,8 @@ class SmootherNode(Node):
         super().__init__("smoother", **kwargs)
         self._frame_id = declare_value(self, "frame_id", str, "frame id of the camera")
         self._smoother = TemporalSmoother(declare_config(self, SmootherConfig))
-        self._monitor = StageMonitor(self, "smooth")
+        self._monitor = StageMonitor(self, "smooth",
+                                     report=lambda: {"active_tracks": str(self._smoother.active_tracks)})
         self._pub = self.create_publisher(CardIdentityArray, "identities", qos.DECISIONS)
         self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
@@ -47,7 +48,6 @@ class SmootherNode(Node):
         with self._monitor.measure():
             changed = self._smoother.observe(conversions.matches_from_msg(msg), stamp)
         self._publish(changed, msg.header, always=True)   # every frame's matches get an answer
-        self._monitor.values["active_tracks"] = str(self._smoother.active_tracks)
 
     def _on_track_end(self, msg: TrackEnd) -> None:
         final = self._smoother.end_track(conversions.track_end_from_msg(msg))
