@@ -104,7 +104,7 @@ class CameraNode(Node):
                 if frame.ground_truth is not None:
                     self._truth_pub.publish(GroundTruth(header=hdr, frame_index=frame.frame_index, cards=[
                         GroundTruthCard(physical_id=g.physical_id, card_id=g.card_id, in_database=g.in_database,
-                                        quad_px=[float(c) for p in g.quad_px for c in p],
+                                        quad_px=conversions.quad_to_list(g.quad_px),
                                         nuisances=",".join(g.nuisances)) for g in frame.ground_truth]))
             self._monitor.count("detections", len(detections))
             self._last_frame_wall = time.monotonic()

@@ -96,24 +96,24 @@ def image_from_msg(msg: Image) -> np.ndarray:
 
 # --- detections -------------------------------------------------------------------------------
 
-def _quad_to_list(quad: Quad | None) -> list[float]:
+def quad_to_list(quad: Quad | None) -> list[float]:
     return [float(c) for p in quad for c in p] if quad is not None else [0.0] * 8
 
 
-def _quad_from_list(values: Sequence[float]) -> Quad:
+def quad_from_list(values: Sequence[float]) -> Quad:
     v = [float(x) for x in values]
     return ((v[0], v[1]), (v[2], v[3]), (v[4], v[5]), (v[6], v[7]))
 
 
 def detection_to_msg(det: Detection) -> CardDetection:
     return CardDetection(track_id=det.track_id, bbox_px=list(det.bbox_px.as_tuple()),
-                         has_quad=det.quad_px is not None, quad_px=_quad_to_list(det.quad_px),
+                         has_quad=det.quad_px is not None, quad_px=quad_to_list(det.quad_px),
                          score=float(det.score), class_name=det.class_name, orientation=int(det.orientation))
 
 
 def detection_from_msg(msg: CardDetection) -> Detection:
     x, y, w, h = (float(v) for v in msg.bbox_px)
-    return Detection(bbox_px=BoxPx(x, y, w, h), quad_px=_quad_from_list(msg.quad_px) if msg.has_quad else None,
+    return Detection(bbox_px=BoxPx(x, y, w, h), quad_px=quad_from_list(msg.quad_px) if msg.has_quad else None,
                      score=min(1.0, max(0.0, float(msg.score))), class_name=msg.class_name,
                      orientation=Orientation(int(msg.orientation)) if msg.orientation in (0, 1, 2) else Orientation.UNKNOWN,
                      track_id=int(msg.track_id))
@@ -131,7 +131,7 @@ def detections_from_msg(msg: CardDetectionArray) -> list[Detection]:
 
 def crops_to_msg(crops: Sequence[CardCrop], hdr: Header, frame_index: int) -> CardCropArray:
     return CardCropArray(header=hdr, frame_index=frame_index, crops=[
-        CardCropMsg(track_id=c.track_id, bbox_px=list(c.bbox_px.as_tuple()), quad_px=_quad_to_list(c.quad_px),
+        CardCropMsg(track_id=c.track_id, bbox_px=list(c.bbox_px.as_tuple()), quad_px=quad_to_list(c.quad_px),
                     sharpness=float(c.sharpness), image=image_to_msg(c.image_bgr, hdr)) for c in crops])
 
 
@@ -140,7 +140,7 @@ def crops_from_msg(msg: CardCropArray) -> list[CardCrop]:
     for c in msg.crops:
         x, y, w, h = (float(v) for v in c.bbox_px)
         out.append(CardCrop(track_id=int(c.track_id), image_bgr=image_from_msg(c.image), sharpness=float(c.sharpness),
-                            bbox_px=BoxPx(x, y, w, h), quad_px=_quad_from_list(c.quad_px)))
+                            bbox_px=BoxPx(x, y, w, h), quad_px=quad_from_list(c.quad_px)))
     return out
 
 

@@ -13,7 +13,7 @@ from rclpy.context import Context
 from rclpy.node import Node
 from std_msgs.msg import Header
 
-from cardsorter.core.types import BoxPx
+from cardsorter.core.types import BoxPx, MatchBand
 from cardsorter.msg import (
     CardDetectionArray,
     CardIdentityArray,
@@ -63,7 +63,7 @@ class GraphMonitor(Node):
     def _on_truth(self, msg: GroundTruth) -> None:
         stamp = conversions.stamp_to_ns(msg.header.stamp)
         cards = [TruthCard(c.physical_id, c.card_id, c.in_database,
-                           BoxPx.from_quad(conversions._quad_from_list(c.quad_px)),
+                           BoxPx.from_quad(conversions.quad_from_list(c.quad_px)),
                            tuple(n for n in c.nuisances.split(",") if n)) for c in msg.cards]
         with self._lock:
             self.truth_by_stamp[stamp] = cards
@@ -106,10 +106,9 @@ class GraphMonitor(Node):
                     self.final_identities[ident.track_id] = ident
 
     def _on_matches(self, msg: CardMatchArray) -> None:
-        names = {0: "confirmed", 1: "uncertain", 2: "unknown", 3: "ambiguous"}
         with self._lock:
             for m in msg.matches:
-                self.match_distances[names.get(m.band, "?")].append(float(m.distance_cos))
+                self.match_distances[MatchBand(m.band).name.lower()].append(float(m.distance_cos))
 
     def _on_end(self, msg: Header) -> None:
         with self._lock:
