@@ -6,6 +6,7 @@ import csv
 import math
 import pathlib
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -13,7 +14,7 @@ from typing import IO, Any, Self
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
-from cardsorter.core.types import SortDecision
+from cardsorter.core.types import CardRecord, SortDecision
 
 SCHEMA_VERSION = 1
 
@@ -61,7 +62,29 @@ CREATE TRIGGER IF NOT EXISTS bins_emptied_no_update BEFORE UPDATE ON bins_emptie
     BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS bins_emptied_no_delete BEFORE DELETE ON bins_emptied
     BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+CREATE TABLE IF NOT EXISTS corrections (            -- a person's verdict on a card row (the review queue)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    card_row INTEGER NOT NULL REFERENCES cards(id),
+    stamp_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    card_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    set_id TEXT NOT NULL,
+    set_name TEXT NOT NULL,
+    number TEXT NOT NULL,
+    rarity TEXT NOT NULL,
+    finish TEXT NOT NULL,
+    note TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS corrections_no_update BEFORE UPDATE ON corrections
+    BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS corrections_no_delete BEFORE DELETE ON corrections
+    BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
 """
+
+CORRECTED = "corrected"
+"""Status of a row a person identified from the review queue (the card itself stays in the bin it went to)."""
+CORRECTED_UNKNOWN = "unknown"
+_CORRECTION_FIELDS = ("status", "card_id", "name", "set_id", "set_name", "number", "rarity", "finish", "note")
 
 # Cards in a bin now: rows for that bin after the last time it was emptied.
 _IN_BIN = """cards.id > COALESCE((SELECT MAX(after_card) FROM bins_emptied e WHERE e.bin = cards.bin), 0)"""
@@ -194,6 +217,7 @@ def read_rows(path: str | pathlib.Path, session_id: str | None = None) -> list[I
             query += " WHERE session_id = ?"
             args = (session_id,)
         rows = conn.execute(query + " ORDER BY id", args).fetchall()
+        corrections = _latest_corrections(conn)
     except sqlite3.Error as err:
         raise InventoryError(f"cannot read inventory {path}: {err}") from err
     finally:
@@ -203,8 +227,46 @@ def read_rows(path: str | pathlib.Path, session_id: str | None = None) -> list[I
         values = dict(r)
         values["rejected"] = bool(values["rejected"])
         values["arrived"] = None if values["arrived"] is None else bool(values["arrived"])
+        values.update(corrections.get(values["id"], {}))
         out.append(InventoryRow(**values))
     return out
+
+
+def _latest_corrections(conn: sqlite3.Connection) -> dict[int, dict[str, Any]]:
+    """The newest correction of each corrected row (an inventory older than the table has none)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'corrections'").fetchone() is None:
+        return {}
+    latest: dict[int, dict[str, Any]] = {}
+    for r in conn.execute(f"SELECT card_row, {', '.join(_CORRECTION_FIELDS)} FROM corrections ORDER BY id"):
+        latest[int(r[0])] = dict(zip(_CORRECTION_FIELDS, r[1:]))
+    return latest
+
+
+def find_row(path: str | pathlib.Path, session_id: str, track_id: int) -> InventoryRow:
+    """The row of one physical card: track ``track_id`` of session ``session_id``."""
+    found = [r for r in read_rows(path, session_id) if r.track_id == track_id]
+    if len(found) != 1:
+        raise InventoryError(f"inventory {path} has {len(found)} rows for track {track_id} of session {session_id}")
+    return found[0]
+
+
+def append_correction(path: str | pathlib.Path, row_id: int, card: CardRecord | None, note: str,
+                      stamp_ns: int | None = None) -> None:
+    """Record a person's verdict on row ``row_id``: the card it is, or ``None`` for not in the catalogue."""
+    path = pathlib.Path(path)
+    stamp = time.time_ns() if stamp_ns is None else stamp_ns
+    values = ((CORRECTED, card.card_id, card.name, card.set_id, card.set_name, card.number, card.rarity,
+               card.finish) if card else (CORRECTED_UNKNOWN, "", "", "", "", "", "", "")) + (note,)
+    conn = _connect(path, readonly=False)
+    try:
+        if conn.execute("SELECT 1 FROM cards WHERE id = ?", (row_id,)).fetchone() is None:
+            raise InventoryError(f"inventory {path} has no row {row_id}")
+        conn.execute(f"INSERT INTO corrections (card_row, stamp_ns, {', '.join(_CORRECTION_FIELDS)}) "
+                     f"VALUES (?, ?, {', '.join('?' * len(_CORRECTION_FIELDS))})", (row_id, stamp, *values))
+    except sqlite3.Error as err:
+        raise InventoryError(f"cannot correct row {row_id} of inventory {path}: {err}") from err
+    finally:
+        conn.close()
 
 
 def record_bin_emptied(conn: sqlite3.Connection, path: pathlib.Path, bin_name: str, stamp_ns: int) -> None:
@@ -332,13 +394,14 @@ PRINTINGS = {"normal": "Normal", "holo": "Holofoil", "reverse_holo": "Reverse Ho
 def export_tcgplayer(rows: Iterable[InventoryRow], out: IO[str], condition: str = "", language: str = "") -> int:
     """TCGplayer-style import CSV: one line per printing (card id + finish) with its quantity.
 
-    Rejected cards are left out. Condition and language are not measured by the sorter: they are
+    Rejected cards are left out, unless a person identified them in the review queue. Condition and language are not measured by the sorter: they are
     written as given (empty by default) so the marketplace asks or applies its default.
     """
     counts: Counter[tuple[str, str]] = Counter()
     first: dict[tuple[str, str], InventoryRow] = {}
     for row in rows:
-        if row.rejected or row.status != "confirmed" or not row.card_id:
+        identified = row.status == CORRECTED or (row.status == "confirmed" and not row.rejected)
+        if not identified or not row.card_id:
             continue
         key = (row.card_id, row.finish)
         counts[key] += 1

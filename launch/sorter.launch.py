@@ -1,4 +1,4 @@
-"""ros2 launch cardsorter sorter.launch.py [source:=imx500] [backend:=hailo] [database:=DIR] [rviz:=true]."""
+"""ros2 launch cardsorter sorter.launch.py [source:=imx500] [backend:=hailo] [database:=DIR] [rviz:=true] [web:=true]."""
 
 import os
 
@@ -9,7 +9,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from cardsorter.ros.graph import NODES
+from cardsorter.ros.graph import NODES, OPTIONAL_NODES
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -33,10 +33,16 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("database", default_value=os.path.expanduser("~/cardsorter/db"),
                               description="reference database directory (built with `cardsorter db build`)"),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"], description="open rviz2"),
+        DeclareLaunchArgument("web", default_value="false", choices=["true", "false"],
+                              description="serve the operator's web view on 127.0.0.1 (config: the web section)"),
     ]
     for spec in NODES:
         actions.append(Node(package="cardsorter", executable=spec.name, name=spec.name, output="screen",
                             emulate_tty=True, parameters=[params_file, overrides.get(spec.name, {})]))
+    for spec in OPTIONAL_NODES:
+        actions.append(Node(package="cardsorter", executable=spec.name, name=spec.name, output="screen",
+                            emulate_tty=True, parameters=[params_file],
+                            condition=IfCondition(LaunchConfiguration(spec.name))))
     actions.append(Node(package="rviz2", executable="rviz2", output="screen",
                         arguments=["-d", PathJoinSubstitution([pkg, "config", "cardsorter.rviz"])],
                         condition=IfCondition(LaunchConfiguration("rviz"))))

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from cardsorter.ros.graph import NODE_NAMES
+from cardsorter.ros.graph import ALL_NODE_NAMES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "install" / "cardsorter"
@@ -19,7 +19,7 @@ INSTALL = ROOT / "install" / "cardsorter"
 
 def test_colcon_installed_an_executable_per_node() -> None:
     lib = INSTALL / "lib" / "cardsorter"
-    for name in (*NODE_NAMES, "all_nodes"):
+    for name in (*ALL_NODE_NAMES, "all_nodes"):
         exe = lib / name
         assert exe.is_file() and os.access(exe, os.X_OK), f"{exe} missing or not executable"
 
@@ -40,7 +40,7 @@ def test_launch_file_declares_the_documented_arguments_and_reads_the_node_list()
     tree = ast.parse((ROOT / "launch" / "sorter.launch.py").read_text())
     declared = {node.args[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
-    assert declared == {"params_file", "source", "backend", "database", "rviz"}
+    assert declared == {"params_file", "source", "backend", "database", "rviz", "web"}
     imports = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "cardsorter.ros.graph" in imports, "the launch file reads the one node list"
 

@@ -57,8 +57,9 @@ def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path) -> pathl
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from cardsorter.config import node_params, resolve_path
     from cardsorter.inventory import read_rows
+    from cardsorter.ros.graph import NODE_NAMES
     from cardsorter.ros.monitor_node import GraphMonitor
-    from cardsorter.ros.runner import Graph
+    from cardsorter.ros.runner import Graph, announce_web
     from cardsorter.sim.catalog import load_catalog
     from cardsorter.sim.scoring import score_run
 
@@ -74,9 +75,15 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "matcher": {"database": str(database)},
         "sorter": {"inventory_path": str(out / "inventory.sqlite"), "sort_log": str(out / "sort_log.csv")},
     }
+    nodes = list(NODE_NAMES)
+    if args.web:
+        nodes.append("web")
+        overrides["web"] = {"inventory_path": overrides["sorter"]["inventory_path"],
+                            "reference_images": str(catalog / "images")}
     started = time.monotonic()
-    with Graph(args.params_file, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
+    with Graph(args.params_file, nodes, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
         monitor = graph.node_of(GraphMonitor)
+        announce_web(graph)
         log.info("sorting %d cards (synthetic %s, %g fps); this takes about %.0f s", args.cards,
                  node_params("camera", args.params_file)["synthetic.mode"], args.fps, args.cards * 1.2)
         last_report = time.monotonic()
@@ -98,6 +105,13 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         duplicates = list(monitor.duplicate_sort_events)
         tracks_ended = len(monitor.track_ends)
         sort_events = len(monitor.sort_events)
+        if args.web:
+            print(f"sorted; the operator view stays up at {graph.nodes['web'].url} until Ctrl-C", flush=True)  # type: ignore[attr-defined]
+            try:
+                while graph.context.ok():
+                    graph.executor.spin_once(timeout_sec=0.1)
+            except KeyboardInterrupt:
+                pass
     rows = read_rows(out / "inventory.sqlite")
     by_bin: dict[str, list[str]] = {}
     for r in rows:
@@ -199,4 +213,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--timeout", type=float, default=0.0, help="give up after this many seconds (0: from --cards)")
     p.add_argument("--out", default="out/demo", help="report folder (a timestamped subfolder is made)")
     p.add_argument("--params-file", type=pathlib.Path, default=None, help="parameters YAML")
+    p.add_argument("--web", action="store_true",
+                   help="also serve the operator's web view (URL printed; stays up after sorting until Ctrl-C)")
     p.set_defaults(func=_demo)

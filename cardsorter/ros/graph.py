@@ -33,9 +33,17 @@ NODES: tuple[NodeSpec, ...] = (
 
 NODE_NAMES = tuple(spec.name for spec in NODES)
 
+OPTIONAL_NODES: tuple[NodeSpec, ...] = (
+    NodeSpec("web", "cardsorter.ros.web_node", "WebNode",
+             "the operator's browser view: live sorting, review queue, inventory (web:=true / --web)"),
+)
+"""Started only when asked for (launch argument, runner flag); the graph sorts without them."""
+
+ALL_NODE_NAMES = NODE_NAMES + tuple(spec.name for spec in OPTIONAL_NODES)
+
 
 def spec(name: str) -> NodeSpec:
-    for s in NODES:
+    for s in NODES + OPTIONAL_NODES:
         if s.name == name:
             return s
-    raise KeyError(f"no node named '{name}' (known: {', '.join(NODE_NAMES)})")
+    raise KeyError(f"no node named '{name}' (known: {', '.join(ALL_NODE_NAMES)})")

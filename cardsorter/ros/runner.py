@@ -21,7 +21,7 @@ from rclpy.parameter import Parameter
 
 from cardsorter.config import default_params_file, load_params_file
 from cardsorter.core.errors import ConfigError
-from cardsorter.ros.graph import NODE_NAMES, spec
+from cardsorter.ros.graph import ALL_NODE_NAMES, NODE_NAMES, spec
 
 log = logging.getLogger("cardsorter.runner")
 N = TypeVar("N", bound=Node)
@@ -42,7 +42,7 @@ class Graph:
                  overrides: Mapping[str, Mapping[str, Any]] | None = None, threads: int = 4,
                  extra_nodes: Sequence[Callable[[Context], Node]] = ()) -> None:
         self.params_file = pathlib.Path(params_file) if params_file else default_params_file()
-        unknown = set((overrides or {}).keys()) - set(NODE_NAMES)
+        unknown = set((overrides or {}).keys()) - set(ALL_NODE_NAMES)
         if unknown:
             raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}")
         self._thread: threading.Thread | None = None
@@ -127,6 +127,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", help="embedding backend: onnx | hailo")
     parser.add_argument("--database", help="reference database directory")
     parser.add_argument("--nodes", default=",".join(NODE_NAMES), help="comma-separated subset of nodes")
+    parser.add_argument("--web", action="store_true", help="also start the operator's web view (printed URL)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="override one parameter, e.g. --set camera.synthetic.mode=station (repeatable)")
@@ -143,17 +144,37 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     for item in args.set:
         key, sep, raw = item.partition("=")
         node, dot, param = key.partition(".")
-        if not sep or not dot or node not in NODE_NAMES:
-            raise ConfigError(f"--set {item!r}: expected NODE.PARAM=VALUE with NODE one of {', '.join(NODE_NAMES)}")
+        if not sep or not dot or node not in ALL_NODE_NAMES:
+            raise ConfigError(f"--set {item!r}: expected NODE.PARAM=VALUE with NODE one of {', '.join(ALL_NODE_NAMES)}")
         o.setdefault(node, {})[param] = yaml.safe_load(raw)
     return o
 
 
+def announce_web(graph: Graph) -> None:
+    """Print the operator view's address (stdout: what a person running the command looks for)."""
+    web = graph.nodes.get("web")
+    if web is not None:
+        print(f"operator view: {web.url}", flush=True)  # type: ignore[attr-defined]
+
+
+def share_inventory_with_web(params_file: pathlib.Path | None, overrides: dict[str, dict[str, Any]]) -> None:
+    """The web view reads and corrects the sorter's inventory: give it the sorter's file unless told otherwise."""
+    sorter = overrides.get("sorter", {}).get("inventory_path")
+    if sorter is None:
+        sorter = load_params_file(params_file or default_params_file())["sorter"]["inventory_path"]
+    overrides.setdefault("web", {}).setdefault("inventory_path", sorter)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+    if args.web and "web" not in nodes:
+        nodes.append("web")
     overrides = {k: v for k, v in overrides_from_args(args).items() if k in nodes}
+    if "web" in nodes:
+        share_inventory_with_web(args.params_file, overrides)
     with Graph(args.params_file, nodes, overrides) as graph:
         log.info("running %d nodes: %s", len(graph.nodes), ", ".join(graph.nodes))
+        announce_web(graph)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         deadline = time.monotonic() + args.duration if args.duration > 0 else float("inf")

@@ -1,0 +1,280 @@
+"""WebNode: the operator's browser view (live sorting, review queue, inventory) served on localhost."""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.client import Client
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from cardsorter.config import doc, resolve_path
+from cardsorter.core.errors import CardsorterError, ImageError, InventoryError
+from cardsorter.core.types import CardRecord, TrackState
+from cardsorter.db.store import DELTA_DIR, TemplateRow, read_block
+from cardsorter.inventory import append_correction, export_csv, export_tcgplayer, find_row, read_rows
+from cardsorter.msg import CardCropArray, CardIdentityArray, CardMatchArray, SortEvent
+from cardsorter.ros import conversions, qos
+from cardsorter.ros.diagnostics import StageMonitor
+from cardsorter.ros.main import run_node
+from cardsorter.ros.params import declare_config
+from cardsorter.srv import EnrolCard, SorterCommand
+from cardsorter.web.security import is_loopback, load_or_create_token
+from cardsorter.web.server import WebConfig, WebServer
+from cardsorter.web.state import Candidate, LiveState, ReviewItem, TrackView
+
+SERVICE_TIMEOUT_S = 5.0
+JPEG_QUALITY = 80          # the annotated view at ~60 KB per 640x480 frame: a few fps over loopback is nothing
+SORTER_DIAGNOSTICS = "cardsorter/sorter"
+EXPORTS = {"csv": export_csv, "tcgplayer": export_tcgplayer}
+_COMMANDS = {"pause": SorterCommand.Request.PAUSE, "resume": SorterCommand.Request.RESUME,
+             "stop": SorterCommand.Request.STOP}
+
+
+@dataclass(frozen=True)
+class WebNodeConfig:
+    host: str = doc("address to listen on: loopback by default; anything else requires the access token")
+    port: int = doc("TCP port (0: any free port, printed at start)")
+    frame_fps: float = doc("most camera images per second sent to each browser")
+    max_body_bytes: int = doc("largest request body accepted")
+    token_file: str = doc("access token file (created 0600 on first start) used when host is not loopback")
+    inventory_path: str = doc("the sorter's inventory SQLite file (read, and corrected from the review queue)")
+    reference_images: str = doc("folder of the database's reference images, shown next to candidates (empty: none)")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+
+
+class _Catalogue:
+    """The reference database's records and template sources, read without its vectors or index."""
+
+    def __init__(self, path: pathlib.Path) -> None:
+        self.path = path
+        block = read_block(path, verify_checksums=False)
+        self.records: dict[str, CardRecord] = dict(block.records)
+        rows: list[TemplateRow] = list(block.rows)
+        if (path / DELTA_DIR).is_dir():
+            delta = read_block(path / DELTA_DIR, verify_checksums=False)
+            self.records.update(delta.records)
+            rows += delta.rows
+        self.images: dict[str, str] = {}
+        for row in sorted(rows, key=lambda r: not r.high):   # prefer the high-resolution scan
+            self.images.setdefault(row.card_id, row.source)
+
+    def search(self, query: str, limit: int) -> list[CardRecord]:
+        words = query.lower().split()
+        hits = [r for r in self.records.values()
+                if all(w in f"{r.card_id} {r.name} {r.set_id} {r.set_name} {r.number}".lower() for w in words)]
+        return sorted(hits, key=lambda r: (r.name, r.set_id, r.number))[:limit]
+
+
+class WebNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("web", **kwargs)
+        self._cfg = declare_config(self, WebNodeConfig)
+        token = None
+        if not is_loopback(self._cfg.host):
+            token, created = load_or_create_token(resolve_path(self._cfg.token_file))
+            if created:
+                self.get_logger().warning(f"web access token (shown once, stored in {self._cfg.token_file}): {token}")
+        self._inventory_path = resolve_path(self._cfg.inventory_path)
+        images = self._cfg.reference_images
+        self._images_dir = resolve_path(images).resolve() if images else None
+        self._catalogue: _Catalogue | None = None
+        self._catalogue_lock = threading.Lock()
+        self._last_frame_ns = 0
+        self._state = LiveState()
+        self._monitor = StageMonitor(self, "web view")
+        group = ReentrantCallbackGroup()
+        self._command: Client = self.create_client(SorterCommand, "sorter/command", callback_group=group)
+        self._enrol: Client = self.create_client(EnrolCard, "matcher/enrol_card", callback_group=group)
+        self.create_subscription(Image, "debug/image", self._on_image, qos.DEBUG)
+        self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
+        self.create_subscription(CardCropArray, "crops", self._on_crops, qos.PIPELINE)
+        self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
+        self.create_subscription(SortEvent, "sort_events", self._on_sort_event, qos.DECISIONS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, qos.DIAGNOSTICS)
+        self.create_subscription(String, "database/status", self._on_database_status, qos.DATABASE_STATUS)
+        config = WebConfig(host=self._cfg.host, port=self._cfg.port, frame_fps=self._cfg.frame_fps,
+                           max_body_bytes=self._cfg.max_body_bytes, token=token)
+        self._server = WebServer(self._state, self, config)
+        self.url = self._server.start()
+        self.get_logger().info(f"operator view on {self.url}")
+
+    @property
+    def state(self) -> LiveState:
+        return self._state
+
+    # --- subscriptions ---------------------------------------------------------------------
+
+    def _on_image(self, msg: Image) -> None:
+        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        if stamp_ns - self._last_frame_ns < 1e9 / self._cfg.frame_fps:
+            return   # encode only what the browsers can be sent
+        try:
+            image = conversions.image_from_msg(msg)
+        except CardsorterError as err:
+            self._monitor.error(f"debug/image: {err}")
+            return
+        with self._monitor.measure():
+            self._state.set_frame(_jpeg(image), stamp_ns)
+        self._last_frame_ns = stamp_ns
+
+    def _on_identities(self, msg: CardIdentityArray) -> None:
+        for m in msg.identities:
+            ident = conversions.identity_from_msg(m)
+            card = ident.card
+            self._state.set_track(TrackView(
+                track_id=ident.track_id, state=TrackState(ident.state).name.lower(),
+                card_id=card.card_id if card else "", name=card.name if card else "",
+                confidence=float(ident.confidence), agreeing_views=ident.agreeing_views, views=ident.views,
+                reason=ident.reason, stamp_ns=conversions.stamp_to_ns(msg.header.stamp)))
+
+    def _on_crops(self, msg: CardCropArray) -> None:
+        for crop in msg.crops:
+            try:
+                self._state.set_crop(int(crop.track_id), _jpeg(conversions.image_from_msg(crop.image)))
+            except CardsorterError as err:
+                self._monitor.error(f"crops: {err}")
+
+    def _on_matches(self, msg: CardMatchArray) -> None:
+        for m in msg.matches:
+            self._state.set_candidates(int(m.track_id), [
+                Candidate(c.card_id, c.name, c.set_id, c.number, float(c.distance_cos))
+                for c in m.candidates if c.card_id])
+
+    def _on_sort_event(self, msg: SortEvent) -> None:
+        self._state.add_sort_event(track_id=int(msg.track_id), session_id=msg.session_id, status=msg.status,
+                                   reason=msg.reason, bin_name=msg.bin, position_in_bin=int(msg.position_in_bin),
+                                   stamp_ns=conversions.stamp_to_ns(msg.header.stamp))
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self._state.set_health(status.name, int.from_bytes(status.level, "little")
+                                   if isinstance(status.level, bytes) else int(status.level), status.message)
+            if status.name == SORTER_DIAGNOSTICS:
+                self._state.set_sorter_state(status.message.split(",")[0].split(":")[0])
+
+    def _on_database_status(self, msg: String) -> None:
+        try:
+            path = pathlib.Path(json.loads(msg.data)["path"])
+            catalogue = _Catalogue(path)
+        except (CardsorterError, KeyError, ValueError, TypeError) as err:
+            self._monitor.error(f"database/status: {err}")
+            self.get_logger().error(f"cannot read the reference catalogue for the review queue: {err}")
+            return
+        with self._catalogue_lock:
+            self._catalogue = catalogue
+
+    # --- what the pages act on (WebBackend) -------------------------------------------------
+
+    def _catalogue_or_raise(self) -> _Catalogue:
+        with self._catalogue_lock:
+            if self._catalogue is None:
+                raise CardsorterError("the matcher has not announced its database yet")
+            return self._catalogue
+
+    def _call(self, client: Client, request: Any) -> Any:
+        if not client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
+            raise CardsorterError(f"service {client.srv_name} is not available")
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(SERVICE_TIMEOUT_S):
+            client.remove_pending_request(future)
+            raise CardsorterError(f"service {client.srv_name} did not answer within {SERVICE_TIMEOUT_S:.0f} s")
+        return future.result()
+
+    def command(self, name: str) -> tuple[bool, str]:
+        try:
+            response = self._call(self._command, SorterCommand.Request(command=_COMMANDS[name]))
+        except CardsorterError as err:
+            return False, str(err)
+        if response.state:
+            self._state.set_sorter_state(response.state)
+        return bool(response.success), str(response.message)
+
+    def resolve(self, item: ReviewItem, record: CardRecord | None) -> str:
+        """Correct the card's inventory row and, for a named card, enrol its crop as a template."""
+        done: list[str] = []
+        try:
+            row = find_row(self._inventory_path, item.session_id, item.track_id)
+            append_correction(self._inventory_path, row.id, record, note="operator review")
+            done.append(f"inventory row {row.id} corrected")
+        except InventoryError as err:
+            done.append(f"inventory not corrected: {err}")
+        if record is not None:
+            try:
+                response = self._call(self._enrol, EnrolCard.Request(
+                    track_id=item.track_id, card_id=record.card_id, name=record.name, set_id=record.set_id,
+                    set_name=record.set_name, number=record.number, rarity=record.rarity))
+                done.append(str(response.message) if response.success else f"not enrolled: {response.message}")
+            except CardsorterError as err:
+                done.append(f"not enrolled: {err}")
+        self.get_logger().info(f"review item {item.item_id} (track {item.track_id}) → "
+                               f"{record.card_id if record else 'unknown'}: {'; '.join(done)}")
+        return "; ".join(done)
+
+    def record(self, card_id: str) -> CardRecord | None:
+        return self._catalogue_or_raise().records.get(card_id)
+
+    def search_cards(self, query: str, limit: int) -> list[dict[str, str]]:
+        return [{"card_id": r.card_id, "name": r.name, "set_id": r.set_id, "number": r.number}
+                for r in self._catalogue_or_raise().search(query, limit)] if query else []
+
+    def card_image(self, card_id: str) -> pathlib.Path | None:
+        if self._images_dir is None:
+            return None
+        source = self._catalogue_or_raise().images.get(card_id)
+        if source is None:
+            return None
+        path = (self._images_dir / source).resolve()
+        if not path.is_relative_to(self._images_dir) or not path.is_file():
+            return None   # a source name pointing outside the folder is never served
+        return path
+
+    def inventory(self, session: str, bin_name: str, set_id: str, query: str, limit: int) -> dict[str, Any]:
+        try:
+            rows = read_rows(self._inventory_path)
+        except InventoryError:
+            rows = []
+        words = query.lower().split()
+        match = [r for r in rows
+                 if (not session or r.session_id == session) and (not bin_name or r.bin == bin_name)
+                 and (not set_id or r.set_id == set_id)
+                 and all(w in f"{r.card_id} {r.name} {r.number} {r.set_name}".lower() for w in words)]
+        return {"total": len(match), "rejected": sum(r.rejected for r in match),
+                "sessions": sorted({r.session_id for r in rows}), "bins": sorted({r.bin for r in rows}),
+                "sets": sorted({r.set_id for r in rows if r.set_id}),
+                "rows": [vars(r) for r in reversed(match[-limit:])]}
+
+    def export(self, fmt: str) -> tuple[str, str]:
+        writer = EXPORTS[fmt]
+        out = io.StringIO()
+        writer(read_rows(self._inventory_path), out)
+        return f"inventory-{fmt}.csv", out.getvalue()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _jpeg(image_bgr: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ImageError(f"JPEG encoding of a {image_bgr.shape} image failed")
+    return bytes(buf)
+
+
+def main() -> None:
+    run_node(WebNode)
