@@ -21,10 +21,14 @@ def _pct(values_s: list[float]) -> dict[str, float]:
     return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2)}
 
 
-def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400) -> dict[str, Any]:
+def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400,
+        web: bool = False) -> dict[str, Any]:
+    """One belt run of the whole graph; ``web`` adds the web node with a browser-like client loading its pages."""
+    from cardsorter.bench.web import PageLoader
     from cardsorter.cli.demo import ensure_catalog, ensure_database
     from cardsorter.config import node_params, resolve_path
     from cardsorter.report import stage_latencies
+    from cardsorter.ros.graph import NODE_NAMES
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph
     from cardsorter.sim.catalog import load_catalog
@@ -40,11 +44,20 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         "matcher": {"database": str(database)},
         "sorter": {"inventory_path": str(work / "inventory.sqlite"), "sort_log": ""},
     }
+    nodes = list(NODE_NAMES)
+    if web:
+        nodes.append("web")
+        overrides["web"] = {"port": 0, "inventory_path": str(work / "inventory.sqlite"),
+                            "reference_images": str(catalog / "images")}
     rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.monotonic()
-    with Graph(None, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
+    with Graph(None, nodes, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
         m = graph.node_of(GraphMonitor)
+        loader = PageLoader(graph.nodes["web"].url) if web else None  # type: ignore[attr-defined]
+        if loader:
+            loader.start()
         graph.spin_until(m.all_sorted, max(120.0, cards * 10.0))
+        pages = loader.stop() if loader else None
         wall_s = (m.last_decision_wall or time.monotonic()) - (m.first_frame_wall or started)
         new_card, cached = [], []
         for stamp, t_det in m.detections_wall.items():
@@ -78,6 +91,7 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         "cards_per_hour_at_belt_pace": round(score.physical_cards / wall_s * 3600) if wall_s > 0 else 0,
         "busy_ms_per_frame": round(busy_ms_per_frame, 2),
         "accuracy": score.summary(),
+        **({"web_page_loads": pages} if pages is not None else {}),
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 log = logging.getLogger("cardsorter.bench")
 
-PARTS = ("graph", "perception", "embedding", "search", "decisions")
+PARTS = ("graph", "perception", "embedding", "search", "decisions", "web")
 
 
 def _run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -20,6 +20,10 @@ def _run_part(name: str, quick: bool) -> dict[str, Any]:
         from cardsorter.bench import graph
 
         return graph.run(cards=8 if quick else 30)
+    if name == "web":
+        from cardsorter.bench import web
+
+        return web.run(cards=8 if quick else 20, fps=10.0, rounds=1 if quick else 2)
     if name == "perception":
         from cardsorter.bench import perception
 
