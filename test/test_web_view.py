@@ -70,10 +70,13 @@ def test_an_operator_names_a_rejected_card_in_the_browser_and_the_sorter_knows_i
         graph.spin_in_background()
         browser.get(f"{base}/live")
         assert browser.wait_for("#tracks tbody tr", 60.0), "no card appeared on the live page"
+        def shows(state: str) -> bool:
+            return any(state in browser.text(browser.find_all(css)[0]).lower()
+                       for css in ("#command-result", "#sorter-state"))
+
         for button, state in (("pause", "paused"), ("resume", "running")):
             browser.click(browser.find_all(f'button[data-command="{button}"]')[0])
-            assert wait_until(lambda: state in browser.text(browser.find_all("#command-result")[0]).lower()
-                              or state in browser.text(browser.find_all("#sorter-state")[0]).lower(), 20.0), button
+            assert wait_until(lambda s=state: shows(s), 20.0), button  # type: ignore[misc]
         if SCREENSHOTS:
             browser.screenshot(pathlib.Path(SCREENSHOTS) / "web-live.png")
         browser.get(f"{base}/review")
