@@ -24,22 +24,72 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Where a wheel (`pip install .`, see setup.py) puts config/, models/ and package.xml: inside the package.
+WHEEL_SHARE = pathlib.Path(__file__).resolve().parent / "_share"
 SCALAR_TYPES = (bool, int, float, str)
 
 
-def default_params_file() -> pathlib.Path:
-    """config/sorter.yaml from the source tree, else from the installed share directory."""
-    candidates = [REPO_ROOT / "config" / "sorter.yaml"]
-    try:  # installed layout (robot): share/cardsorter/config/sorter.yaml
+def is_source_checkout() -> bool:
+    """True when this module runs from the repository (REPO_ROOT holds package.xml and config/)."""
+    return (REPO_ROOT / "package.xml").is_file() and (REPO_ROOT / "config").is_dir()
+
+
+def _ament_share() -> pathlib.Path | None:
+    try:  # installed by colcon (robot): share/cardsorter/{config,models,package.xml}
         from ament_index_python.packages import get_package_share_directory
 
-        candidates.append(pathlib.Path(get_package_share_directory("cardsorter")) / "config" / "sorter.yaml")
-    except Exception as err:  # noqa: BLE001 - ament_index is optional here; the first candidate usually exists
+        return pathlib.Path(get_package_share_directory("cardsorter"))
+    except Exception as err:  # noqa: BLE001 - ament_index absent (pip install) or the package is not installed
         log.debug("no installed share directory: %s", err)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(f"parameters file not found in {[str(c) for c in candidates]}")
+        return None
+
+
+def data_roots() -> list[pathlib.Path]:
+    """Folders holding config/, models/ and package.xml, in the order they are searched: the source
+    tree, the wheel's package data (cardsorter/_share), the colcon install's share/cardsorter."""
+    roots = [REPO_ROOT] if is_source_checkout() else []
+    if WHEEL_SHARE.is_dir():
+        roots.append(WHEEL_SHARE)
+    shared = _ament_share()
+    if shared is not None:
+        roots.append(shared)
+    return roots
+
+
+def find_data_file(relative: str | pathlib.Path) -> pathlib.Path | None:
+    """The first existing ``root / relative`` over data_roots(), or None."""
+    for root in data_roots():
+        if (root / relative).exists():
+            return root / relative
+    return None
+
+
+def default_params_file() -> pathlib.Path:
+    """config/sorter.yaml from the source tree, else the wheel's package data, else the colcon share directory."""
+    found = find_data_file("config/sorter.yaml")
+    if found is None or not found.is_file():
+        raise ConfigError("parameters file config/sorter.yaml not found in "
+                          f"{[str(r) for r in data_roots()] or [str(REPO_ROOT), str(WHEEL_SHARE)]}")
+    return found
+
+
+def package_version() -> str:
+    """cardsorter's version: package.xml (the one source; setup.py reads it too), else the installed wheel's."""
+    import xml.etree.ElementTree as ET
+    from importlib import metadata
+
+    found = find_data_file("package.xml")
+    if found is not None:
+        try:
+            version = ET.parse(found).getroot().findtext("version")
+        except (OSError, ET.ParseError) as err:
+            raise ConfigError(f"cannot read {found}: {err}") from err
+        if version:
+            return version.strip()
+    try:
+        return metadata.version("cardsorter")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -145,18 +195,13 @@ def doc(text: str) -> Any:
 
 
 def resolve_path(path: str | pathlib.Path) -> pathlib.Path:
-    """A relative path from the parameters file: cwd first, then the source tree, then share/cardsorter."""
+    """A relative path from the parameters file: the cwd first, then each of data_roots() (source tree,
+    wheel package data, share/cardsorter). A path found nowhere (an output such as the inventory) is
+    placed in the source tree when running from one, else left relative to the cwd."""
     p = pathlib.Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    if (REPO_ROOT / p).exists():
-        return REPO_ROOT / p
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shared = pathlib.Path(get_package_share_directory("cardsorter")) / p
-        if shared.exists():
-            return shared
-    except Exception as err:  # noqa: BLE001 - not installed: fall through to the repo-relative path
-        log.debug("no installed share directory: %s", err)
-    return REPO_ROOT / p
+    found = find_data_file(p)
+    if found is not None:
+        return found
+    return REPO_ROOT / p if is_source_checkout() else p

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cardsorter.config import REPO_ROOT, from_params, node_params
+from cardsorter.config import REPO_ROOT, from_params, node_params, resolve_path
 from cardsorter.core.flow_schedule import BeltConfig
 from cardsorter.core.smoothing import SmootherConfig, TemporalSmoother
 from cardsorter.core.sort_rules import RoutingState, load_rules
@@ -121,7 +121,7 @@ class _InstantRouter:
 def bench_sorter_and_inventory(cards: int, directory: pathlib.Path) -> dict[str, Any]:
     """Per card: identity + track end → decision → actuation (instant) → durable inventory row."""
     params = node_params("sorter")
-    rules = load_rules(REPO_ROOT / "config" / "bins.yaml")
+    rules = load_rules(resolve_path("config/bins.yaml"))
     core = SorterCore(from_params(SorterConfig, params, ""), rules, from_params(BeltConfig, params, "flow."))
     inventory = Inventory(directory / "bench_inventory.sqlite", session_id="bench", model_id="m", database_id="d",
                           reject_bin=rules.reject_bin, opened_ns=0)
@@ -157,8 +157,8 @@ def run(quick: bool = False, directory: pathlib.Path | None = None) -> dict[str,
             "machine": machine(),
             "smoother": bench_smoother(tracks=4, frames=n),
             "smoother_crowded": bench_smoother(tracks=32, frames=n // 3),
-            "rules_default": bench_rules(n, REPO_ROOT / "config" / "bins.yaml"),
-            "rules_alphabetical": bench_rules(n, REPO_ROOT / "config" / "presets" / "alphabetical.yaml"),
+            "rules_default": bench_rules(n, resolve_path("config/bins.yaml")),
+            "rules_alphabetical": bench_rules(n, resolve_path("config/presets/alphabetical.yaml")),
             "sorter_and_inventory": bench_sorter_and_inventory(n // 3, pathlib.Path(tmp)),
         }
 

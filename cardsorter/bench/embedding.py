@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from cardsorter.backends.embedders import Embedder, open_embedder
-from cardsorter.config import REPO_ROOT
+from cardsorter.config import resolve_path
 from cardsorter.core.types import CardRecord
 from cardsorter.sim import augment
 from cardsorter.sim.catalog import render_catalog
@@ -145,7 +145,7 @@ def run(quick: bool = False, cards: int | None = None, seed: int = HELDOUT_SEED,
     """Measure everything; returns {"machine", "model", "results": {method: {nuisance: scores}}, ...}."""
     n = cards if cards is not None else (60 if quick else 400)
     n_unknown = unknown if unknown is not None else (20 if quick else 100)
-    manifest_path = Path(manifest) if manifest is not None else REPO_ROOT / "models" / "cardnet.yaml"
+    manifest_path = Path(manifest) if manifest is not None else resolve_path("models/cardnet.yaml")
     t0 = time.perf_counter()
     catalogue = render_catalog(n, seed)
     records = [r for r, _ in catalogue]

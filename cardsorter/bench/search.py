@@ -30,7 +30,7 @@ from cardsorter.backends.card_index import (
     exact_top_rows,
 )
 from cardsorter.backends.embedders import Embedder
-from cardsorter.config import REPO_ROOT, from_params, node_params
+from cardsorter.config import from_params, node_params, resolve_path
 from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.types import MatchBand
 
@@ -335,9 +335,7 @@ def run(sizes: Sequence[int] = (USER_CATALOGUE_ROWS, SCALED_ROWS), dim: int = MO
                                      seed, say)
     if open_set_cards > 0:
         emb_params = node_params("embedder")
-        manifest = pathlib.Path(model_manifest or str(emb_params["model_manifest"]))
-        if not manifest.is_absolute():
-            manifest = REPO_ROOT / manifest
+        manifest = resolve_path(model_manifest or str(emb_params["model_manifest"]))
         embedder: Embedder | None = (None if pixel_baseline else
                                      open_model_embedder(manifest, backend, int(emb_params["threads"])))
         label = f"model {manifest.name}"

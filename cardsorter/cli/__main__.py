@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "cardsorter.cli.bags",        # record, replay
     "cardsorter.cli.demo",        # demo
     "cardsorter.cli.bench",       # bench
+    "cardsorter.cli.train",       # train embedder (the training extra)
 )
 
 
@@ -37,8 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """parse_args, except that a command standing in for a missing extra (cli/extras.py) takes any arguments."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.extra_arguments = unknown   # passed on by commands that wrap another parser (train embedder)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -130,9 +130,16 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from cardsorter.cli.extras import guarded, ros_parser
+
+    record_help = "record topics to a rosbag2 MCAP bag (ros2 bag play plays it)"
+    replay_help = "replay a bag's frames through the graph and write the sort log CSV"
+    p = ros_parser(sub, "record", record_help)
+    if p is None:  # no ROS here: both commands explain what they need
+        ros_parser(sub, "replay", replay_help)
+        return
     from cardsorter.ros.runner import add_run_arguments
 
-    p = sub.add_parser("record", help="record topics to a rosbag2 MCAP bag (ros2 bag play plays it)")
     p.add_argument("bag", help="output bag directory (must not exist)")
     p.add_argument("--topics", help="comma-separated topics (default: images, detections, ground truth and every stage's output)")
     p.add_argument("--run", action="store_true", help="run the graph in this process (otherwise record a graph running elsewhere)")
@@ -143,8 +150,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--width", type=int, help="with --run: camera frame width")
     p.add_argument("--height", type=int, help="with --run: camera frame height")
     add_run_arguments(p)
-    p.set_defaults(func=_record)
-    p = sub.add_parser("replay", help="replay a bag's frames through the graph and write the sort log CSV")
+    p.set_defaults(func=guarded("record", _record))
+    p = sub.add_parser("replay", help=replay_help)
     p.add_argument("bag", help="rosbag2 directory (MCAP or sqlite3)")
     p.add_argument("--db", required=True, help="reference database directory")
     p.add_argument("--image-topic", help="image topic (default: the bag's */image_raw)")
@@ -152,4 +159,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--detect", choices=("auto", "bag", "cpu"), default="auto",
                    help="detections from the bag when it has them (auto), only the bag, or the CPU detector")
     p.add_argument("--params-file", type=pathlib.Path, default=None, help="parameters YAML")
-    p.set_defaults(func=_replay)
+    p.set_defaults(func=guarded("replay", _replay))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cardsorter.backends.card_index import SearchConfig
-from cardsorter.config import REPO_ROOT, from_params, node_params
+from cardsorter.config import find_data_file, from_params, node_params
 from cardsorter.core.errors import ModelError
 
 BAR_WIDTH = 30
@@ -38,7 +38,7 @@ def _resolve(path: str) -> pathlib.Path:
     p = pathlib.Path(path)
     if p.exists() or p.is_absolute():
         return p
-    return REPO_ROOT / p if (REPO_ROOT / p).exists() else p
+    return find_data_file(p) or p   # models/… from the source tree or the installed package
 
 
 def _open_embedder(args: argparse.Namespace) -> tuple[Any, str]:

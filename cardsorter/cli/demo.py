@@ -11,11 +11,12 @@ import shutil
 import time
 from typing import Any
 
-from cardsorter.config import REPO_ROOT
+from cardsorter.config import REPO_ROOT, is_source_checkout
 
 log = logging.getLogger("cardsorter.demo")
 
-VAR = REPO_ROOT / "var" / "demo"
+# The demo's catalogue and database: in the source tree, else (a pip install) under the current directory.
+VAR = (REPO_ROOT if is_source_checkout() else pathlib.Path.cwd()) / "var" / "demo"
 
 
 def ensure_catalog(cards: int, unknown: int, seed: int) -> pathlib.Path:
@@ -204,7 +205,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="sort a simulated stack of cards with the whole graph and report")
+    from cardsorter.cli.extras import guarded, ros_parser
+
+    p = ros_parser(sub, "demo", "sort a simulated stack of cards with the whole graph and report")
+    if p is None:
+        return
     p.add_argument("--cards", type=int, default=100, help="physical cards in the stack")
     p.add_argument("--catalog-cards", type=int, default=400, help="cards in the generated catalogue (the database)")
     p.add_argument("--unknown-cards", type=int, default=40, help="generated cards that are not in the database")
@@ -215,4 +220,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--params-file", type=pathlib.Path, default=None, help="parameters YAML")
     p.add_argument("--web", action="store_true",
                    help="also serve the operator's web view (URL printed; stays up after sorting until Ctrl-C)")
-    p.set_defaults(func=_demo)
+    p.set_defaults(func=guarded("demo", _demo))

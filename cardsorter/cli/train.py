@@ -1,0 +1,28 @@
+"""`cardsorter train embedder …`: training/train_embedder.py from the command line (the training extra)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cardsorter.cli.extras import NEEDS_TRAIN, TRAIN_MODULES, add_unavailable, guarded, train_missing
+
+EMBEDDER_HELP = "train the embedding model (CardNet) on a procedural catalogue, export ONNX + manifest"
+
+
+def _embedder(args: argparse.Namespace) -> int:
+    from training.train_embedder import main
+
+    return int(main(list(args.extra_arguments)))
+
+
+def register(subparsers: Any) -> None:
+    train = subparsers.add_parser("train", help="train a model (needs the training extra: torch, onnx)")
+    sub = train.add_subparsers(dest="train_command", required=True, metavar="MODEL")
+    reason = train_missing()
+    if reason is not None:
+        add_unavailable(sub, "embedder", EMBEDDER_HELP, NEEDS_TRAIN, reason, "train embedder")
+        return
+    # Every argument (-h included) goes to training.train_embedder's own parser.
+    p = sub.add_parser("embedder", help=EMBEDDER_HELP + " (arguments: cardsorter train embedder -h)", add_help=False)
+    p.set_defaults(func=guarded("train embedder", _embedder, TRAIN_MODULES, NEEDS_TRAIN), accepts_any_arguments=True)
