@@ -17,6 +17,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -59,9 +60,17 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """A fresh venv with the wheel installed; its environment and a work directory outside the repository."""
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A fresh venv with the wheel installed; its environment and a work directory outside the repository.
+    Removed afterwards (the venv is about 400 MB)."""
     root = tmp_path_factory.mktemp("wheel")
+    try:
+        yield _install(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _install(root: pathlib.Path) -> dict[str, object]:
     src = root / "src"
     for name in BUILD_INPUTS:
         source = ROOT / name

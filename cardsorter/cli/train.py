@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from cardsorter.cli.extras import NEEDS_TRAIN, TRAIN_MODULES, add_unavailable, guarded, train_missing
@@ -13,6 +14,7 @@ EMBEDDER_HELP = "train the embedding model (CardNet) on a procedural catalogue, 
 def _embedder(args: argparse.Namespace) -> int:
     from training.train_embedder import main
 
+    sys.argv[0] = "cardsorter train embedder"   # the program name its own parser prints in usage and errors
     return int(main(list(args.extra_arguments)))
 
 
