@@ -7,6 +7,7 @@ import importlib.util
 import pathlib
 import shutil
 import subprocess
+import sys
 import types
 
 import pytest
@@ -102,6 +103,39 @@ def test_guarded_explains_a_missing_ros_module_and_reraises_any_other(capsys: py
     assert extras.guarded("demo", lambda _a: needs("cardsorter.msg"))(argparse.Namespace()) == extras.MISSING_EXIT
     with pytest.raises(ModuleNotFoundError):
         extras.guarded("run", lambda _a: needs("numpy_typo"))(argparse.Namespace())
+
+
+BLOCK_ROS = """
+import importlib.abc, importlib, pkgutil, sys
+ROS = {ros!r}
+class BlockRos(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == m or name.startswith(m + ".") for m in ROS):
+            raise ModuleNotFoundError(f"No module named {{name!r}} (hidden by the test)", name=name)
+        return None
+sys.meta_path.insert(0, BlockRos())
+import cardsorter
+names = [m.name for m in pkgutil.walk_packages(cardsorter.__path__, "cardsorter.")
+         if not m.name.startswith(("cardsorter.ros", "cardsorter.msg", "cardsorter.srv"))]
+for name in names:
+    importlib.import_module(name)
+from cardsorter.cli.__main__ import build_parser, main
+build_parser()
+print(len(names), sorted(m for m in sys.modules if m.split(".")[0] in {{r.split(".")[0] for r in ROS}} - {{"cardsorter"}}))
+sys.exit(main(["demo", "--cards", "2"]))
+"""
+
+
+def test_every_module_but_the_ros_nodes_imports_without_ros() -> None:
+    """With rclpy, ament_index and the generated messages hidden, every other module and the CLI still load."""
+    code = BLOCK_ROS.format(ros=extras.ROS_MODULES)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == extras.MISSING_EXIT, out.stdout + out.stderr
+    count, leaked = out.stdout.split(" ", 1)
+    assert int(count) >= 40 and leaked.strip() == "[]", out.stdout
+    assert "cardsorter demo: needs ROS 2: use `make demo` or a ROS install" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_ros_missing_names_what_is_absent_here() -> None:
