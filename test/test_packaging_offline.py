@@ -13,7 +13,7 @@ import types
 import pytest
 
 from cardsorter import config
-from cardsorter.cli import extras
+from cardsorter.cli import basic, bench, extras  # noqa: F401 - the command modules load before any patch, as in a full run
 from cardsorter.cli.__main__ import main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

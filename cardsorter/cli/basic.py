@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import platform
 
-from cardsorter.cli.extras import guarded, ros_missing, ros_parser
+from cardsorter.cli import extras
+from cardsorter.cli.extras import guarded, ros_parser
 from cardsorter.config import package_version
 
 
 def _version(args: argparse.Namespace) -> int:
-    missing = ros_missing()
+    missing = extras.ros_missing()
     if missing is None:
         from rclpy.utilities import get_rmw_implementation_identifier
 

@@ -10,7 +10,7 @@ import pathlib
 import time
 from typing import Any
 
-from cardsorter.cli.extras import NEEDS_ROS, explain, ros_missing
+from cardsorter.cli import extras
 
 log = logging.getLogger("cardsorter.bench")
 
@@ -68,11 +68,12 @@ def _bench(args: argparse.Namespace) -> int:
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise SystemExit(f"unknown benchmark parts {sorted(unknown)} (known: {', '.join(PARTS)})")
-    ros_reason = ros_missing()
+    ros_reason = extras.ros_missing()
     if ros_reason is not None and any(p in ROS_PARTS for p in parts):
         if args.only:  # asked for by name: say why it cannot run
-            return explain("bench --only " + ",".join(p for p in parts if p in ROS_PARTS), NEEDS_ROS, ros_reason)
-        log.warning("benchmark parts %s skipped: %s (%s)", ", ".join(ROS_PARTS), NEEDS_ROS, ros_reason)
+            return extras.explain("bench --only " + ",".join(p for p in parts if p in ROS_PARTS), extras.NEEDS_ROS,
+                                  ros_reason)
+        log.warning("benchmark parts %s skipped: %s (%s)", ", ".join(ROS_PARTS), extras.NEEDS_ROS, ros_reason)
         parts = [p for p in parts if p not in ROS_PARTS]
     out = pathlib.Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

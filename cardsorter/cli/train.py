@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from cardsorter.cli.extras import NEEDS_TRAIN, TRAIN_MODULES, add_unavailable, guarded, train_missing
+from cardsorter.cli import extras
+from cardsorter.cli.extras import NEEDS_TRAIN, TRAIN_MODULES, add_unavailable, guarded
 
 EMBEDDER_HELP = "train the embedding model (CardNet) on a procedural catalogue, export ONNX + manifest"
 
@@ -21,7 +22,7 @@ def _embedder(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     train = subparsers.add_parser("train", help="train a model (needs the training extra: torch, onnx)")
     sub = train.add_subparsers(dest="train_command", required=True, metavar="MODEL")
-    reason = train_missing()
+    reason = extras.train_missing()
     if reason is not None:
         add_unavailable(sub, "embedder", EMBEDDER_HELP, NEEDS_TRAIN, reason, "train embedder")
         return
