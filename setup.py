@@ -59,6 +59,13 @@ def requirements(name: str | pathlib.Path) -> list[str]:
     return out
 
 
+def package_files(package: str) -> list[str]:
+    """Every file of a package directory that is not Python source (e.g. cardsorter/web/static/*), relative to it."""
+    base = ROOT / package
+    return sorted(str(f.relative_to(base)) for f in base.rglob("*")
+                  if f.is_file() and f.suffix not in (".py", ".pyc") and "__pycache__" not in f.parts)
+
+
 class BuildPyWithShare(build_py):
     """build_py, plus config/ and models/ copied into the built package as cardsorter/_share/."""
 
@@ -84,6 +91,7 @@ def main() -> None:
         license_files=["LICENSE", "THIRD_PARTY.md"],
         python_requires=">=3.11",
         packages=find_packages(include=["cardsorter", "cardsorter.*", "training", "training.*"]),
+        package_data={"cardsorter": package_files("cardsorter")},
         install_requires=requirements("runtime.txt"),
         extras_require={"train": requirements("train.txt")},
         entry_points={"console_scripts": ["cardsorter = cardsorter.cli.__main__:main"]},

@@ -127,6 +127,11 @@ def test_the_venv_has_no_ros_and_the_package_comes_from_the_wheel(installed: dic
     assert out[1] == str(site / "cardsorter" / "config.py")
     assert out[2] == str(site / "cardsorter" / "_share" / "config" / "sorter.yaml")
     assert out[3] == str(site / "cardsorter" / "_share" / "models" / "cardnet.yaml")
+    # Every file of the source package reaches the install: modules and data (the web view's static files).
+    source = {f.relative_to(ROOT) for f in (ROOT / "cardsorter").rglob("*")
+              if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc"}
+    missing = sorted(str(f) for f in source if not (site / f).is_file())
+    assert missing == [], f"not in the wheel: {missing}"
     version = ok(cardsorter(installed, "version")).stdout
     assert version.startswith(f"cardsorter {package_version()} (without ROS 2: rclpy is not installed")
 
