@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
-from cardsorter.config import doc, from_params
+from cardsorter.config import check_ranges, doc, from_params
 from cardsorter.core.errors import ActuatorError, ConfigError
 from cardsorter.core.sort_rules import BinSpec
 from cardsorter.core.sorting import ActuationResult
@@ -41,20 +41,18 @@ class Actuator(Protocol):
 class SimulatedActuatorConfig:
     """A timing model of a diverter: move time grows with the distance between bins."""
 
-    move_ms: float = doc("time to start moving and reach an adjacent bin's position")
-    move_ms_per_bin: float = doc("extra move time per bin of distance along the bin list")
-    settle_ms: float = doc("time for the diverter to stop oscillating after a move")
-    jam_probability: float = doc("probability that a move jams (no acknowledgement); 0 for a perfect machine")
-    misroute_probability: float = doc("probability that a drop sensor does not see the card (bins with drop_sensor_pin)")
+    move_ms: float = doc("time to start moving and reach an adjacent bin's position", lo=0.0)
+    move_ms_per_bin: float = doc("extra move time per bin of distance along the bin list", lo=0.0)
+    settle_ms: float = doc("time for the diverter to stop oscillating after a move", lo=0.0)
+    jam_probability: float = doc("probability that a move jams (no acknowledgement); 0 for a perfect machine",
+                                 lo=0.0, hi=1.0)
+    misroute_probability: float = doc("probability that a drop sensor does not see the card (bins with "
+                                      "drop_sensor_pin)", lo=0.0, hi=1.0)
     seed: int = doc("seed of the jam / mis-route random draws")
     realtime: bool = doc("really sleep the modelled time (false: the demo may run faster than real time)")
 
     def __post_init__(self) -> None:
-        for name in ("jam_probability", "misroute_probability"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if min(self.move_ms, self.move_ms_per_bin, self.settle_ms) < 0:
-            raise ValueError("move_ms, move_ms_per_bin and settle_ms must be >= 0")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.errors import DatabaseError
 
 USEARCH_METRIC = "cos"
@@ -19,18 +19,15 @@ USEARCH_DTYPE = "f32"  # explicit: usearch's default dtype depends on the CPU (b
 class SearchConfig:
     """How the reference embeddings are searched (see cardsorter.bench.search for the numbers)."""
 
-    exact_max_rows: int = doc("at or below this many references search is exact (BLAS inner product); above, HNSW")
-    connectivity: int = doc("HNSW graph degree M (usearch connectivity); fixed when usearch.index is built")
-    expansion_add: int = doc("HNSW efConstruction (usearch expansion_add); fixed when usearch.index is built")
-    expansion_search: int = doc("HNSW ef at query time (usearch expansion_search)")
-    threads: int = doc("search threads (0 = all cores)")
+    exact_max_rows: int = doc("at or below this many references search is exact (BLAS inner product); above, HNSW",
+                              lo=1)
+    connectivity: int = doc("HNSW graph degree M (usearch connectivity); fixed when usearch.index is built", lo=1)
+    expansion_add: int = doc("HNSW efConstruction (usearch expansion_add); fixed when usearch.index is built", lo=1)
+    expansion_search: int = doc("HNSW ef at query time (usearch expansion_search)", lo=1)
+    threads: int = doc("search threads (0 = all cores)", lo=0)
 
     def __post_init__(self) -> None:
-        for name in ("exact_max_rows", "connectivity", "expansion_add", "expansion_search"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        check_ranges(self)
 
 
 def _usearch() -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.types import TrackEnd
 
 NS_PER_S = 1_000_000_000
@@ -24,10 +24,11 @@ class BeltConfig:
         "config: belt_speed_mm_per_s; track: each card's measured velocity (falls back to config when "
         "slower than min_track_speed_mm_per_s); encoder: encoder ticks (ticks_per_mm)")
     belt_speed_mm_per_s: float = doc("belt speed used by speed_source=config and as the fallback")
-    min_track_speed_mm_per_s: float = doc("a measured track speed below this is not trusted")
+    min_track_speed_mm_per_s: float = doc("a measured track speed below this is not trusted", lo=0.0)
     ticks_per_mm: float = doc("encoder ticks per millimetre of belt travel (speed_source=encoder)")
     default_gate_mm: float = doc("gate position for bins whose bins-file entry has no gate_mm")
-    actuation_lead_ms: float = doc("start moving the diverter this long before the card's leading edge reaches the gate")
+    actuation_lead_ms: float = doc("start moving the diverter this long before the card's leading edge reaches "
+                                    "the gate", lo=0.0)
 
     def __post_init__(self) -> None:
         if self.travel_axis not in TRAVEL_AXES:
@@ -37,8 +38,7 @@ class BeltConfig:
         for name in ("px_per_mm", "belt_speed_mm_per_s", "ticks_per_mm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.min_track_speed_mm_per_s < 0 or self.actuation_lead_ms < 0:
-            raise ValueError("min_track_speed_mm_per_s and actuation_lead_ms must be >= 0")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)

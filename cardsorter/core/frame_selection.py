@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.detection import CLASS_DOUBLE_FEED
 from cardsorter.core.types import BoxPx, CardCrop, Detection
 from cardsorter.core.warp import check_bgr_image, laplacian_sharpness, warp_card
@@ -32,26 +32,20 @@ sliver of belt on the crop's edge, whose step would otherwise dominate the Lapla
 
 @dataclass(frozen=True)
 class FrameSelectorConfig:
-    iou_moved_max: float = doc("re-embed a track when the IoU of its box with the cached view falls below this")
-    cache_max_age_frames: int = doc("a cached view is reused for at most this many frames after it was embedded")
+    iou_moved_max: float = doc("re-embed a track when the IoU of its box with the cached view falls below this",
+                                lo=0.0, hi=1.0)
+    cache_max_age_frames: int = doc("a cached view is reused for at most this many frames after it was embedded",
+                                     lo=0)
     evidence_interval_frames: int = doc(
         "a track the smoother has not confirmed yet gets a fresh view after this many frames even when it "
-        "stands still (confirmation needs views from distinct frames); 0 = only cache_max_age_frames")
-    sharpness_min: float = doc("variance of the Laplacian of the warped crop below which the crop waits")
-    best_of_frames: int = doc("after this many blurry candidates in a row, the sharpest of them is embedded")
+        "stands still (confirmation needs views from distinct frames); 0 = only cache_max_age_frames", lo=0)
+    sharpness_min: float = doc("variance of the Laplacian of the warped crop below which the crop waits", lo=0.0)
+    best_of_frames: int = doc("after this many blurry candidates in a row, the sharpest of them is embedded",
+                              lo=1)
     skip_double_feed: bool = doc("never embed detections flagged as two overlapping cards (they go to reject)")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.iou_moved_max <= 1.0:
-            raise ValueError("iou_moved_max must be in [0, 1]")
-        if self.cache_max_age_frames < 0:
-            raise ValueError("cache_max_age_frames must be >= 0")
-        if self.evidence_interval_frames < 0:
-            raise ValueError("evidence_interval_frames must be >= 0")
-        if self.sharpness_min < 0.0:
-            raise ValueError("sharpness_min must be >= 0")
-        if self.best_of_frames < 1:
-            raise ValueError("best_of_frames must be >= 1")
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -139,6 +133,10 @@ class FrameSelector:
         self._requested += len(crops)
         self._prune()
         return crops
+
+    def reconfigure(self, config: FrameSelectorConfig) -> None:
+        """New gate settings from the next frame on (a runtime parameter change)."""
+        self._cfg = config
 
     def set_settled(self, track_id: int, settled: bool) -> None:
         """Feedback from the smoother: a settled (confirmed / final) track needs no more views."""

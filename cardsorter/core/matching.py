@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.types import Candidate, CardMatch, MatchBand
 
 
@@ -17,12 +17,11 @@ class MatcherConfig:
     """The matcher node's own settings (bands.* and search.* have their own configs)."""
 
     database: str = doc("reference database directory (snapshot; DB/delta is served with it)")
-    k: int = doc("distinct cards returned per embedding (>= 2: the margin needs a runner-up)")
+    k: int = doc("distinct cards returned per embedding (>= 2: the margin needs a runner-up)", lo=2)
     verify_checksums: bool = doc("verify every file's sha256 against the manifest when loading")
 
     def __post_init__(self) -> None:
-        if self.k < 2:
-            raise ValueError(f"k must be >= 2 (the margin needs a runner-up), got {self.k}")
+        check_ranges(self)
         if not self.database:
             raise ValueError("database must not be empty")
 
@@ -31,16 +30,18 @@ class MatcherConfig:
 class MatchBandsConfig:
     """Cosine-distance bands; distances are 1 - cos(query, reference) in [0, 2]."""
 
-    confirm_distance_max: float = doc("best distance at or below which a view can be CONFIRMED")
+    confirm_distance_max: float = doc("best distance at or below which a view can be CONFIRMED", lo=0.0, hi=2.0)
     confirm_margin_min: float = doc(
         "CONFIRMED also needs the best card of a DIFFERENT art to be at least this much farther "
-        "than the best; a smaller margin means 'looks a bit like several cards' → UNCERTAIN")
+        "than the best; a smaller margin means 'looks a bit like several cards' → UNCERTAIN", lo=0.0, hi=2.0)
     art_margin_min: float = doc(
         "between printings of one art (same art group), the runner-up must be at least this much "
-        "farther to tell them apart; below it a confident view is AMBIGUOUS")
-    uncertain_distance_max: float = doc("best distance above which the card is UNKNOWN (not in the database)")
+        "farther to tell them apart; below it a confident view is AMBIGUOUS", lo=0.0, hi=2.0)
+    uncertain_distance_max: float = doc("best distance above which the card is UNKNOWN (not in the database)",
+                                        lo=0.0, hi=2.0)
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if not 0.0 <= self.confirm_distance_max <= self.uncertain_distance_max <= 2.0:
             raise ValueError("need 0 <= confirm_distance_max <= uncertain_distance_max <= 2, got "
                              f"{self.confirm_distance_max}, {self.uncertain_distance_max}")

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.types import (
     CardMatch,
     CardRecord,
@@ -24,24 +24,20 @@ ENDED_TRACKS_REMEMBERED = 4096
 class SmootherConfig:
     """How many views of which quality decide a track's identity."""
 
-    confirm_views: int = doc("agreeing CONFIRMED-band views of one card, from distinct frames, that confirm it")
-    unknown_views: int = doc("UNKNOWN-band views, with no confirmation, after which the track is UNKNOWN")
+    confirm_views: int = doc("agreeing CONFIRMED-band views of one card, from distinct frames, that confirm it", lo=1)
+    unknown_views: int = doc("UNKNOWN-band views, with no confirmation, after which the track is UNKNOWN", lo=1)
     ambiguous_views: int = doc(
         "views that land on different printings of one art (or AMBIGUOUS-band views), with no "
-        "confirmation, after which the track is AMBIGUOUS")
+        "confirmation, after which the track is AMBIGUOUS", lo=1)
     flip_views: int = doc(
         "after confirmation, consecutive CONFIRMED-band views of ONE other card that replace the "
-        "confirmed identity (hysteresis); 0 = a confirmed identity never changes")
+        "confirmed identity (hysteresis); 0 = a confirmed identity never changes", lo=0)
     finalize_on_confirm: bool = doc(
         "publish the final identity as soon as it cannot change any more, CONFIRMED or AMBIGUOUS (station "
         "mode), instead of when the track ends")
 
     def __post_init__(self) -> None:
-        for name in ("confirm_views", "unknown_views", "ambiguous_views"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.flip_views < 0:
-            raise ValueError(f"flip_views must be >= 0, got {self.flip_views}")
+        check_ranges(self)
 
 
 @dataclass
@@ -95,6 +91,10 @@ class TemporalSmoother:
         self.duplicate_views_ignored = 0
 
     # --- the API the smoother node calls ------------------------------------------------------
+
+    def reconfigure(self, config: SmootherConfig) -> None:
+        """New view counts from now on (a runtime parameter change); tracks keep their views."""
+        self._config = config
 
     def track_seen(self, track_id: int, stamp_ns: int) -> Identity | None:
         """A new track: DETECTING (returns its identity once; None for a known or ended track)."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.errors import ActuatorError
 from cardsorter.core.flow_schedule import BeltConfig, BeltModel
 from cardsorter.core.sort_rules import RoutingState, SortRules
@@ -31,9 +31,12 @@ class SorterConfig:
 
     mode: str = doc("station: one card under the camera, actuate at once; flow: cards on a belt, actuate at the gate")
     rules_file: str = doc("bins and sort rules (YAML); relative paths are from the repository / share directory")
-    identity_grace_ms: float = doc("after a track ends, how long to wait for its final identity before rejecting it")
-    station_timeout_ms: float = doc("station: a card with no final identity this long after it was first seen is decided as it stands")
-    missed_gate_ms: float = doc("flow: an actuation this late has missed its gate; the card is recorded in passthrough_bin")
+    identity_grace_ms: float = doc("after a track ends, how long to wait for its final identity before rejecting it",
+                                   lo=0.0)
+    station_timeout_ms: float = doc("station: a card with no final identity this long after it was first seen is decided "
+                                    "as it stands", lo=0.0)
+    missed_gate_ms: float = doc("flow: an actuation this late has missed its gate; the card is recorded in "
+                                "passthrough_bin", lo=0.0)
     passthrough_bin: str = doc("the bin a card reaches when no gate is actuated for it (flow: the end of the belt)")
     stop_on_misroute: bool = doc("stop the sorter when a bin's drop sensor does not see the card arrive")
     inventory_path: str = doc("append-only SQLite inventory, one row per physical card")
@@ -42,9 +45,7 @@ class SorterConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("identity_grace_ms", "station_timeout_ms", "missed_gate_ms"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_ranges(self)
 
 
 class SorterState(enum.Enum):
@@ -103,7 +104,8 @@ class SorterCore:
     once its TrackEnd gives the card's position), or a reject when the identity never arrives
     within ``identity_grace_ms`` of the track's end. Decisions queue as ScheduledActuations; they
     are executed only while RUNNING. An actuator error stops the sorter: queued cards stay queued
-    (``queued``) until ``resume``.
+    (``queued``) until ``resume``, and while STOPPED no card is accepted: identities and track ends
+    are refused (``refused_tracks``: those cards pass the gates unsorted) and no decision is taken.
     """
 
     def __init__(self, config: SorterConfig, rules: SortRules, belt: BeltConfig | None = None,
@@ -132,6 +134,7 @@ class SorterCore:
         self._seq = 0
         self._state = SorterState.RUNNING
         self._message = ""
+        self._refused: set[int] = set()
         self.errors = 0
 
     # --- state ---------------------------------------------------------------------------------
@@ -148,6 +151,11 @@ class SorterCore:
     @property
     def queued(self) -> tuple[ScheduledActuation, ...]:
         return tuple(self._queue)
+
+    @property
+    def refused_tracks(self) -> tuple[int, ...]:
+        """Tracks whose identity or end arrived while STOPPED: never decided (the card was not sorted)."""
+        return tuple(sorted(self._refused))
 
     @property
     def rules(self) -> SortRules:
@@ -191,7 +199,7 @@ class SorterCore:
     def on_identity(self, identity: Identity) -> list[SortDecision]:
         """Any identity: non-final ones are remembered (station timeout); a final one decides."""
         tid = identity.track_id
-        if tid in self._decided:
+        if tid in self._decided or self._refuse(tid):
             return []
         self._first_seen.setdefault(tid, identity.stamp_ns)
         self._latest[tid] = identity
@@ -208,7 +216,7 @@ class SorterCore:
     def on_track_end(self, end: TrackEnd, encoder_ticks: int | None = None) -> list[SortDecision]:
         """A track ended (``encoder_ticks``: the encoder count at its last stamp, encoder mode)."""
         tid = end.track_id
-        if tid in self._decided:
+        if tid in self._decided or self._refuse(tid):
             return []
         self._first_seen.setdefault(tid, end.first_stamp_ns)
         identity = self._final.get(tid)
@@ -217,9 +225,19 @@ class SorterCore:
         self._ends[tid] = (end, encoder_ticks)
         return []
 
+    def _refuse(self, track_id: int) -> bool:
+        """While STOPPED nothing is accepted: the track is refused (True)."""
+        if self._state != SorterState.STOPPED:
+            return False
+        self._refused.add(track_id)
+        return True
+
     def poll(self, now_ns: int) -> list[SortDecision]:
-        """Decisions forced by time: identities that never arrived, station cards that timed out."""
+        """Decisions forced by time: identities that never arrived, station cards that timed out
+        (none while STOPPED: a stopped sorter takes no decision)."""
         out: list[SortDecision] = []
+        if self._state == SorterState.STOPPED:
+            return out
         grace_ns = int(self._config.identity_grace_ms * 1e6)
         for tid, (end, ticks) in sorted(self._ends.items()):
             # The grace runs from when the end was first seen here: a tracker reports an end only after

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.detection import CLASS_DOUBLE_FEED
 from cardsorter.core.types import BoxPx, Detection, TrackEnd
 
@@ -16,22 +16,23 @@ _NS_PER_S = 1e9
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    iou_min: float = doc("min IoU between a track's predicted box and a detection to associate them")
-    center_gate_frac: float = doc("else associate when the centre distance is below this fraction of the box diagonal")
-    max_missed_frames: int = doc("frames a track survives without a detection before it ends")
-    velocity_smoothing: float = doc("weight of the newest velocity measurement (exponential smoothing, 0-1]")
-    double_feed_frac: float = doc("a track is a double feed when at least this fraction of its detections were")
+    iou_min: float = doc("min IoU between a track's predicted box and a detection to associate them (0, 1]",
+                         lo=0.0, hi=1.0)
+    center_gate_frac: float = doc("else associate when the centre distance is below this fraction of the box diagonal",
+                                  lo=0.0)
+    max_missed_frames: int = doc("frames a track survives without a detection before it ends", lo=0)
+    velocity_smoothing: float = doc("weight of the newest velocity measurement (exponential smoothing, 0-1]",
+                                    lo=0.0, hi=1.0)
+    double_feed_frac: float = doc("a track is a double feed when at least this fraction of its detections were (0, 1]",
+                                  lo=0.0, hi=1.0)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.iou_min <= 1.0:
+        check_ranges(self)
+        if not 0.0 < self.iou_min:
             raise ValueError("iou_min must be in (0, 1]")
-        if self.center_gate_frac < 0.0:
-            raise ValueError("center_gate_frac must be >= 0")
-        if self.max_missed_frames < 0:
-            raise ValueError("max_missed_frames must be >= 0")
-        if not 0.0 < self.velocity_smoothing <= 1.0:
+        if not 0.0 < self.velocity_smoothing:
             raise ValueError("velocity_smoothing must be in (0, 1]")
-        if not 0.0 < self.double_feed_frac <= 1.0:
+        if not 0.0 < self.double_feed_frac:
             raise ValueError("double_feed_frac must be in (0, 1]")
 
 
@@ -118,6 +119,14 @@ class CardTracker:
         self._check_stamp(stamp_ns)
         ended = [self._end(t, END_SHUTDOWN) for t in self._tracks]
         self._tracks = []
+        return ended
+
+    def restart(self) -> list[TrackEnd]:
+        """The stream's clock jumped: end every open track and accept stamps from any time on
+        (track ids go on counting, so no id is reused)."""
+        ended = [self._end(t, END_SHUTDOWN) for t in self._tracks]
+        self._tracks = []
+        self._last_stamp_ns = None
         return ended
 
     def _check_stamp(self, stamp_ns: int) -> None:

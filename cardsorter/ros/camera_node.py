@@ -11,14 +11,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.detection import CardDetector, DetectorConfig
 from cardsorter.core.errors import CameraError, CardsorterError
 from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config
+from cardsorter.ros.params import declare_config, refuse_runtime_changes
 
 SOURCES = ("imx500", "video", "synthetic", "none")
 EOS_AFTER_NS = 1_000_000_000   # the end-of-stream marker is stamped one second after the last frame
@@ -29,11 +29,12 @@ STALLED_AFTER_PERIODS = 10     # no frame for this many frame periods: the camer
 class CameraNodeConfig:
     source: str = doc("imx500 (AI Camera), video (USB camera, file or image folder), synthetic, none (bag replay)")
     frame_id: str = doc("frame id of the camera")
-    fps: float = doc("frames per second")
+    fps: float = doc("frames per second (> 0)", lo=0.0)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got '{self.source}'")
+        check_ranges(self)
         if self.fps <= 0:
             raise ValueError(f"fps must be > 0, got {self.fps}")
 
@@ -52,7 +53,9 @@ class CameraNode(Node):
         self._source: Any = None
         self._ended = False
         self._last_frame_wall = time.monotonic()
-        self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health)
+        self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health,
+                                     hardware_id=f"camera/{self._cfg.source}")
+        refuse_runtime_changes(self)   # the source is opened once with these settings
         if self._cfg.source != "none":
             from cardsorter.backends.cameras import open_camera
 

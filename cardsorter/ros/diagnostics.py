@@ -23,9 +23,13 @@ class StageMonitor:
 
     def __init__(self, node: Node, stage: str,
                  health: Callable[[], tuple[bytes, str]] | None = None,
-                 report: Callable[[], Mapping[str, str]] | None = None) -> None:
+                 report: Callable[[], Mapping[str, str]] | None = None,
+                 hardware_id: str = "") -> None:
         self._node = node
         self._name = f"cardsorter/{node.get_name()}"
+        # What the status is about: the device a hardware node owns, else the node itself (its
+        # fully qualified name, so two namespaced sorters report apart).
+        self._hardware_id = hardware_id or node.get_fully_qualified_name().lstrip("/")
         self._stage = stage
         self._health = health or (lambda: (OK, "ok"))
         self._report = report   # node-specific values, computed only when diagnostics are published
@@ -34,6 +38,7 @@ class StageMonitor:
         self.counters: dict[str, int] = {"processed": 0, "dropped": 0, "errors": 0}
         self.values: dict[str, str] = {}
         self._last_error = ""
+        self._last_drop = ""
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         self._timer = node.create_timer(PUBLISH_PERIOD_S, self.publish)
 
@@ -56,6 +61,12 @@ class StageMonitor:
         self.counters["errors"] += 1
         self._last_error = message
 
+    def drop(self, topic: str, reason: str, n: int = 1) -> None:
+        """``n`` malformed inputs from ``topic`` were dropped (counted per topic; WARN in the status)."""
+        self.counters["dropped"] += n
+        self.count(f"dropped_{topic.strip('/').replace('/', '_')}", n)
+        self._last_drop = f"{topic}: {reason}"
+
     def latency_ms(self) -> tuple[float, float]:
         return self._latency_ms.p50(), self._latency_ms.p95()
 
@@ -63,6 +74,8 @@ class StageMonitor:
         level, message = self._health()
         if level == OK and self._last_error:
             level, message = WARN, f"last error: {self._last_error}"
+        elif level == OK and self._last_drop:
+            level, message = WARN, f"{self.counters['dropped']} malformed inputs dropped, last on {self._last_drop}"
         p50, p95 = self.latency_ms()
         values = [KeyValue(key="stage", value=self._stage),
                   KeyValue(key="rate_hz", value=f"{self._rate.rate_hz(time.monotonic_ns()):.2f}"),
@@ -71,7 +84,7 @@ class StageMonitor:
         values += [KeyValue(key=k, value=str(v)) for k, v in sorted(self.counters.items())]
         extra = {**self.values, **(self._report() if self._report else {})}
         values += [KeyValue(key=k, value=v) for k, v in sorted(extra.items())]
-        return DiagnosticStatus(level=level, name=self._name, message=message, hardware_id="cardsorter",
+        return DiagnosticStatus(level=level, name=self._name, message=message, hardware_id=self._hardware_id,
                                 values=values)
 
     def publish(self) -> None:

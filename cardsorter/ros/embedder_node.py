@@ -9,7 +9,7 @@ import numpy as np
 from rclpy.node import Node
 
 from cardsorter.backends.embedders import open_embedder
-from cardsorter.config import doc, resolve_path
+from cardsorter.config import check_ranges, doc, resolve_path
 from cardsorter.core.errors import ImageError
 from cardsorter.core.types import CardEmbedding
 from cardsorter.msg import CardCropArray, CardEmbeddingArray
@@ -17,19 +17,19 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config
+from cardsorter.ros.validation import InputGuard
 
 
 @dataclass(frozen=True)
 class EmbedderNodeConfig:
     backend: str = doc("embedding backend: onnx (ONNX Runtime, CPU) or hailo (HailoRT, Hailo-8)")
     model_manifest: str = doc("model manifest (yaml) next to the model file")
-    threads: int = doc("CPU threads for the onnx backend")
+    threads: int = doc("CPU threads for the onnx backend", lo=1)
 
     def __post_init__(self) -> None:
         if self.backend not in ("onnx", "hailo"):
             raise ValueError(f"backend must be onnx or hailo, got '{self.backend}'")
-        if self.threads < 1:
-            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        check_ranges(self)
 
 
 class EmbedderNode(Node):
@@ -37,8 +37,9 @@ class EmbedderNode(Node):
         super().__init__("embedder", **kwargs)
         self._cfg = declare_config(self, EmbedderNodeConfig)
         self._embedder = open_embedder(self._cfg.backend, resolve_path(self._cfg.model_manifest), self._cfg.threads)
-        self._monitor = StageMonitor(self, f"embed ({self._cfg.backend})")
+        self._monitor = StageMonitor(self, f"embed ({self._cfg.backend})", hardware_id=f"embedder/{self._cfg.backend}")
         self._monitor.values["model_id"] = self._embedder.model_id
+        self._inputs = InputGuard(self, self._monitor)
         self._pub = self.create_publisher(CardEmbeddingArray, "embeddings", qos.PIPELINE)
         self.create_subscription(CardCropArray, "crops", self._on_crops, qos.PIPELINE)
         self.get_logger().info(f"embedding with {self._cfg.backend}: model {self._embedder.model_id}, "
@@ -48,8 +49,7 @@ class EmbedderNode(Node):
         try:
             crops = conversions.crops_from_msg(msg)
         except (ImageError, ValueError) as err:
-            self._monitor.error(str(err))
-            self.get_logger().warning(f"dropped malformed crops message: {err}", throttle_duration_sec=5.0)
+            self._inputs.drop("crops", str(err), max(1, len(msg.crops)))
             return
         if not crops:
             vectors, ok = np.zeros((0, self._embedder.dimension), np.float32), np.zeros(0, bool)

@@ -20,6 +20,7 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config
+from cardsorter.ros.validation import InputGuard
 
 # A frame waits this many newer frames for its detections (and vice versa) before it is dropped.
 PAIRING_BUFFER = 6
@@ -39,14 +40,17 @@ class FrameSelectorNode(Node):
         self._cfg = declare_config(self, FrameSelectorNodeConfig)
         manifest = load_manifest(resolve_path(self._cfg.model_manifest))
         self._tracker = CardTracker(declare_config(self, TrackerConfig, "tracker."))
-        self._selector = FrameSelector(declare_config(self, FrameSelectorConfig, "gate."), manifest.input_size_wh)
+        self._selector = FrameSelector(declare_config(self, FrameSelectorConfig, "gate.", on_change=self._reconfigure),
+                                       manifest.input_size_wh)
         self._images: dict[int, Image] = {}
         self._detections: dict[int, CardDetectionArray] = {}
         self._monitor = StageMonitor(self, "track+gate+warp", report=self._gate_report)
+        self._inputs = InputGuard(self, self._monitor, monotonic=True,
+                                  on_rebase=lambda: self._publish_ends(self._tracker.restart()))
         self._tracks_pub = self.create_publisher(CardDetectionArray, "tracks", qos.PIPELINE)
         self._crops_pub = self.create_publisher(CardCropArray, "crops", qos.PIPELINE)
         self._ends_pub = self.create_publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos.CAMERA_FRAMES)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos.CAMERA_FRAMES_LATEST)
         self.create_subscription(CardDetectionArray, "camera/detections", self._on_detections, qos.PIPELINE)
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
         self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS)
@@ -74,15 +78,20 @@ class FrameSelectorNode(Node):
             buffer.pop(min(buffer))
             self._monitor.count(counter)
 
+    def _reconfigure(self, config: FrameSelectorConfig) -> None:
+        self._selector.reconfigure(config)
+        self.get_logger().info(f"gate settings changed: {config}")
+
     def _process(self, image: Image, dets: CardDetectionArray) -> None:
         stamp = conversions.stamp_to_ns(dets.header.stamp)
         try:
             frame = conversions.image_from_msg(image)
-            detections = conversions.detections_from_msg(dets)
-        except (ValueError, conversions.ImageError) as err:
-            self._monitor.error(str(err))
-            self.get_logger().warning(f"dropped malformed frame {stamp}: {err}", throttle_duration_sec=5.0)
+        except conversions.ImageError as err:
+            self._inputs.drop("camera/image_raw", f"frame {stamp}: {err}")
             return
+        if not self._inputs.stamp("camera/detections", stamp):
+            return
+        detections = self._inputs.detections(dets, "camera/detections", frame.shape[1], frame.shape[0])
         with self._monitor.measure():
             tracked, ended = self._tracker.update(detections, stamp)
             crops = self._selector.select(frame, tracked, stamp)
@@ -106,7 +115,7 @@ class FrameSelectorNode(Node):
             self._ends_pub.publish(conversions.track_end_to_msg(end, self._cfg.frame_id))
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
-        for ident in msg.identities:
+        for ident in self._inputs.identities(msg, "identities"):
             self._selector.set_settled(ident.track_id, ident.final or ident.state in SETTLED_STATES)
 
     def _on_end_of_stream(self, msg: Header) -> None:

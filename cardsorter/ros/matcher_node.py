@@ -22,6 +22,7 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.ros.validation import InputGuard
 from cardsorter.srv import EnrolCard, ReloadDatabase
 
 LAST_EMBEDDINGS_KEPT = 256   # tracks whose latest embedding can be enrolled
@@ -31,7 +32,7 @@ class MatcherNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("matcher", **kwargs)
         self._cfg = declare_config(self, MatcherConfig)
-        self._bands = declare_config(self, MatchBandsConfig, "bands.")
+        self._bands = declare_config(self, MatchBandsConfig, "bands.", on_change=self._set_bands)
         self._search = declare_config(self, SearchConfig, "search.")
         manifest_path = declare_value(self, "model_manifest", str, "model manifest: its model id must match the database's")
         self._model_id = load_manifest(resolve_path(manifest_path)).model_id
@@ -39,6 +40,7 @@ class MatcherNode(Node):
         self._db = self._load(self._cfg.database)
         self._last_embedding: dict[int, np.ndarray] = {}
         self._monitor = StageMonitor(self, "search+bands", health=self._health)
+        self._inputs = InputGuard(self, self._monitor)
         self._pub = self.create_publisher(CardMatchArray, "matches", qos.PIPELINE)
         self._status_pub = self.create_publisher(String, "database/status", qos.DATABASE_STATUS)
         self.create_subscription(CardEmbeddingArray, "embeddings", self._on_embeddings, qos.PIPELINE)
@@ -51,6 +53,11 @@ class MatcherNode(Node):
         self.get_logger().info(f"database {db.database_id}: {db.card_count} cards, {db.row_count} templates, "
                                f"{'exact' if db.exact else 'HNSW'} search")
         return db
+
+    def _set_bands(self, bands: MatchBandsConfig) -> None:
+        with self._lock:
+            self._bands = bands
+        self.get_logger().info(f"decision bands changed: {bands}")
 
     def _health(self) -> tuple[bytes, str]:
         wrong = self._monitor.counters.get("wrong_model", 0)
@@ -69,15 +76,11 @@ class MatcherNode(Node):
 
     def _on_embeddings(self, msg: CardEmbeddingArray) -> None:
         if msg.model_id != self._db.model_id:
-            self._monitor.count("wrong_model")
-            self.get_logger().error(f"embeddings from model '{msg.model_id}' but the database was built with "
-                                    f"'{self._db.model_id}': dropped", throttle_duration_sec=5.0)
+            self._monitor.count("wrong_model")   # a configuration error (ERROR in the health), not one bad message
+        embeddings = self._inputs.embeddings(msg, "embeddings", self._db.model_id, self._db.dimension)
+        if embeddings is None:
             return
-        try:
-            track_ids, vectors = conversions.embeddings_from_msg(msg)
-        except ValueError as err:
-            self._monitor.error(str(err))
-            return
+        track_ids, vectors = embeddings
         with self._monitor.measure(), self._lock:
             results = self._db.search(vectors, self._cfg.k) if track_ids else []
             matches = [decide_match(tid, cands, self._db.art_group, self._bands)

@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cardsorter.config import doc
+from cardsorter.config import check_ranges, doc
 from cardsorter.core.overlay import STATE_COLOURS_BGR, draw_overlay, label_lines
 from cardsorter.core.types import Detection, Identity, TrackState
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, TrackEnd
@@ -20,6 +20,7 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config
+from cardsorter.ros.validation import InputGuard
 
 PX_TO_M = 0.001          # markers: 1 image pixel = 1 mm in the camera image plane frame
 MARKER_LIFETIME_S = 0.5
@@ -31,11 +32,10 @@ class OverlayConfig:
     frame_id: str = doc("frame id of the camera image plane for markers")
     publish_markers: bool = doc("publish visualization_msgs/MarkerArray on debug/markers")
     publish_image: bool = doc("publish the annotated image on debug/image")
-    image_scale: float = doc("scale of the annotated image relative to the camera frame")
+    image_scale: float = doc("scale of the annotated image relative to the camera frame", lo=0.05, hi=2.0)
 
     def __post_init__(self) -> None:
-        if not 0.05 <= self.image_scale <= 2.0:
-            raise ValueError(f"image_scale must be in [0.05, 2.0], got {self.image_scale}")
+        check_ranges(self)
 
 
 def _vision_msgs() -> Any:
@@ -49,20 +49,24 @@ def _vision_msgs() -> Any:
 class OverlayNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("overlay", **kwargs)
-        self._cfg = declare_config(self, OverlayConfig)
+        self._cfg = declare_config(self, OverlayConfig, on_change=self._reconfigure)
         self._identities: dict[int, Identity] = {}
         self._images: dict[int, Image] = {}
         self._monitor = StageMonitor(self, "overlay")
+        self._inputs = InputGuard(self, self._monitor)
         self._image_pub = self.create_publisher(Image, "debug/image", qos.DEBUG)
         self._marker_pub = self.create_publisher(MarkerArray, "debug/markers", qos.DEBUG)
         vm = _vision_msgs()
         self._vm = vm
         self._det2d_pub = self.create_publisher(vm.Detection2DArray, "debug/detections_2d", qos.DEBUG) if vm else None
-        self.create_subscription(Image, "camera/image_raw", self._on_image, qos.CAMERA_FRAMES)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, qos.CAMERA_FRAMES_LATEST)
         self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
         self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS)
         self.get_logger().info(f"overlay ready (vision_msgs {'found' if vm else 'not installed'})")
+
+    def _reconfigure(self, config: OverlayConfig) -> None:
+        self._cfg = config
 
     def _on_image(self, msg: Image) -> None:
         self._images[conversions.stamp_to_ns(msg.header.stamp)] = msg
@@ -70,19 +74,23 @@ class OverlayNode(Node):
             self._images.pop(next(iter(self._images)))
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
-        for ident in msg.identities:
-            self._identities[ident.track_id] = conversions.identity_from_msg(ident)
+        for ident in self._inputs.identities(msg, "identities"):
+            self._identities[ident.track_id] = ident
 
     def _on_track_end(self, msg: TrackEnd) -> None:
         self._identities.pop(msg.track_id, None)
 
     def _on_tracks(self, msg: CardDetectionArray) -> None:
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
-        tracked = conversions.detections_from_msg(msg)
+        image = self._images.pop(stamp_ns, None)
+        tracked = self._inputs.detections(msg, "tracks", image.width if image else None, image.height if image else None)
         with self._monitor.measure():
-            image = self._images.pop(stamp_ns, None)
             if self._cfg.publish_image and image is not None:
-                frame = conversions.image_from_msg(image)
+                try:
+                    frame = conversions.image_from_msg(image)
+                except conversions.ImageError as err:
+                    self._inputs.drop("camera/image_raw", str(err))
+                    return
                 annotated = draw_overlay(frame, tracked, self._identities, self._cfg.image_scale)
                 self._image_pub.publish(conversions.image_to_msg(annotated, msg.header))
             elif image is None:

@@ -2,10 +2,15 @@
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-# Full camera frames: reliable with a shallow queue, so a slow consumer drops old frames instead of
-# queueing them, and rviz2 / rosbag (reliable by default) still receive them (PLATFORM_NOTES §5).
+# Full camera frames as published (and recorded): reliable with a shallow queue, so a slow consumer
+# drops old frames instead of queueing them, and rviz2 / rosbag (reliable by default) still receive
+# them (PLATFORM_NOTES §5).
 CAMERA_FRAMES = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
                            reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+# Camera frames as processed: sensor data (rclpy's qos_profile_sensor_data, depth 2): best effort, so
+# a lost frame is never resent late; only the newest frames matter. Matches the reliable publisher.
+CAMERA_FRAMES_LATEST = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
+                                  reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
 # Per-frame pipeline data (detections, crops, embeddings, matches): reliable, a few frames deep.
 PIPELINE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                       reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)

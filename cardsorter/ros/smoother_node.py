@@ -18,15 +18,17 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.ros.validation import InputGuard
 
 
 class SmootherNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("smoother", **kwargs)
         self._frame_id = declare_value(self, "frame_id", str, "frame id of the camera")
-        self._smoother = TemporalSmoother(declare_config(self, SmootherConfig))
+        self._smoother = TemporalSmoother(declare_config(self, SmootherConfig, on_change=self._reconfigure))
         self._monitor = StageMonitor(self, "smooth",
                                      report=lambda: {"active_tracks": str(self._smoother.active_tracks)})
+        self._inputs = InputGuard(self, self._monitor)
         self._pub = self.create_publisher(CardIdentityArray, "identities", qos.DECISIONS)
         self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
@@ -38,19 +40,28 @@ class SmootherNode(Node):
                 conversions.identity_to_msg(i, self._frame_id) for i in identities]))
             self._monitor.count("finals", sum(1 for i in identities if i.final))
 
+    def _reconfigure(self, config: SmootherConfig) -> None:
+        self._smoother.reconfigure(config)
+        self.get_logger().info(f"smoother settings changed: {config}")
+
     def _on_tracks(self, msg: CardDetectionArray) -> None:
         stamp = conversions.stamp_to_ns(msg.header.stamp)
-        seen = [self._smoother.track_seen(d.track_id, stamp) for d in msg.detections if d.track_id >= 0]
+        if not self._inputs.stamp("tracks", stamp):
+            return
+        seen = [self._smoother.track_seen(d.track_id, stamp) for d in self._inputs.detections(msg, "tracks", tracked=True)]
         self._publish([i for i in seen if i is not None], msg.header)
 
     def _on_matches(self, msg: CardMatchArray) -> None:
         stamp = conversions.stamp_to_ns(msg.header.stamp)
+        if not self._inputs.stamp("matches", stamp):
+            return
         with self._monitor.measure():
-            changed = self._smoother.observe(conversions.matches_from_msg(msg), stamp)
+            changed = self._smoother.observe(self._inputs.matches(msg, "matches"), stamp)
         self._publish(changed, msg.header, always=True)   # every frame's matches get an answer
 
     def _on_track_end(self, msg: TrackEnd) -> None:
-        final = self._smoother.end_track(conversions.track_end_from_msg(msg))
+        end = self._inputs.track_end(msg, "track_ends", stamped=True)
+        final = self._smoother.end_track(end) if end is not None else None
         if final is not None:
             self._publish([final], conversions.header(final.stamp_ns, self._frame_id))
 

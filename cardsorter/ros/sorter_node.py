@@ -24,7 +24,7 @@ from cardsorter.backends.actuators import (
     actuator_from_config,
     config_prefix,
 )
-from cardsorter.config import doc, resolve_path
+from cardsorter.config import check_ranges, doc, resolve_path
 from cardsorter.core.errors import ActuatorError, InventoryError
 from cardsorter.core.flow_schedule import BeltConfig
 from cardsorter.core.model_manifest import load_manifest
@@ -37,6 +37,7 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.ros.validation import InputGuard
 from cardsorter.srv import SorterCommand
 
 
@@ -49,9 +50,10 @@ class SorterNodeConfig:
     clock_tick_ms: float = doc(
         "0: time is only the newest frame stamp (replay: identical decisions on any machine); > 0: every "
         "tick extrapolates that stamp by the wall time since the frame arrived, so gates fire on time "
-        "between frames and after a dropped frame (the robot)")
+        "between frames and after a dropped frame (the robot)", lo=0.0)
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.actuator_kind not in ACTUATOR_CONFIGS:
             raise ValueError(f"actuator_kind must be one of {sorted(ACTUATOR_CONFIGS)}, got '{self.actuator_kind}'")
 
@@ -77,7 +79,10 @@ class SorterNode(Node):
         self._actuator = actuator_from_config(actuator_cfg, self._rules.bins)
         self._lock = threading.Lock()
         self._now_ns = 0
-        self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator_kind})", health=self._health)
+        self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator_kind})", health=self._health,
+                                     hardware_id=f"actuator/{self._cfg.actuator_kind}")
+        self._inputs = InputGuard(self, self._monitor)
+        self._stop_reported = False
         group = MutuallyExclusiveCallbackGroup()
         self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS, callback_group=group)
@@ -98,7 +103,8 @@ class SorterNode(Node):
     def _health(self) -> tuple[bytes, str]:
         state = self._core.state
         if state == SorterState.STOPPED:
-            return ERROR, f"stopped: {self._core.message}"
+            refused = len(self._core.refused_tracks)
+            return ERROR, f"stopped: {self._core.message}" + (f"; {refused} cards refused" if refused else "")
         if state == SorterState.PAUSED:
             return WARN, f"paused: {self._core.message}"
         return OK, f"running, {len(self._core.queued)} queued"
@@ -125,19 +131,25 @@ class SorterNode(Node):
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         with self._lock:
-            for ident in msg.identities:
-                self._core.on_identity(conversions.identity_from_msg(ident))
+            if not self._inputs.stamp("identities", conversions.stamp_to_ns(msg.header.stamp)):
+                return
+            for ident in self._inputs.identities(msg, "identities", stamped=True):
+                self._core.on_identity(ident)
             self._advance(conversions.stamp_to_ns(msg.header.stamp))
             self._step(self._now_ns)
 
     def _on_track_end(self, msg: TrackEnd) -> None:
         with self._lock:
-            self._core.on_track_end(conversions.track_end_from_msg(msg))
-            self._step(self._now_ns)
+            end = self._inputs.track_end(msg, "track_ends", stamped=True)
+            if end is not None:
+                self._core.on_track_end(end)
+                self._step(self._now_ns)
 
     def _on_tracks(self, msg: CardDetectionArray) -> None:
         with self._lock:
             stamp = conversions.stamp_to_ns(msg.header.stamp)
+            if not self._inputs.stamp("tracks", stamp):
+                return
             if self._stream_ended_ns is not None and stamp > self._stream_ended_ns:
                 self._stream_ended_ns = None   # a new stream started
             self._advance(stamp)
@@ -145,9 +157,12 @@ class SorterNode(Node):
 
     def _on_end_of_stream(self, msg: Header) -> None:
         with self._lock:
+            if not self._inputs.stamp("camera/end_of_stream", conversions.stamp_to_ns(msg.stamp)):
+                return
             self._advance(conversions.stamp_to_ns(msg.stamp))
             self._stream_ended_ns = self._now_ns
             self._drain()
+            self._inputs.reset_clock()   # the next stream may start at any time
             self.get_logger().info(f"end of stream: bins {dict(self._core.fill)}, "
                                    f"{len(self._core.queued)} still queued ({self._core.state.value})")
 
@@ -159,6 +174,15 @@ class SorterNode(Node):
             # After the end of a stream the last track ends and final identities still arrive (the frame
             # selector ends its open tracks on that signal): their cards ride the belt on to their gates.
             self._core.execute_due(now_ns, self._actuator, self._commit, drain=self._stream_ended_ns is not None)
+        self._report_stop()
+
+    def _report_stop(self) -> None:
+        """The console says ERROR once when the sorter stops (an actuator fault, a mis-route, the user)."""
+        stopped = self._core.state == SorterState.STOPPED
+        if stopped and not self._stop_reported:
+            self.get_logger().error(f"sorter STOPPED: {self._core.message}. No card is accepted or decided until "
+                                    "`resume` (ros2 service call sorter/command); cards passing now are not sorted")
+        self._stop_reported = stopped
 
     def _drain(self) -> None:
         """End of stream: the belt runs on with no camera frames. Every pending card is decided (rejected
@@ -199,6 +223,7 @@ class SorterNode(Node):
                 self._step(self._now_ns)
             elif request.command == SorterCommand.Request.STOP:
                 self._core.stop()
+                self._report_stop()
             elif request.command == SorterCommand.Request.EMPTY_BIN:
                 if request.bin not in self._rules.bins:
                     response.success, response.state = False, self._core.state.value
