@@ -89,9 +89,9 @@ class FrameSelectorNode(Node):
         except conversions.ImageError as err:
             self._inputs.drop("camera/image_raw", f"frame {stamp}: {err}")
             return
+        detections = self._inputs.detections(dets, "camera/detections", frame.shape[1], frame.shape[0])
         if not self._inputs.stamp("camera/detections", stamp):
             return
-        detections = self._inputs.detections(dets, "camera/detections", frame.shape[1], frame.shape[0])
         with self._monitor.measure():
             tracked, ended = self._tracker.update(detections, stamp)
             crops = self._selector.select(frame, tracked, stamp)

@@ -108,7 +108,8 @@ class GraphMonitor(Node):
     def _on_matches(self, msg: CardMatchArray) -> None:
         with self._lock:
             for m in msg.matches:
-                self.match_distances[MatchBand(m.band).name.lower()].append(float(m.distance_cos))
+                band = MatchBand(m.band).name.lower() if m.band in iter(MatchBand) else f"band_{m.band}"
+                self.match_distances[band].append(float(m.distance_cos))
 
     def _on_end(self, msg: Header) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.params import declare_config
 
 WARN_PERIOD_S = 5.0   # at most one warning per topic this often; the diagnostics count every drop
+RECENT_REASONS = 32   # reasons kept per topic (tests, debugging)
 
 
 class InputGuard:
@@ -47,12 +49,14 @@ class InputGuard:
         self._warned_s: dict[str, float] = {}
         self._unwarned: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
+        self.recent: dict[str, deque[str]] = {}
 
     # --- counting ------------------------------------------------------------------------------
 
     def drop(self, topic: str, reason: str, n: int = 1) -> None:
         """Count ``n`` dropped inputs of ``topic`` and warn (at most every WARN_PERIOD_S per topic)."""
         self.dropped[topic] = self.dropped.get(topic, 0) + n
+        self.recent.setdefault(topic, deque(maxlen=RECENT_REASONS)).append(reason)
         self._monitor.drop(topic, reason, n)
         now = time.monotonic()
         if now - self._warned_s.get(topic, -WARN_PERIOD_S) < WARN_PERIOD_S:

@@ -1,0 +1,148 @@
+"""Nodes under bad input and bad parameter changes: counted and dropped or refused with a reason, never fatal."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import numpy as np
+import pytest
+from cardsorter.msg import CardEmbeddingArray, CardIdentityArray, CardMatchArray, SortEvent
+from cardsorter.msg import TrackEnd as TrackEndMsg
+from rcl_interfaces.msg import ParameterType
+from rclpy.parameter import Parameter
+from rosutil import Collector, make_world, overrides, ros_context, spin_until
+
+from cardsorter.core.sorting import SorterState
+from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
+from cardsorter.ros import conversions as cv
+from cardsorter.ros import qos
+from cardsorter.ros.diagnostics import OK
+from cardsorter.ros.matcher_node import MatcherNode
+from cardsorter.ros.smoother_node import SmootherNode
+from cardsorter.ros.sorter_node import SorterNode
+
+T0 = 1_700_000_000_000_000_000
+CARD = CardRecord("sv1-7", "Blazefox", "sv1", "Set One", "7", "Rare Holo", "art-7")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pathlib.Path]:
+    return make_world(tmp_path_factory.mktemp("world"), cards=6, seed=5, unknown=0)
+
+
+def test_parameters_carry_their_range_and_read_only_flag() -> None:
+    with ros_context() as (context, executor):
+        node = SmootherNode(context=context, parameter_overrides=overrides("smoother"))
+        executor.add_node(node)
+        views = node.describe_parameter("confirm_views")
+        assert views.type == ParameterType.PARAMETER_INTEGER and not views.read_only
+        assert views.integer_range[0].from_value == 1
+        horizon = node.describe_parameter("input.stamp_horizon_s")
+        assert horizon.read_only and horizon.floating_point_range[0].from_value == pytest.approx(0.001)
+        assert node.describe_parameter("frame_id").read_only
+
+
+def test_a_runtime_change_is_checked_like_the_file_and_applied_or_refused_with_a_reason() -> None:
+    with ros_context() as (context, executor):
+        node = SmootherNode(context=context, parameter_overrides=overrides("smoother"))
+        executor.add_node(node)
+        (refused,) = node.set_parameters([Parameter("confirm_views", value=-5)])
+        assert not refused.successful and "confirm_views" in refused.reason
+        assert node.get_parameter("confirm_views").value == 3 and node._smoother._config.confirm_views == 3
+        (accepted,) = node.set_parameters([Parameter("confirm_views", value=4)])
+        assert accepted.successful
+        assert node._smoother._config.confirm_views == 4, "an accepted change takes effect"
+        (read_only,) = node.set_parameters([Parameter("input.stamp_horizon_s", value=60.0)])
+        assert not read_only.successful and node._inputs.config.stamp_horizon_s == 5.0
+
+
+def test_cross_field_checks_refuse_a_runtime_change_too(world: dict[str, pathlib.Path]) -> None:
+    with ros_context() as (context, executor):
+        node = MatcherNode(context=context, parameter_overrides=overrides("matcher", database=str(world["db"])))
+        executor.add_node(node)
+        (refused,) = node.set_parameters([Parameter("bands.confirm_distance_max", value=0.9)])
+        assert not refused.successful and "uncertain_distance_max" in refused.reason
+        (accepted,) = node.set_parameters([Parameter("bands.confirm_distance_max", value=0.2)])
+        assert accepted.successful and node._bands.confirm_distance_max == pytest.approx(0.2)
+
+
+def test_the_matcher_counts_and_drops_bad_embeddings_and_matches_the_next_good_one(
+        world: dict[str, pathlib.Path]) -> None:
+    with ros_context() as (context, executor):
+        col = Collector(context, {"matches": (CardMatchArray, qos.PIPELINE)})
+        executor.add_node(col)
+        matcher = MatcherNode(context=context, parameter_overrides=overrides("matcher", database=str(world["db"])))
+        executor.add_node(matcher)
+        pub = col.publisher(CardEmbeddingArray, "embeddings", qos.PIPELINE)
+        assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
+        db = matcher.database
+        model, dim = db.model_id, db.dimension
+        rng = np.random.default_rng(3)
+        good = rng.standard_normal(dim).astype(np.float32)
+        good /= np.linalg.norm(good)
+        small = rng.standard_normal(100).astype(np.float32)
+        # the vectors match the message's own dimension field (100), not the database's
+        pub.publish(cv.embeddings_to_msg([CardEmbedding(1, small / np.linalg.norm(small))], cv.header(T0, "c"), model, 100))
+        pub.publish(cv.embeddings_to_msg([CardEmbedding(2, good)], cv.header(T0 + 1, "c"), "another-model", dim))
+        pub.publish(cv.embeddings_to_msg([CardEmbedding(3, np.full(dim, np.nan, np.float32)),
+                                          CardEmbedding(4, np.zeros(dim, np.float32)),
+                                          CardEmbedding(5, good * 3.0),
+                                          CardEmbedding(6, good)], cv.header(T0 + 2, "c"), model, dim))
+        assert spin_until(executor, lambda: bool(col.received["matches"]), 20.0)
+        assert spin_until(executor, lambda: matcher._inputs.dropped.get("embeddings", 0) == 5, 10.0)
+        (answer,) = col.received["matches"]
+        assert [m.track_id for m in answer.matches] == [6], "only the good vector of the mixed batch is matched"
+        assert matcher._monitor.counters["dropped_embeddings"] == 5
+        assert matcher._monitor.status().level != OK, "the diagnostics say something was dropped"
+        assert matcher.context.ok()
+
+
+def final(track: int, stamp_ns: int) -> CardIdentityArray:
+    ident = Identity(track, TrackState.CONFIRMED, CARD, 1.0, 0.1, 0.3, 3, 3, True, "confirmed", stamp_ns)
+    return CardIdentityArray(header=cv.header(stamp_ns, "c"), identities=[cv.identity_to_msg(ident, "c")])
+
+
+def test_after_an_actuator_stop_no_card_is_accepted_and_the_console_says_error_once(
+        tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with ros_context() as (context, executor):
+        col = Collector(context, {"sort_events": (SortEvent, qos.DECISIONS)})
+        executor.add_node(col)
+        sorter = SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(tmp_path / "inv.sqlite"), mode="station",
+            **{"actuator.simulated.jam_probability": 1.0}))
+        executor.add_node(sorter)
+        ids_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)
+        end_pub = col.publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
+        assert spin_until(executor, lambda: ids_pub.get_subscription_count() > 0 and end_pub.get_subscription_count() > 0)
+        ids_pub.publish(final(1, T0))
+        assert spin_until(executor, lambda: sorter.core.state == SorterState.STOPPED, 10.0)
+        for track in (2, 3, 4):
+            stamp = T0 + track * 100_000_000
+            ids_pub.publish(final(track, stamp))
+            end_pub.publish(cv.track_end_to_msg(TrackEnd(track, stamp, stamp, 5, BoxPx(0, 0, 60, 80), (0.0, 0.0),
+                                                         False, "lost"), "c"))
+        assert spin_until(executor, lambda: sorter.core.refused_tracks == (2, 3, 4), 10.0)
+        spin_until(executor, lambda: False, 0.5)
+        assert col.received["sort_events"] == [], "nothing was sorted"
+        assert [a.decision.track_id for a in sorter.core.queued] == [1], "only the jammed card waits for resume"
+        err = capfd.readouterr().err
+        assert err.count("sorter STOPPED") == 1, err
+        assert "jammed" in err.split("sorter STOPPED", 1)[1].splitlines()[0]
+
+
+def test_the_sorter_clock_ignores_a_future_stamp(tmp_path: pathlib.Path) -> None:
+    with ros_context() as (context, executor):
+        col = Collector(context, {})
+        executor.add_node(col)
+        sorter = SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(tmp_path / "inv.sqlite"), clock_tick_ms=0.0))
+        executor.add_node(sorter)
+        ids_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)
+        assert spin_until(executor, lambda: ids_pub.get_subscription_count() > 0)
+        ids_pub.publish(CardIdentityArray(header=cv.header(T0, "c")))
+        ids_pub.publish(CardIdentityArray(header=cv.header(T0 + 3600 * 1_000_000_000, "c")))
+        ids_pub.publish(CardIdentityArray(header=cv.header(T0 + 1_000_000, "c")))
+        assert spin_until(executor, lambda: sorter._now_ns == T0 + 1_000_000, 10.0)
+        assert sorter._inputs.dropped == {"identities": 1}
+        assert not math.isnan(sorter._now_ns)
