@@ -243,6 +243,22 @@ def test_actuator_error_stops_the_sorter_and_cards_go_nowhere(rules: SortRules) 
     assert [e.decision.track_id for e in events] == [1, 2, 3]
 
 
+def test_a_stopped_sorter_accepts_no_card_and_takes_no_decision(rules: SortRules) -> None:
+    core = flow(rules)
+    core.on_track_end(track_end(1, 0))              # seen before the stop: stays pending
+    core.stop("actuator error on track 0")
+    assert core.on_identity(identity(2, TrackState.CONFIRMED, card("s1-1"), S)) == []
+    assert core.on_track_end(track_end(3, S)) == []
+    assert core.poll(10 * S) == [], "no decision while stopped, not even a reject after the grace"
+    assert core.refused_tracks == (2, 3)
+    core.resume()
+    core.on_identity(identity(2, TrackState.CONFIRMED, card("s1-1"), 11 * S))
+    core.poll(11 * S)
+    (d,) = core.poll(11 * S + int(sorter_config().identity_grace_ms * MS))
+    assert d.track_id == 1, "after resume the pending card is decided; a refused one stays refused"
+    assert core.refused_tracks == (2, 3)
+
+
 def test_decisions_continue_while_paused(rules: SortRules) -> None:
     core = station(rules)
     core.pause()

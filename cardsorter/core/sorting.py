@@ -226,7 +226,9 @@ class SorterCore:
         return []
 
     def _refuse(self, track_id: int) -> bool:
-        """While STOPPED nothing is accepted: the track is refused (True)."""
+        """While STOPPED nothing is accepted: the track is refused (True), for good (its card went by)."""
+        if track_id in self._refused:
+            return True
         if self._state != SorterState.STOPPED:
             return False
         self._refused.add(track_id)
