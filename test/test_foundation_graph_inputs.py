@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cardsorter.msg import CardCrop as CardCropMsg
 from cardsorter.msg import (
     CardCropArray,
     CardDetection,
@@ -19,13 +20,12 @@ from cardsorter.msg import (
     CardMatchArray,
     MatchCandidate,
 )
-from cardsorter.msg import CardCrop as CardCropMsg
 from cardsorter.msg import CardMatch as CardMatchMsg
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from rosutil import Collector, make_world
 from sensor_msgs.msg import Image
 
-from cardsorter.core.types import BoxPx, CardEmbedding, Identity, TrackEnd, TrackState
+from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
 from cardsorter.inventory import read_rows
 from cardsorter.ros import conversions as cv
 from cardsorter.ros import qos

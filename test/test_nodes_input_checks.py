@@ -146,3 +146,20 @@ def test_the_sorter_clock_ignores_a_future_stamp(tmp_path: pathlib.Path) -> None
         assert spin_until(executor, lambda: sorter._now_ns == T0 + 1_000_000, 10.0)
         assert sorter._inputs.dropped == {"identities": 1}
         assert not math.isnan(sorter._now_ns)
+
+
+def test_camera_frames_are_taken_as_sensor_data_and_each_node_names_its_own_hardware(tmp_path: pathlib.Path) -> None:
+    from rclpy.qos import ReliabilityPolicy
+
+    from cardsorter.ros.frame_selector_node import FrameSelectorNode
+
+    with ros_context() as (context, executor):
+        selector = FrameSelectorNode(context=context, parameter_overrides=overrides("frame_selector"))
+        sorter = SorterNode(context=context, parameter_overrides=overrides("sorter", inventory_path=str(tmp_path / "i.sqlite")))
+        smoother = SmootherNode(context=context, parameter_overrides=overrides("smoother"))
+        for node in (selector, sorter, smoother):
+            executor.add_node(node)
+        (images,) = [s for s in selector.subscriptions if s.topic_name == "/camera/image_raw"]
+        assert images.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT and images.qos_profile.depth <= 2
+        ids = {n.get_name(): n._monitor.status().hardware_id for n in (selector, sorter, smoother)}
+        assert ids == {"frame_selector": "frame_selector", "sorter": "actuator/simulated", "smoother": "smoother"}
