@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import math
 import pathlib
+import time
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from cardsorter.msg import CardMatch as CardMatchMsg
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from rosutil import Collector, make_world
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
 
 from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
 from cardsorter.inventory import read_rows
@@ -67,7 +69,8 @@ def track_end(track: int, first_ns: int, last_ns: int) -> TrackEndMsg:
 TOPICS = (("embeddings", CardEmbeddingArray, qos.PIPELINE, 1), ("camera/image_raw", Image, qos.CAMERA_FRAMES, 2),
           ("camera/detections", CardDetectionArray, qos.PIPELINE, 2), ("tracks", CardDetectionArray, qos.PIPELINE, 4),
           ("identities", CardIdentityArray, qos.DECISIONS, 4), ("track_ends", TrackEndMsg, qos.DECISIONS, 4),
-          ("matches", CardMatchArray, qos.PIPELINE, 2), ("crops", CardCropArray, qos.PIPELINE, 1))
+          ("matches", CardMatchArray, qos.PIPELINE, 2), ("crops", CardCropArray, qos.PIPELINE, 1),
+          ("camera/end_of_stream", Header, qos.DECISIONS, 3), ("database/status", String, qos.DATABASE_STATUS, 1))
 """Topic, type, QoS and how many subscribers it has in the graph (nodes and the monitor)."""
 
 
@@ -92,16 +95,19 @@ def inject(graph: Graph, pubs: dict[str, Any], now_ns: int) -> None:
 
     # detections with corners at +-1e30, corners far outside the 640x480 frame, a NaN box; the frame
     # is also one stamp older than the frame selector's last (it needs increasing stamps)
+    # (frames are sensor data: best effort, depth 2, so each frame is published last and taken at once)
     stale = (selector._inputs.last_good_stamp_ns or now_ns) - 1
-    pubs["camera/image_raw"].publish(frame(stale))
     pubs["camera/detections"].publish(CardDetectionArray(header=cv.header(stale, "c"), detections=[
         detection([100.0, 100.0, 63.0, 88.0], [-1e30, -1e30, 1e30, -1e30, 1e30, 1e30, -1e30, 1e30]),
         detection([100.0, 100.0, 63.0, 88.0], [600.0, 400.0, 700.0, 400.0, 700.0, 540.0, 600.0, 540.0]),
         detection([math.nan, 100.0, 63.0, 88.0], [100.0, 100.0, 163.0, 100.0, 163.0, 188.0, 100.0, 188.0])]))
+    pubs["camera/image_raw"].publish(frame(stale))
+    assert graph.spin_until(lambda: selector._inputs.dropped.get("camera/detections", 0) >= 4, 30.0)
     # a well-formed frame stamped an hour ahead (the tracker would adopt it and die on the next frame)
-    pubs["camera/image_raw"].publish(frame(now_ns + HOUR_NS))
     pubs["camera/detections"].publish(CardDetectionArray(header=future, detections=[
         detection([100.0, 100.0, 63.0, 88.0], [100.0, 100.0, 163.0, 100.0, 163.0, 188.0, 100.0, 188.0])]))
+    pubs["camera/image_raw"].publish(frame(now_ns + HOUR_NS))
+    assert graph.spin_until(lambda: selector._inputs.dropped.get("camera/detections", 0) >= 5, 30.0)
 
     # one tracks message an hour ahead (it used to move the sorter's clock for good)
     pubs["tracks"].publish(CardDetectionArray(header=future, detections=[
@@ -129,6 +135,11 @@ def inject(graph: Graph, pubs: dict[str, Any], now_ns: int) -> None:
     pubs["matches"].publish(CardMatchArray(header=future, matches=[
         CardMatchMsg(track_id=FAKE + 52, band=0, distance_cos=0.1, margin_to_runner_up=0.3, candidates=[cand])]))
 
+    # an end of stream an hour ahead (it used to end every track and move the sorter's clock);
+    # a database status that is not the matcher's JSON object
+    pubs["camera/end_of_stream"].publish(future)
+    pubs["database/status"].publish(String(data='{"data": 5}'))   # (latched, depth 1: one at a time)
+
     # crops: an image whose buffer does not hold its declared size
     broken = Image(header=hdr, height=160, width=112, encoding="bgr8", step=336, data=array.array("B", bytes(10)))
     pubs["crops"].publish(CardCropArray(header=hdr, crops=[CardCropMsg(track_id=FAKE + 60, bbox_px=[0.0] * 4,
@@ -139,11 +150,13 @@ def inject(graph: Graph, pubs: dict[str, Any], now_ns: int) -> None:
 EXPECTED = {
     "matcher": {"embeddings": (5, ["dimension 100", "non-finite", "zero vector", "L2 norm", "another-model"])},
     "frame_selector": {"camera/detections": (5, ["corner outside", "non-finite", "before the last good", "ahead"]),
+                       "camera/end_of_stream": (1, ["ahead"]),
                        "identities": (2, ["without a card", "unknown state 42"])},
     "smoother": {"tracks": (1, ["ahead"]), "track_ends": (2, ["out of order", "ahead"]),
                  "matches": (3, ["unknown band 9", "non-finite candidate distance", "ahead"])},
     "sorter": {"tracks": (1, ["ahead"]), "identities": (3, ["without a card", "unknown state 42", "ahead"]),
-               "track_ends": (2, ["out of order", "ahead"])},
+               "track_ends": (2, ["out of order", "ahead"]), "camera/end_of_stream": (1, ["ahead"]),
+               "database/status": (1, ["malformed"])},
     "overlay": {"identities": (2, ["without a card", "unknown state 42"])},
     "embedder": {"crops": (1, ["does not fit"])},
 }
@@ -174,12 +187,15 @@ def test_each_malformed_message_is_counted_and_dropped_and_the_following_cards_a
         inject(graph, pubs, now_ns)
         expected_counts = {n: {t: c for t, (c, _) in topics.items()} for n, topics in EXPECTED.items()}
         graph.spin_until(lambda: dropped_everywhere(graph) == expected_counts
-                         and {FAKE + 40, FAKE + 41} <= set(monitor.track_ends), 30.0)
+                         and {FAKE + 40, FAKE + 41} <= set(monitor.track_ends)
+                         and monitor.end_of_stream_wall is not None, 30.0)
         # the monitor heard the injected track ends and tracks too: they are not cards of the belt
         with monitor._lock:
             for tid in (FAKE + 40, FAKE + 41):
                 monitor.track_ends.pop(tid, None)
             monitor.tracks_by_stamp.pop(now_ns + HOUR_NS, None)
+            # (and the injected end of stream, unless the camera's real one came meanwhile)
+            monitor.end_of_stream_wall = time.monotonic() if graph.nodes["camera"]._ended else None
         # A generous ceiling for a few seconds of simulated belt on a loaded 2-core machine.
         assert graph.spin_until(monitor.all_sorted, 240.0), "the graph did not sort the whole stack"
         assert all(graph.nodes[n].context.ok() for n in NODE_NAMES)

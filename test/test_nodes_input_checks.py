@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import pathlib
 
 import numpy as np
@@ -12,6 +11,7 @@ from cardsorter.msg import TrackEnd as TrackEndMsg
 from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 from rosutil import Collector, make_world, overrides, ros_context, spin_until
+from std_msgs.msg import String
 
 from cardsorter.core.sorting import SorterState
 from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
@@ -145,7 +145,10 @@ def test_the_sorter_clock_ignores_a_future_stamp(tmp_path: pathlib.Path) -> None
         ids_pub.publish(CardIdentityArray(header=cv.header(T0 + 1_000_000, "c")))
         assert spin_until(executor, lambda: sorter._now_ns == T0 + 1_000_000, 10.0)
         assert sorter._inputs.dropped == {"identities": 1}
-        assert not math.isnan(sorter._now_ns)
+        status_pub = col.publisher(String, "database/status", qos.DATABASE_STATUS)
+        status_pub.publish(String(data="5"))     # JSON, but not the matcher's object
+        assert spin_until(executor, lambda: sorter._inputs.dropped.get("database/status") == 1, 10.0)
+        assert sorter.context.ok()
 
 
 def test_camera_frames_are_taken_as_sensor_data_and_each_node_names_its_own_hardware(tmp_path: pathlib.Path) -> None:

@@ -119,6 +119,8 @@ class FrameSelectorNode(Node):
             self._selector.set_settled(ident.track_id, ident.final or ident.state in SETTLED_STATES)
 
     def _on_end_of_stream(self, msg: Header) -> None:
+        if not self._inputs.not_ahead("camera/end_of_stream", conversions.stamp_to_ns(msg.stamp)):
+            return
         self._publish_ends(self._tracker.flush(conversions.stamp_to_ns(msg.stamp)))
         self.get_logger().info("end of stream: every open track ended")
 

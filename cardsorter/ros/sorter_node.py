@@ -126,8 +126,8 @@ class SorterNode(Node):
     def _on_database_status(self, msg: String) -> None:
         try:
             self._inventory.database_id = str(json.loads(msg.data)["database_id"])
-        except (ValueError, KeyError) as err:
-            self._monitor.error(f"malformed database/status: {err}")
+        except (ValueError, KeyError, TypeError) as err:
+            self._inputs.drop("database/status", f"malformed: {err}")
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         with self._lock:

@@ -86,6 +86,16 @@ class InputGuard:
                 self._on_rebase()
         return True
 
+    def not_ahead(self, topic: str, stamp_ns: int) -> bool:
+        """True unless ``stamp_ns`` lies beyond the horizon ahead of the last good stamp (then it is
+        dropped); the clock does not move (markers such as the end of a stream)."""
+        last = self._clock.last_good_ns
+        if last is not None and stamp_ns - last > self.config.stamp_horizon_ns:
+            self.drop(topic, f"stamp {stamp_ns} is {(stamp_ns - last) / 1e9:.1f} s ahead of the last good stamp "
+                             f"{last} (horizon {self.config.stamp_horizon_s:g} s)")
+            return False
+        return True
+
     def reset_clock(self) -> None:
         """A stream ended: the next stamp starts a new one."""
         self._clock.reset()
