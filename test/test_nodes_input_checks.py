@@ -166,3 +166,45 @@ def test_camera_frames_are_taken_as_sensor_data_and_each_node_names_its_own_hard
         assert images.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT and images.qos_profile.depth <= 2
         ids = {n.get_name(): n._monitor.status().hardware_id for n in (selector, sorter, smoother)}
         assert ids == {"frame_selector": "frame_selector", "sorter": "actuator/simulated", "smoother": "smoother"}
+
+
+def test_the_frame_selector_adopts_a_real_clock_jump_and_restarts_its_tracks() -> None:
+    from cardsorter.msg import CardDetectionArray
+    from sensor_msgs.msg import Image
+
+    from cardsorter.core.types import Detection
+    from cardsorter.ros.frame_selector_node import FrameSelectorNode
+
+    quad = ((100.0, 60.0), (215.0, 60.0), (215.0, 220.0), (100.0, 220.0))
+    image = np.full((300, 640, 3), 40, np.uint8)
+    image[60:220, 100:215] = np.random.default_rng(1).integers(60, 255, (160, 115, 3), dtype=np.uint8)
+    det = Detection(BoxPx.from_quad(quad), quad, 0.9)
+    with ros_context() as (context, executor):
+        col = Collector(context, {"tracks": (CardDetectionArray, qos.PIPELINE), "track_ends": (TrackEndMsg, qos.DECISIONS)})
+        executor.add_node(col)
+        node = FrameSelectorNode(context=context, parameter_overrides=overrides(
+            "frame_selector", **{"input.stamp_rebase_messages": 3}))
+        executor.add_node(node)
+        img_pub = col.publisher(Image, "camera/image_raw", qos.CAMERA_FRAMES)
+        det_pub = col.publisher(CardDetectionArray, "camera/detections", qos.PIPELINE)
+        assert spin_until(executor, lambda: img_pub.get_subscription_count() > 0 and det_pub.get_subscription_count() > 0)
+
+        def send(stamp_ns: int, index: int) -> None:
+            dropped_before = node._inputs.dropped.get("camera/detections", 0)
+            hdr = cv.header(stamp_ns, "cam")
+            det_pub.publish(cv.detections_to_msg([det], hdr, index))
+            img_pub.publish(cv.image_to_msg(image, hdr))
+            spin_until(executor, lambda: stamp_ns in {cv.stamp_to_ns(m.header.stamp) for m in col.received["tracks"]}
+                       or node._inputs.dropped.get("camera/detections", 0) > dropped_before, 10.0)
+
+        for i in range(3):
+            send(T0 + i * 100_000_000, i)
+        # the camera's clock steps back an hour (a restart): refused twice, adopted on the third
+        for i in range(3):
+            send(T0 - 3600 * 1_000_000_000 + i * 100_000_000, 3 + i)
+        assert node._inputs.dropped.get("camera/detections") == 2
+        assert node._monitor.counters.get("clock_rebased") == 1
+        assert spin_until(executor, lambda: len(col.received["track_ends"]) == 1, 10.0), "the old track was ended"
+        after = [m for m in col.received["tracks"] if cv.stamp_to_ns(m.header.stamp) < T0]
+        assert len(after) == 1 and after[0].detections[0].track_id == 2, "tracking goes on with a new id"
+        assert node.context.ok()
