@@ -28,6 +28,7 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config
+from cardsorter.ros.validation import InputGuard
 from cardsorter.srv import EnrolCard, SorterCommand
 from cardsorter.web.security import is_loopback, load_or_create_token
 from cardsorter.web.server import WebConfig, WebServer
@@ -96,6 +97,7 @@ class WebNode(Node):
         self._last_frame_ns = 0
         self._state = LiveState()
         self._monitor = StageMonitor(self, "web view")
+        self._inputs = InputGuard(self, self._monitor)
         group = ReentrantCallbackGroup()
         self._command: Client = self.create_client(SorterCommand, "sorter/command", callback_group=group)
         self._enrol: Client = self.create_client(EnrolCard, "matcher/enrol_card", callback_group=group)
@@ -132,8 +134,7 @@ class WebNode(Node):
         self._last_frame_ns = stamp_ns
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
-        for m in msg.identities:
-            ident = conversions.identity_from_msg(m)
+        for ident in self._inputs.identities(msg, "identities"):
             card = ident.card
             self._state.set_track(TrackView(
                 track_id=ident.track_id, state=TrackState(ident.state).name.lower(),
@@ -149,10 +150,10 @@ class WebNode(Node):
                 self._monitor.error(f"crops: {err}")
 
     def _on_matches(self, msg: CardMatchArray) -> None:
-        for m in msg.matches:
-            self._state.set_candidates(int(m.track_id), [
-                Candidate(c.card_id, c.name, c.set_id, c.number, float(c.distance_cos))
-                for c in m.candidates if c.card_id])
+        for m in self._inputs.matches(msg, "matches"):
+            self._state.set_candidates(m.track_id, [
+                Candidate(c.card.card_id, c.card.name, c.card.set_id, c.card.number, float(c.distance_cos))
+                for c in m.candidates])
 
     def _on_sort_event(self, msg: SortEvent) -> None:
         self._state.add_sort_event(track_id=int(msg.track_id), session_id=msg.session_id, status=msg.status,
