@@ -208,3 +208,44 @@ def test_the_frame_selector_adopts_a_real_clock_jump_and_restarts_its_tracks() -
         after = [m for m in col.received["tracks"] if cv.stamp_to_ns(m.header.stamp) < T0]
         assert len(after) == 1 and after[0].detections[0].track_id == 2, "tracking goes on with a new id"
         assert node.context.ok()
+
+
+def test_after_a_real_clock_jump_the_sorter_finishes_the_belt_and_sorts_on_in_the_new_time(
+        tmp_path: pathlib.Path) -> None:
+    from cardsorter.msg import CardDetectionArray
+
+    with ros_context() as (context, executor):
+        col = Collector(context, {"sort_events": (SortEvent, qos.DECISIONS)})
+        executor.add_node(col)
+        sorter = SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(tmp_path / "inv.sqlite"), clock_tick_ms=0.0,
+            **{"input.stamp_rebase_messages": 3}))
+        executor.add_node(sorter)
+        tracks = col.publisher(CardDetectionArray, "tracks", qos.PIPELINE)
+        ids_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)
+        end_pub = col.publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
+        assert spin_until(executor, lambda: min(p.get_subscription_count() for p in (tracks, ids_pub, end_pub)) > 0)
+
+        def card(track: int, stamp: int) -> None:
+            end_pub.publish(cv.track_end_to_msg(TrackEnd(track, stamp - 500_000_000, stamp, 10,
+                                                         BoxPx(500.0, 100.0, 126.0, 176.0), (240.0, 0.0), False,
+                                                         "lost"), "c"))
+            ids_pub.publish(final(track, stamp))
+
+        def frames(start: int, n: int) -> None:
+            for i in range(n):
+                tracks.publish(CardDetectionArray(header=cv.header(start + i * 100_000_000, "c")))
+                spin_until(executor, lambda: False, 0.05)
+
+        frames(T0, 2)
+        card(1, T0 + 100_000_000)            # its gate is ahead on the belt: not sorted yet
+        frames(T0 + 200_000_000, 1)
+        assert spin_until(executor, lambda: len(sorter.core.queued) == 1, 10.0)
+        jumped = T0 - 3600 * 1_000_000_000   # the camera's clock steps back an hour
+        frames(jumped, 3)
+        assert spin_until(executor, lambda: [e.track_id for e in col.received["sort_events"]] == [1], 10.0)
+        card(2, jumped + 300_000_000)
+        frames(jumped + 400_000_000, 40)     # 4 s of belt: the card reaches its gate in the new time
+        assert spin_until(executor, lambda: len(col.received["sort_events"]) == 2, 10.0)
+        assert sorter._monitor.counters.get("clock_rebased") == 1
+        assert not [e.reason for e in col.received["sort_events"] if "missed the gate" in e.reason]

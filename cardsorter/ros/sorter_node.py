@@ -81,7 +81,7 @@ class SorterNode(Node):
         self._now_ns = 0
         self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator_kind})", health=self._health,
                                      hardware_id=f"actuator/{self._cfg.actuator_kind}")
-        self._inputs = InputGuard(self, self._monitor)
+        self._inputs = InputGuard(self, self._monitor, on_rebase=self._on_clock_jump)
         self._stop_reported = False
         group = MutuallyExclusiveCallbackGroup()
         self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
@@ -122,6 +122,16 @@ class SorterNode(Node):
                 return
             now = self._now_ns + (time.monotonic_ns() - self._frame_wall_ns)
             self._step(now)
+
+    def _on_clock_jump(self) -> None:
+        """The stamps really jumped (the input guard adopted a new time; called under the lock): the
+        cards on the belt are finished as at an end of stream, then time goes on from the new stamp."""
+        self._stream_ended_ns = self._now_ns
+        self._drain()
+        self._stream_ended_ns = None
+        self._now_ns = self._inputs.last_good_stamp_ns or self._now_ns
+        self._frame_wall_ns = time.monotonic_ns()
+        self.get_logger().warning(f"data clock jumped to {self._now_ns}: the cards on the belt were finished first")
 
     def _on_database_status(self, msg: String) -> None:
         try:
