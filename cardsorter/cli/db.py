@@ -77,11 +77,25 @@ def _print_build(report: Any, verb: str) -> None:
         print(f"skipped {len(report.skipped)} images:", file=out)
         for s in report.skipped:
             print(f"  {s.path}: {s.reason}", file=out)
+    if report.metadata_format:
+        print(f"catalogue ({report.metadata_format}): {report.catalogue_records} records", file=out)
+    if report.import_problems:
+        from cardsorter.db.importers import iter_problem_lines
+
+        counts: dict[str, int] = {}
+        for p in report.import_problems:
+            counts[p.kind] = counts.get(p.kind, 0) + 1
+        print(f"{len(report.import_problems)} catalogue problems ("
+              + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + "):", file=out)
+        for line in iter_problem_lines(report.import_problems):
+            print(line, file=out)
     if report.without_metadata:
         print(f"{len(report.without_metadata)} cards not in the metadata file (named from the file name): "
               f"{', '.join(report.without_metadata[:10])}", file=out)
     if report.metadata_without_image:
-        print(f"{report.metadata_without_image} metadata entries have no image", file=out)
+        shown = ", ".join(report.records_without_image[:10])
+        more = f" (+{len(report.records_without_image) - 10} more)" if len(report.records_without_image) > 10 else ""
+        print(f"{report.metadata_without_image} metadata entries have no image: {shown}{more}", file=out)
     _print_self_retrieval(report.self_retrieval, out)
 
 
@@ -94,7 +108,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         report = build_database(pathlib.Path(args.images), pathlib.Path(args.out), embedder,
                                 build_config=build_config, search_config=search_config,
                                 metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
-                                model_sha256=sha, progress=progress_bar())
+                                model_sha256=sha, progress=progress_bar(), metadata_format=args.metadata_format)
     finally:
         embedder.close()
     _print_build(report, "built")
@@ -110,7 +124,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         report = add_to_database(pathlib.Path(args.db), pathlib.Path(args.images), embedder,
                                  build_config=build_config, search_config=search_config,
                                  metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
-                                 progress=progress_bar())
+                                 progress=progress_bar(), metadata_format=args.metadata_format)
     finally:
         embedder.close()
     _print_build(report, "added to")
@@ -151,14 +165,25 @@ def _embedder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="inference threads (default: embedder.threads)")
 
 
+def _metadata_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metadata", metavar="PATH",
+                   help="catalogue: pokemontcg.io dump folder (cards/<lang>/<set>.json + sets/<lang>.json) or one "
+                        "of its files, a Scryfall bulk file (default_cards / all_cards JSON), or a database's "
+                        "metadata.json")
+    p.add_argument("--metadata-format", choices=("auto", "pokemontcg", "scryfall", "cardsorter"), default="auto",
+                   help="catalogue format (default: detected from the folder layout or the first record)")
+
+
 def register(subparsers: Any) -> None:
     db = subparsers.add_parser("db", help="reference database: build, check, add, merge")
     db.add_argument("--params", metavar="FILE", help="parameters YAML (default: config/sorter.yaml)")
     sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
 
     p = sub.add_parser("build", help="embed a folder of reference images into a new database")
-    p.add_argument("--images", required=True, metavar="DIR", help="{set_id}-{number}_{name}.png files")
-    p.add_argument("--metadata", metavar="FILE", help="pokemontcg.io-style card list (JSON)")
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="card images as the source names them: {card id}[_hires].png, SET/NUMBER[_hires].png, "
+                        "Scryfall {id}.jpg, or {set_id}-{number}_{name}.png")
+    _metadata_args(p)
     p.add_argument("--out", required=True, metavar="DB", help="new database directory (must not exist)")
     _embedder_args(p)
     p.set_defaults(func=_cmd_build)
@@ -171,7 +196,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("add", help="embed more images into DB/delta (the snapshot stays frozen)")
     p.add_argument("db", metavar="DB")
     p.add_argument("--images", required=True, metavar="DIR")
-    p.add_argument("--metadata", metavar="FILE")
+    _metadata_args(p)
     _embedder_args(p)
     p.set_defaults(func=_cmd_add)
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from cardsorter.core.errors import ConfigError
-from cardsorter.core.types import CardRecord, SortStatus
+from cardsorter.core.types import FINISHES, CardRecord, SortStatus
 
 RULE_FIELDS = ("bin", "set", "set_range", "rarity", "type", "name_range", "number_range", "finish",
                "want_list", "copies_beyond", "price_min", "price_max", "any", "note")
@@ -21,7 +21,6 @@ BIN_FIELDS = ("name", "capacity", "position", "gate_mm", "drop_sensor_pin", "not
 TOP_FIELDS = ("bins", "reject_bin", "overflow_bin", "default_bin", "rules", "preset")
 PRESET_FIELDS = ("name", "bins", "want_list")
 PRESETS = ("by_set", "by_rarity", "by_type", "alphabetical", "want_list")
-FINISHES = ("normal", "holo", "reverse_holo")
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
 

@@ -99,6 +99,11 @@ class CardEmbedding:
     vector: np.ndarray = field(repr=False)
 
 
+FINISHES = ("normal", "holo", "reverse_holo", "first_edition", "first_edition_holo", "unlimited_holo", "foil",
+            "etched")
+"""Printings a card record can name: the Pokémon TCG's price variants and Scryfall's finishes."""
+
+
 @dataclass(frozen=True)
 class CardRecord:
     """Catalogue facts about one printing of a card."""
@@ -110,10 +115,21 @@ class CardRecord:
     number: str = ""
     rarity: str = ""
     art_id: str = ""
-    finish: str = "normal"          # normal | holo | reverse_holo
+    finish: str = "normal"          # the default printing: one of FINISHES (core/sort_rules.py)
     supertype: str = ""
     types: tuple[str, ...] = ()
     price_usd: float | None = None
+    # Catalogue facts the importers fill (cardsorter/db/importers.py); empty when the source lacks them.
+    set_code: str = ""              # the code printed on / used by marketplaces: ptcgo code (SVI), Scryfall set (neo)
+    series: str = ""
+    printed_total: int = 0          # the set's printed card count (0: unknown)
+    release_date: str = ""          # YYYY-MM-DD
+    language: str = ""              # ISO-ish code as the source writes it (en, ja, de, zhs...); "": unknown
+    game: str = ""                  # pokemon | magic ("" unknown)
+    finishes: tuple[str, ...] = ()  # every printing the catalogue knows of this card (from price variants / finishes)
+    prices_usd: tuple[tuple[str, float], ...] = ()   # (finish, market price in USD) per printing
+    tcgplayer_product_id: int = 0   # TCGplayer product id (0: unknown)
+    tcgplayer_skus: tuple[tuple[str, str, int], ...] = ()  # (finish, condition, TCGplayer SKU id) when known
 
     def __post_init__(self) -> None:
         if not self.card_id:

@@ -16,8 +16,9 @@ from cardsorter.backends.embedders import Embedder
 from cardsorter.config import doc
 from cardsorter.core.errors import DatabaseError
 from cardsorter.core.types import CardRecord
-from cardsorter.db.names import list_reference_images, parse_reference_name
-from cardsorter.db.records import load_source_metadata, record_from_name
+from cardsorter.db.catalog_images import ImageMatch, match_images, records_from_match
+from cardsorter.db.errors import DuplicateIdError, listed
+from cardsorter.db.importers import ImportProblem, ImportResult, import_catalogue
 from cardsorter.db.store import NearDuplicate, TemplateRow, write_block
 
 LOG = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ class BuildReport:
     without_metadata: list[str] = field(default_factory=list)
     metadata_without_image: int = 0
     self_retrieval: SelfRetrievalReport | None = None
+    metadata_format: str = ""
+    catalogue_records: int = 0
+    import_problems: list[ImportProblem] = field(default_factory=list)
+    records_without_image: list[str] = field(default_factory=list)
 
 
 def read_image(path: pathlib.Path) -> np.ndarray:
@@ -188,64 +193,95 @@ def templates_max_of(rows: Sequence[TemplateRow]) -> int:
     return max(counts.values(), default=0)
 
 
-def records_for_images(paths: Sequence[pathlib.Path], metadata: Mapping[str, CardRecord] | None,
-                       ) -> tuple[list[TemplateRow], dict[str, CardRecord], list[str]]:
-    """Rows and records for the embedded images; ids come from metadata when it lists the card."""
-    rows: list[TemplateRow] = []
-    records: dict[str, CardRecord] = {}
-    without: list[str] = []
-    for path in paths:
-        parsed = parse_reference_name(path.name)
-        if metadata is not None and parsed.card_id in metadata:
-            records[parsed.card_id] = metadata[parsed.card_id]
-        else:
-            if metadata is not None and parsed.card_id not in records:
-                without.append(parsed.card_id)
-            records.setdefault(parsed.card_id, record_from_name(parsed))
-        rows.append(TemplateRow(parsed.card_id, path.name, parsed.high))
-    return rows, records, without
+@dataclass
+class Sources:
+    """What `db build` / `db add` read before embedding: the catalogue and the images matched to it."""
+
+    catalogue: ImportResult | None
+    match: ImageMatch
+    skipped: list[SkippedImage]
+
+    @property
+    def records(self) -> Mapping[str, CardRecord] | None:
+        return self.catalogue.records if self.catalogue is not None else None
 
 
-def prepare_images(images_dir: pathlib.Path) -> tuple[list[pathlib.Path], list[SkippedImage]]:
-    """Reference images with a parseable name; the others are reported and skipped."""
-    good: list[pathlib.Path] = []
-    skipped: list[SkippedImage] = []
-    for path in list_reference_images(images_dir):
-        try:
-            parse_reference_name(path.name)
-            good.append(path)
-        except DatabaseError as err:
-            LOG.warning("skipping %s", err)
-            skipped.append(SkippedImage(str(path), str(err)))
-    return good, skipped
+def read_sources(images_dir: pathlib.Path, metadata_path: pathlib.Path | None, metadata_format: str = "auto",
+                 progress: ProgressFn | None = None) -> Sources:
+    """Import the catalogue (problems collected) and match every image to a record (or skip it, reported)."""
+    catalogue = import_catalogue(metadata_path, metadata_format, progress) if metadata_path is not None else None
+    if catalogue is not None:
+        dup = [p.detail for p in catalogue.problems if p.kind == "duplicate_id"]
+        if dup:   # which of two records is the card cannot be guessed: the build stops, naming each
+            raise DuplicateIdError(f"metadata {metadata_path} repeats {len(dup)} card ids: {listed(dup)}")
+    match = match_images(images_dir, catalogue.records if catalogue is not None else None)
+    skipped = [SkippedImage(path, reason) for path, reason in match.without_record]
+    for path, reason in match.without_record:
+        LOG.warning("skipping %s: %s", path, reason)
+    return Sources(catalogue, match, skipped)
+
+
+def embed_matched(sources: Sources, embedder: Embedder, batch_size: int, progress: ProgressFn | None,
+                  ) -> tuple[np.ndarray, list[TemplateRow], dict[str, CardRecord], list[SkippedImage]]:
+    """Embed the matched images: rows (card id, source, high), the records of the embedded cards, skips."""
+    by_path = {m.path: m for m in sources.match.images}
+    vectors, kept, skipped = embed_images([m.path for m in sources.match.images], embedder, batch_size, progress)
+    matched = [by_path[p] for p in kept]
+    rows = [TemplateRow(m.card_id, m.source, m.high) for m in matched]
+    return vectors, rows, records_from_match(sources.match, matched, sources.records), skipped
 
 
 def build_database(images_dir: pathlib.Path, out_dir: pathlib.Path, embedder: Embedder, *,
                    build_config: BuildConfig, search_config: SearchConfig,
                    metadata_path: pathlib.Path | None = None, model_sha256: str = "",
-                   progress: ProgressFn | None = None) -> BuildReport:
+                   progress: ProgressFn | None = None, metadata_format: str = "auto") -> BuildReport:
     """Embed every image in ``images_dir`` into a new immutable database at ``out_dir``."""
     if out_dir.exists():
         raise DatabaseError(f"{out_dir} already exists: a database is immutable, choose a new --out")
-    metadata = load_source_metadata(metadata_path) if metadata_path is not None else None
-    paths, skipped = prepare_images(images_dir)
-    if not paths:
-        raise DatabaseError(f"no reference images (*.png/*.jpg named {{set_id}}-{{number}}_{{name}}) in {images_dir}")
-    vectors, kept, skipped_embed = embed_images(paths, embedder, build_config.batch_size, progress)
+    sources = read_sources(images_dir, metadata_path, metadata_format, progress)
+    skipped = list(sources.skipped)
+    if not sources.match.images:
+        raise DatabaseError(f"no reference images (*.png/*.jpg named {{set_id}}-{{number}}_{{name}}, or by the "
+                            f"catalogue's card ids / set/number) in {images_dir}"
+                            + (f"; {len(skipped)} images matched no record" if skipped else ""))
+    vectors, rows, records, skipped_embed = embed_matched(sources, embedder, build_config.batch_size, progress)
     skipped += skipped_embed
-    if not kept:
-        raise DatabaseError(f"none of the {len(paths)} images in {images_dir} could be embedded")
-    rows, records, without = records_for_images(kept, metadata)
+    if not rows:
+        raise DatabaseError(f"none of the {len(sources.match.images)} images in {images_dir} could be embedded")
     index = CardIndex.in_memory(vectors, search_config)
     report = self_retrieval(vectors, rows, index, rows, templates_max_of(rows),
                             build_config.art_group_distance_max, progress)
-    used = set(records)
+    return _finish(out_dir, vectors, rows, records, report, sources, skipped, embedder.model_id, model_sha256,
+                   search_config, index)
+
+
+def import_report(sources: Sources) -> dict[str, Any]:
+    """The import's accounting, stored in the manifest: every problem, every record without an image."""
+    cat = sources.catalogue
+    return {"metadata_format": cat.format if cat else "",
+            "catalogue_records": len(cat.records) if cat else 0,
+            "problems": [[p.kind, p.where, p.detail] for p in cat.problems] if cat else [],
+            "records_without_image": sources.match.records_without_image}
+
+
+def _finish(out_dir: pathlib.Path, vectors: np.ndarray, rows: list[TemplateRow], records: dict[str, CardRecord],
+            report: SelfRetrievalReport, sources: Sources, skipped: list[SkippedImage], model_id: str,
+            model_sha256: str, search_config: SearchConfig, index: CardIndex) -> BuildReport:
+    without = list(sources.match.named_from_file)
     manifest = write_block(
-        out_dir, vectors, rows, records, report.near_duplicates, model_id=embedder.model_id,
+        out_dir, vectors, rows, records, report.near_duplicates, model_id=model_id,
         model_sha256=model_sha256, kind="snapshot", parent_database_id="", search_config=search_config,
         usearch_index=index.hnsw,
         report={"skipped_images": [[s.path, s.reason] for s in skipped], "without_metadata": without,
-                "self_retrieval": report.as_dict()})
-    unused = len(set(metadata) - used) if metadata is not None else 0
-    return BuildReport(out_dir, str(manifest["database_id"]), len(rows), len(records), skipped, without,
-                       unused, report)
+                "self_retrieval": report.as_dict(), "import": import_report(sources)})
+    return build_report(out_dir, str(manifest["database_id"]), rows, records, skipped, sources, report)
+
+
+def build_report(path: pathlib.Path, database_id: str, rows: list[TemplateRow], records: Mapping[str, CardRecord],
+                 skipped: list[SkippedImage], sources: Sources, report: SelfRetrievalReport) -> BuildReport:
+    cat = sources.catalogue
+    return BuildReport(path, database_id, len(rows), len(records), skipped, list(sources.match.named_from_file),
+                       len(sources.match.records_without_image), report,
+                       metadata_format=cat.format if cat else "", catalogue_records=len(cat.records) if cat else 0,
+                       import_problems=list(cat.problems) if cat else [],
+                       records_without_image=list(sources.match.records_without_image))

@@ -16,32 +16,35 @@ from cardsorter.db.build import (
     BuildReport,
     ProgressFn,
     SelfRetrievalReport,
-    embed_images,
-    prepare_images,
-    records_for_images,
+    build_report,
+    embed_matched,
+    import_report,
+    read_sources,
     self_retrieval,
     templates_max_of,
 )
 from cardsorter.db.database import CombinedSearch, ReferenceDatabase
 from cardsorter.db.errors import DuplicateIdError, listed
-from cardsorter.db.records import load_source_metadata
 from cardsorter.db.store import USEARCH_FILE, write_block
 
 
 def add_to_database(db_path: pathlib.Path, images_dir: pathlib.Path, embedder: Embedder, *,
                     build_config: BuildConfig, search_config: SearchConfig,
                     metadata_path: pathlib.Path | None = None,
-                    progress: ProgressFn | None = None) -> BuildReport:
+                    progress: ProgressFn | None = None, metadata_format: str = "auto") -> BuildReport:
     """Embed new images into DB/delta (the snapshot stays frozen); the matcher serves both."""
     db = ReferenceDatabase.load(db_path, embedder.model_id, search_config)
-    metadata = load_source_metadata(metadata_path) if metadata_path is not None else None
-    paths, skipped = prepare_images(images_dir)
+    sources = read_sources(images_dir, metadata_path, metadata_format, progress)
+    skipped = list(sources.skipped)
     existing = {(r.card_id, r.source) for r in db.rows()}
-    vectors, kept, skipped_embed = embed_images(paths, embedder, build_config.batch_size, progress)
+    if not sources.match.images:
+        raise DatabaseError(f"no image in {images_dir} could be added"
+                            + (f" ({len(skipped)} matched no catalogue record)" if skipped else ""))
+    vectors, new_rows, new_records, skipped_embed = embed_matched(sources, embedder, build_config.batch_size,
+                                                                  progress)
     skipped += skipped_embed
-    if not kept:
+    if not new_rows:
         raise DatabaseError(f"no image in {images_dir} could be added")
-    new_rows, new_records, without = records_for_images(kept, metadata)
     again = [f"{r.card_id} ({r.source})" for r in new_rows if (r.card_id, r.source) in existing]
     if again:
         raise DuplicateIdError(f"images already in database {db_path}: {listed(again)}")
@@ -60,9 +63,8 @@ def add_to_database(db_path: pathlib.Path, images_dir: pathlib.Path, embedder: E
     near = (list(delta.near_duplicates) if delta else []) + report.near_duplicates
     db.write_delta(all_vectors, rows, records, near,
                    {"added_from": str(images_dir), "skipped_images": [[s.path, s.reason] for s in skipped],
-                    "self_retrieval": report.as_dict()})
-    return BuildReport(db_path / "delta", db.database_id, len(new_rows), len(new_records), skipped, without, 0,
-                       report)
+                    "self_retrieval": report.as_dict(), "import": import_report(sources)})
+    return build_report(db_path / "delta", db.database_id, new_rows, new_records, skipped, sources, report)
 
 
 def merge_database(db_path: pathlib.Path, out_path: pathlib.Path | None, *, build_config: BuildConfig,

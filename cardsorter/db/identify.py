@@ -10,7 +10,7 @@ import numpy as np
 
 from cardsorter.backends.embedders import Embedder
 from cardsorter.core.matching import MatchBandsConfig, decide_match
-from cardsorter.core.types import Candidate, MatchBand
+from cardsorter.core.types import Candidate, CardRecord, MatchBand
 from cardsorter.db.build import fit_to_model
 from cardsorter.db.database import ReferenceDatabase
 from cardsorter.db.errors import ModelMismatchError
@@ -24,6 +24,16 @@ def _num(value: float) -> float | None:
 def candidate_json(c: Candidate) -> dict[str, Any]:
     return {"card_id": c.card.card_id, "name": c.card.name, "set": c.card.set_id, "number": c.card.number,
             "distance": _num(c.distance_cos)}
+
+
+def record_json(rec: CardRecord) -> dict[str, Any]:
+    """The catalogue facts of the identified card (set name, marketplace set code, printings, prices)."""
+    return {"set_name": rec.set_name, "set_code": rec.set_code, "series": rec.series, "number": rec.number,
+            "printed_total": rec.printed_total or None, "rarity": rec.rarity, "language": rec.language,
+            "release_date": rec.release_date, "finish": rec.finish, "finishes": list(rec.finishes),
+            "prices_usd": {f: p for f, p in rec.prices_usd} or (
+                {rec.finish: rec.price_usd} if rec.price_usd is not None else {}),
+            "tcgplayer_product_id": rec.tcgplayer_product_id or None}
 
 
 def identify_crops(crops_bgr: Sequence[np.ndarray], embedder: Embedder, db: ReferenceDatabase,
@@ -56,5 +66,6 @@ def identify_crops(crops_bgr: Sequence[np.ndarray], embedder: Embedder, db: Refe
             "distance": _num(match.distance_cos),
             "margin": _num(match.margin_to_runner_up),
             "top_k": [candidate_json(c) for c in match.candidates],
+            "record": record_json(best.card) if best else None,
         })
     return out

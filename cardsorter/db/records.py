@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -12,55 +11,27 @@ from cardsorter.core.types import CardRecord
 from cardsorter.db.errors import DuplicateIdError, FormatError, listed
 from cardsorter.db.names import ParsedName
 
-FINISHES = ("normal", "holo", "reverse_holo")
-
 
 def record_from_source(obj: Mapping[str, Any]) -> CardRecord:
-    """One pokemontcg.io card object (+ extras art_id, finish, price_usd) → CardRecord."""
-    card_id = obj.get("id")
-    if not isinstance(card_id, str) or not card_id:
-        raise FormatError(f"metadata entry without a string 'id': {dict(obj)!r:.200}")
-    set_obj = obj.get("set") or {}
-    if not isinstance(set_obj, Mapping):
-        raise FormatError(f"metadata entry {card_id}: 'set' must be an object")
-    set_id = str(set_obj.get("id") or card_id.rpartition("-")[0])
-    finish = str(obj.get("finish") or "normal")
-    if finish not in FINISHES:
-        raise FormatError(f"metadata entry {card_id}: finish '{finish}' is not one of {FINISHES}")
-    price = obj.get("price_usd")
-    types = obj.get("types") or ()
-    return CardRecord(
-        card_id=card_id, name=str(obj.get("name", "")), set_id=set_id,
-        set_name=str(set_obj.get("name", "")), number=str(obj.get("number", "")),
-        rarity=str(obj.get("rarity", "") or ""), art_id=str(obj.get("art_id", "") or ""), finish=finish,
-        supertype=str(obj.get("supertype", "") or ""), types=tuple(str(t) for t in types),
-        price_usd=float(price) if isinstance(price, (int, float)) else None)
+    """One pokemontcg.io card object (+ extras art_id, finish, price_usd) → CardRecord; FormatError names the field."""
+    from cardsorter.db.importers import pokemontcg_record
+
+    if not isinstance(obj, Mapping):
+        raise FormatError(f"metadata entry must be an object, got {obj!r:.80}")
+    return pokemontcg_record(obj, "metadata", set_info=None, language="", problems=[])
 
 
 def load_source_metadata(path: pathlib.Path) -> dict[str, CardRecord]:
-    """Read a metadata file: a list of card objects, ``{"data": [...]}``, or ``{id: object}``."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise FormatError(f"cannot read metadata file {path}: {err}") from err
-    if isinstance(raw, Mapping) and isinstance(raw.get("data"), list):
-        raw = raw["data"]
-    if isinstance(raw, Mapping):
-        raw = [{"id": key, **value} for key, value in raw.items()]
-    if not isinstance(raw, list):
-        raise FormatError(f"metadata file {path} must hold a list of card objects")
-    records: dict[str, CardRecord] = {}
-    duplicates: list[str] = []
-    for obj in raw:
-        if not isinstance(obj, Mapping):
-            raise FormatError(f"metadata file {path}: entries must be objects, got {obj!r:.80}")
-        rec = record_from_source(obj)
-        if rec.card_id in records:
-            duplicates.append(rec.card_id)
-        records[rec.card_id] = rec
-    if duplicates:
-        raise DuplicateIdError(f"metadata file {path} repeats card ids: {listed(duplicates)}")
-    return records
+    """Read a pokemontcg-style metadata file strictly: the first problem is raised (tests, small files)."""
+    from cardsorter.db.importers import import_pokemontcg
+
+    result = import_pokemontcg(path)
+    dup = [p.detail for p in result.problems if p.kind == "duplicate_id"]
+    if dup:
+        raise DuplicateIdError(f"metadata file {path} repeats card ids: {listed(dup)}")
+    if result.problems:
+        raise FormatError(result.problems[0].line())
+    return result.records
 
 
 def record_from_name(parsed: ParsedName) -> CardRecord:
@@ -68,10 +39,24 @@ def record_from_name(parsed: ParsedName) -> CardRecord:
     return CardRecord(card_id=parsed.card_id, name=parsed.name, set_id=parsed.set_id, number=parsed.number)
 
 
+_TUPLE_FIELDS = ("types", "finishes", "prices_usd", "tcgplayer_skus")
+
+
 def record_to_json(rec: CardRecord) -> dict[str, Any]:
+    """Every field; the catalogue fields only when set (older databases' files stay as they were)."""
     out = dataclasses.asdict(rec)
-    out["types"] = list(rec.types)
+    defaults = {f.name: f.default for f in dataclasses.fields(CardRecord)}
+    for name in _CATALOGUE_FIELDS:
+        if out[name] == defaults[name] or out[name] == []:
+            del out[name]
+    for name in _TUPLE_FIELDS:
+        if name in out:
+            out[name] = [list(v) if isinstance(v, tuple) else v for v in out[name]]
     return out
+
+
+_CATALOGUE_FIELDS = ("set_code", "series", "printed_total", "release_date", "language", "game", "finishes",
+                     "prices_usd", "tcgplayer_product_id", "tcgplayer_skus")
 
 
 def record_from_json(card_id: str, obj: Any) -> CardRecord:
@@ -82,7 +67,14 @@ def record_from_json(card_id: str, obj: Any) -> CardRecord:
     if unknown:
         raise FormatError(f"metadata.json record {card_id} has unknown fields {sorted(unknown)}")
     try:
-        rec = CardRecord(**{**obj, "types": tuple(obj.get("types", ()))})
+        values = dict(obj)
+        for name in _TUPLE_FIELDS:
+            if name in values:
+                if not isinstance(values[name], list):
+                    raise FormatError(f"metadata.json record {card_id}: field '{name}' must be a list, got "
+                                      f"{type(values[name]).__name__} {values[name]!r:.40}")
+                values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
+        rec = CardRecord(**values)
     except (TypeError, ValueError) as err:
         raise FormatError(f"metadata.json record {card_id} is invalid: {err}") from err
     if rec.card_id != card_id:
