@@ -1,4 +1,4 @@
-"""Append-only SQLite inventory (one durable row per physical card), CSV / TCGplayer export, sort log."""
+"""Append-only SQLite inventory (one durable row per physical card), CSV export, sort log."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import IO, Any, Self
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision
+from cardsorter.inventory_cards import ensure_card_tables, record_session_condition
 
 SCHEMA_VERSION = 1
 
@@ -153,7 +154,7 @@ class Inventory:
     """The inventory of one sorting session; ``append`` returns only once the row is durable."""
 
     def __init__(self, path: str | pathlib.Path, *, session_id: str, model_id: str, database_id: str,
-                 reject_bin: str, opened_ns: int) -> None:
+                 reject_bin: str, opened_ns: int, condition: str = "") -> None:
         if not session_id:
             raise InventoryError("inventory needs a session id")
         self.path = pathlib.Path(path)
@@ -165,6 +166,8 @@ class Inventory:
         try:
             self._conn.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?)",
                                (session_id, model_id, database_id, reject_bin, opened_ns))
+            ensure_card_tables(self._conn)   # condition per session / corrections: cardsorter/inventory_cards.py
+            record_session_condition(self._conn, session_id, condition)
         except sqlite3.Error as err:
             raise InventoryError(f"cannot register session {session_id} in {self.path}: {err}") from err
 
@@ -386,6 +389,8 @@ def export_csv(rows: Iterable[InventoryRow], out: IO[str]) -> int:
     return n
 
 
+# The web view's short TCGplayer-style download. The files marketplaces accept (TCGplayer seller upload and
+# app, Dragon Shield, Moxfield) and the full CSV with condition and language: cardsorter/exports.py.
 TCGPLAYER_COLUMNS = ("Quantity", "Name", "Set", "Card Number", "Set Code", "Printing", "Condition",
                      "Language", "Rarity")
 PRINTINGS = {"normal": "Normal", "holo": "Holofoil", "reverse_holo": "Reverse Holofoil"}

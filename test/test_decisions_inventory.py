@@ -1,4 +1,4 @@
-"""Inventory: durable append-only rows, exports (ours and TCGplayer), summary, sort log, CLI."""
+"""Inventory: durable append-only rows, export (ours), summary, sort log, CLI."""
 
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ from cardsorter.core.types import SortDecision, SortStatus
 from cardsorter.inventory import (
     ROW_COLUMNS,
     SORT_LOG_COLUMNS,
-    TCGPLAYER_COLUMNS,
     Inventory,
     SortLogWriter,
     bin_contents,
     export_csv,
-    export_tcgplayer,
     integrity_check,
     mark_bin_emptied,
     read_rows,
@@ -112,22 +110,6 @@ def test_csv_export_has_every_column(tmp_path: pathlib.Path) -> None:
     assert tuple(rows[0]) == ROW_COLUMNS and rows[0]["card_id"] == "s1-1" and rows[0]["distance_cos"] == "0.120000"
 
 
-def test_tcgplayer_export_aggregates_printings_and_drops_rejects(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "inv.sqlite"
-    fill(path)
-    out = io.StringIO()
-    assert export_tcgplayer(read_rows(path), out, condition="Near Mint", language="English") == 3
-    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert tuple(rows[0]) == TCGPLAYER_COLUMNS
-    got = {(r["Set Code"], r["Card Number"], r["Printing"]): r for r in rows}
-    assert got[("s1", "1", "Normal")]["Quantity"] == "2"
-    assert got[("s1", "1h", "Holofoil")]["Quantity"] == "1"            # the printing is kept apart
-    assert got[("s2", "5", "Normal")]["Name"] == "Zubat" and got[("s2", "5", "Normal")]["Set"] == "Set s2"
-    assert ("s2", "6", "Normal") not in got                            # double feed went to reject
-    assert sum(int(r["Quantity"]) for r in rows) == summarize(read_rows(path)).cards - 2
-    assert rows[0]["Condition"] == "Near Mint" and rows[0]["Language"] == "English"
-
-
 def test_sort_log_columns(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "log.csv"
     with SortLogWriter(path) as log:
@@ -148,9 +130,14 @@ def test_missing_inventory_is_named(tmp_path: pathlib.Path) -> None:
 def test_cli_export_and_summary(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "inv.sqlite"
     fill(path)
-    out = tmp_path / "tcg.csv"
-    assert cli_main(["inventory", "export", "--db", str(path), "--format", "tcgplayer", "--out", str(out)]) == 0
-    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(TCGPLAYER_COLUMNS)
+    out = tmp_path / "app.csv"
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "metadata.json").write_text("{}")
+    assert cli_main(["inventory", "export", "--db", str(path), "--format", "tcgplayer-app", "--out", str(out),
+                     "--catalog", str(tmp_path / "catalog"), "--condition", "NM", "--language", "en"]) == 0
+    app = list(csv.DictReader(out.open(encoding="utf-8")))
+    got = {(r["Set Code"] or r["Set"], r["Card Number"], r["Printing"]): r["Quantity"] for r in app}
+    assert got == {("Set s1", "1", "Normal"): "2", ("Set s1", "1h", "Holofoil"): "1", ("Set s2", "5", "Normal"): "1"}
     assert cli_main(["inventory", "export", "--db", str(path), "--format", "csv", "--out", str(tmp_path / "o.csv")]) == 0
     assert len((tmp_path / "o.csv").read_text(encoding="utf-8").splitlines()) == 7
     capsys.readouterr()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import random
 import resource
@@ -149,19 +150,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_import(work: pathlib.Path, pokemon_cards: int, scryfall_records: int,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Generate both dumps under ``work`` and time their import (+ matching an image folder to them)."""
-    import platform
-
+def bench_pokemontcg(work: pathlib.Path, cards: int,
+                    progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Generate the dump (+ an image folder of empty files in the site's SET/NUMBER_hires layout) and time it."""
     from cardsorter.db.catalog_images import match_images
     from cardsorter.db.importers import import_catalogue
 
-    out: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, {platform.python_version()}"}
-    dump = work / "pokemontcg"
+    dump = work / f"pokemontcg_{cards}"
     if not (dump / "sets" / "en.json").exists():
-        write_pokemontcg_dump(dump, pokemon_cards)
-    images = work / "pokemontcg_images"
+        write_pokemontcg_dump(dump, cards)
+    images = work / f"pokemontcg_{cards}_images"
     if not images.exists():
         for f in sorted((dump / "cards" / "en").glob("*.json")):
             (images / f.stem).mkdir(parents=True, exist_ok=True)
@@ -173,23 +171,28 @@ def bench_import(work: pathlib.Path, pokemon_cards: int, scryfall_records: int,
     t1 = time.perf_counter()
     match = match_images(images, result.records)
     t2 = time.perf_counter()
-    out["pokemontcg"] = {"records": len(result.records), "files": result.files, "problems": len(result.problems),
-                         "import_s": round(t1 - t0, 2), "match_images_s": round(t2 - t1, 2),
-                         "images_matched": len(match.images), "peak_rss_mb": round(_peak_rss_mb(), 1),
-                         "rss_before_mb": round(rss0, 1)}
-    bulk = work / "scryfall_default_cards.json"
+    size = sum(f.stat().st_size for f in dump.rglob("*.json"))
+    return {"records": len(result.records), "files": result.files, "dump_mb": round(size / 1e6, 1),
+            "problems": len(result.problems), "import_s": round(t1 - t0, 2), "match_images_s": round(t2 - t1, 2),
+            "images_matched": len(match.images), "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "rss_before_import_mb": round(rss0, 1)}
+
+
+def bench_scryfall(work: pathlib.Path, records: int,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    from cardsorter.db.importers import import_catalogue
+
+    bulk = work / f"scryfall_default_cards_{records}.json"
     if not bulk.exists():
-        write_scryfall_bulk(bulk, scryfall_records)
-    del result, match
-    rss1 = _peak_rss_mb()
+        write_scryfall_bulk(bulk, records)
+    rss0 = _peak_rss_mb()
     t0 = time.perf_counter()
     result = import_catalogue(bulk, "auto", progress)
     t1 = time.perf_counter()
-    out["scryfall"] = {"records": len(result.records), "file_mb": round(bulk.stat().st_size / 1e6, 1),
-                       "problems": len(result.problems), "import_s": round(t1 - t0, 2),
-                       "records_per_s": round(len(result.records) / max(t1 - t0, 1e-9)),
-                       "peak_rss_mb": round(_peak_rss_mb(), 1), "rss_before_mb": round(rss1, 1)}
-    return out
+    return {"records": len(result.records), "file_mb": round(bulk.stat().st_size / 1e6, 1),
+            "problems": len(result.problems), "import_s": round(t1 - t0, 2),
+            "records_per_s": round(len(result.records) / max(t1 - t0, 1e-9)),
+            "peak_rss_mb": round(_peak_rss_mb(), 1), "rss_before_import_mb": round(rss0, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,8 +204,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=pathlib.Path, required=True, help="folder for the generated dumps (kept)")
     ap.add_argument("--pokemon-cards", type=int, default=POKEMONTCG_CARDS_REAL)
     ap.add_argument("--scryfall-records", type=int, default=100_000)
+    ap.add_argument("--only", choices=("pokemontcg", "scryfall"), help="one importer (its own peak RSS)")
     args = ap.parse_args(argv)
-    print(json.dumps(bench_import(args.work, args.pokemon_cards, args.scryfall_records, progress_bar()), indent=2))
+    import platform
+    import subprocess
+
+    if args.only is None:   # each importer in its own process: peak RSS is that importer's
+        out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor()} "
+                                          f"({os.cpu_count()} CPUs), Python {platform.python_version()}"}
+        for kind in ("pokemontcg", "scryfall"):
+            cmd = [sys.executable, "-m", "cardsorter.bench.catalogues", "--work", str(args.work), "--only", kind,
+                   "--pokemon-cards", str(args.pokemon_cards), "--scryfall-records", str(args.scryfall_records)]
+            out[kind] = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
+        print(json.dumps(out, indent=2))
+        return 0
+    args.work.mkdir(parents=True, exist_ok=True)
+    bar = progress_bar()
+    res = (bench_pokemontcg(args.work, args.pokemon_cards, bar) if args.only == "pokemontcg"
+           else bench_scryfall(args.work, args.scryfall_records, bar))
+    print(json.dumps(res))
     return 0
 
 

@@ -14,10 +14,9 @@ from typing import IO
 from cardsorter.core.errors import ConfigError, InventoryError
 from cardsorter.core.multipass import plan_passes, step_rules_yaml
 from cardsorter.core.sort_rules import load_rules
+from cardsorter.core.types import CardRecord
 from cardsorter.inventory import (
     bin_contents,
-    export_csv,
-    export_tcgplayer,
     integrity_check,
     mark_bin_emptied,
     read_rows,
@@ -30,14 +29,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     inv = subparsers.add_parser("inventory", help="export or summarise the inventory of sorted cards")
     sub = inv.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
 
-    exp = sub.add_parser("export", help="write the inventory as CSV (ours) or a TCGplayer import CSV")
+    exp = sub.add_parser("export", help="write the inventory for a marketplace (or as our full CSV)")
     exp.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
-    exp.add_argument("--format", choices=("csv", "tcgplayer"), default="csv")
+    exp.add_argument("--format", choices=EXPORT_FORMATS, default="csv",
+                     help="csv (ours, every row and column) | tcgplayer (seller inventory upload) | tcgplayer-app | "
+                          "dragonshield | moxfield (Magic)")
     exp.add_argument("--out", type=pathlib.Path, help="output file (default: stdout)")
     exp.add_argument("--session", help="only this session id")
-    exp.add_argument("--condition", default="", help="tcgplayer: condition to write (the sorter does not grade)")
-    exp.add_argument("--language", default="", help="tcgplayer: language to write")
+    exp.add_argument("--catalog", type=pathlib.Path, metavar="DB",
+                     help="reference database whose records give set codes, languages, prices and TCGplayer ids "
+                          "(default: matcher.database when it exists)")
+    exp.add_argument("--condition", default="", help="condition of cards that have none (NM, LP, MP, HP, DMG)")
+    exp.add_argument("--language", default="", help="language of cards whose catalogue record has none (en, ja, ...)")
+    exp.add_argument("--folder", default="cardsorter", help="dragonshield: the Folder Name column")
+    exp.add_argument("--unfilled", type=pathlib.Path, metavar="CSV",
+                     help="also write the lines that could not be filled (what is missing) to this file")
     exp.set_defaults(func=_export)
+
+    cond = sub.add_parser("set-condition", help="correct the condition (and printing) of sorted cards")
+    cond.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    cond.add_argument("rows", nargs="*", type=int, metavar="ROW", help="card row ids (the csv export's id column)")
+    cond.add_argument("--condition", default="", help="NM | LP | MP | HP | DMG (or the full name)")
+    cond.add_argument("--finish", default="", help="the printing, when the sorter could not tell (e.g. reverse_holo)")
+    cond.add_argument("--session", help="every card of this session")
+    cond.set_defaults(func=_set_condition)
 
     summ = sub.add_parser("summary", help="counts per bin, per status and per set")
     summ.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
@@ -72,17 +87,82 @@ def _output(path: pathlib.Path | None) -> Iterator[IO[str]]:
         raise InventoryError(f"cannot write {path}: {err}") from err
 
 
+EXPORT_FORMATS = ("csv", "tcgplayer", "tcgplayer-app", "dragonshield", "moxfield")
+
+
+def _catalogue(path: pathlib.Path | None) -> dict[str, CardRecord]:
+    from cardsorter.config import node_params, resolve_path
+    from cardsorter.exports import load_catalogue
+
+    if path is not None:
+        return load_catalogue(path)
+    database = str(node_params("matcher").get("database", ""))
+    configured = resolve_path(database) if database else None
+    if configured is not None and (configured / "metadata.json").is_file():
+        print(f"catalogue: {configured} (matcher.database)", file=sys.stderr)
+        return load_catalogue(configured)
+    print("no catalogue (--catalog DB): set codes, languages and TCGplayer ids are unknown", file=sys.stderr)
+    return {}
+
+
 def _export(args: argparse.Namespace) -> int:
+    from cardsorter.exports import aggregate, export_full, export_lines
+    from cardsorter.inventory_cards import card_states, normalise_condition
+
     rows = read_rows(args.db, args.session)
+    states = card_states(args.db)
+    catalogue = _catalogue(args.catalog)
     with _output(args.out) as out:
         if args.format == "csv":
-            n = export_csv(rows, out)
+            n = export_full(rows, states, catalogue, out)
             what = f"{n} cards"
+            result = None
         else:
-            n = export_tcgplayer(rows, out, condition=args.condition, language=args.language)
-            what = f"{n} printings"
+            lines, left_out = aggregate(rows, states, catalogue,
+                                        default_condition=normalise_condition(args.condition, "--condition"),
+                                        default_language=args.language)
+            result = export_lines(args.format, lines, out, folder=args.folder)
+            what = f"{result.lines_written} lines ({result.cards_written} cards)"
+            if left_out:
+                print("not exported: " + ", ".join(f"{n} {why}" for why, n in sorted(left_out.items())),
+                      file=sys.stderr)
     if args.out is not None:
         print(f"wrote {what} to {args.out}", file=sys.stderr)
+    if result is not None and result.unfilled:
+        cards = sum(u.line.quantity for u in result.unfilled)
+        print(f"{len(result.unfilled)} lines ({cards} cards) NOT written: {args.format} needs values we do not "
+              "have:", file=sys.stderr)
+        for u in result.unfilled[:20]:
+            print("  " + u.text(), file=sys.stderr)
+        if len(result.unfilled) > 20:
+            print(f"  ... and {len(result.unfilled) - 20} more" + ("" if args.unfilled else " (--unfilled FILE)"),
+                  file=sys.stderr)
+        if args.unfilled is not None:
+            with _output(args.unfilled) as fh:
+                fh.write("card_id,finish,condition,language,quantity,rows,missing\n")
+                import csv
+
+                w = csv.writer(fh, lineterminator="\n")
+                for u in result.unfilled:
+                    ln = u.line
+                    w.writerow([ln.card_id, ln.finish, ln.condition, ln.language, ln.quantity,
+                                " ".join(map(str, ln.rows)), "; ".join(u.missing)])
+        return 1
+    return 0
+
+
+def _set_condition(args: argparse.Namespace) -> int:
+    from cardsorter.inventory_cards import correct_cards
+
+    ids = list(args.rows)
+    if args.session:
+        ids += [r.id for r in read_rows(args.db, args.session)]
+    if not ids:
+        raise InventoryError("set-condition needs card row ids or --session")
+    n = correct_cards(args.db, ids, condition=args.condition, finish=args.finish, stamp_ns=time.time_ns())
+    what = " and ".join(x for x in (f"condition {args.condition}" if args.condition else "",
+                                    f"printing {args.finish}" if args.finish else "") if x)
+    print(f"{n} cards in {args.db} corrected: {what}")
     return 0
 
 

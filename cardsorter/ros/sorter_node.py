@@ -32,6 +32,7 @@ from cardsorter.core.sort_rules import load_rules
 from cardsorter.core.sorting import SorterConfig, SorterCore, SorterState
 from cardsorter.core.sorting import SortEvent as CoreSortEvent
 from cardsorter.inventory import Inventory, SortLogWriter
+from cardsorter.inventory_cards import SessionConfig
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
@@ -69,10 +70,11 @@ class SorterNode(Node):
         actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator_kind], config_prefix(self._cfg.actuator_kind))
         manifest = load_manifest(resolve_path(declare_value(self, "model_manifest", str,
                                                             "model manifest: its id is recorded in inventory rows")))
+        session = declare_config(self, SessionConfig, "session.")
         self._session_id = uuid.uuid4().hex[:12]
         self._inventory = Inventory(resolve_path(self._cfg.inventory_path), session_id=self._session_id,
                                     model_id=manifest.model_id, database_id="", reject_bin=self._rules.reject_bin,
-                                    opened_ns=self.get_clock().now().nanoseconds)
+                                    opened_ns=self.get_clock().now().nanoseconds, condition=session.condition)
         self._sort_log = SortLogWriter(resolve_path(self._cfg.sort_log)) if self._cfg.sort_log else None
         fill = {b: n for b, n in self._inventory.bin_fill().items() if b in self._rules.bins}
         self._core = SorterCore(core_cfg, self._rules, belt if core_cfg.mode == "flow" else None, initial_fill=fill)
