@@ -53,6 +53,8 @@ class SessionConfig:
 
     condition: str = doc("condition of every card sorted in this session: NM | LP | MP | HP | DMG ('' = not "
                          "graded; correct cards afterwards with `inventory set-condition`)")
+    station: str = doc("this sorter's name in a shared (postgresql://) inventory; '' = the host name. Bins "
+                       "are numbered per station")
 
     def __post_init__(self) -> None:
         try:

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     sub = inv.add_subparsers(dest="inventory_command", required=True, metavar="ACTION")
 
     exp = sub.add_parser("export", help="write the inventory for a marketplace (or as our full CSV)")
-    exp.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    exp.add_argument("--db", required=True, help="inventory SQLite file or postgresql:// URL")
     exp.add_argument("--format", choices=EXPORT_FORMATS, default="csv",
                      help="csv (ours, every row and column) | tcgplayer (seller inventory upload) | tcgplayer-app | "
                           "dragonshield | moxfield (Magic)")
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     exp.set_defaults(func=_export)
 
     cond = sub.add_parser("set-condition", help="correct the condition (and printing) of sorted cards")
-    cond.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    cond.add_argument("--db", required=True, help="inventory SQLite file or postgresql:// URL")
     cond.add_argument("rows", nargs="*", type=int, metavar="ROW", help="card row ids (the csv export's id column)")
     cond.add_argument("--condition", default="", help="NM | LP | MP | HP | DMG (or the full name)")
     cond.add_argument("--finish", default="", help="the printing, when the sorter could not tell (e.g. reverse_holo)")
@@ -107,7 +107,8 @@ def _catalogue(path: pathlib.Path | None) -> dict[str, CardRecord]:
 
 def _export(args: argparse.Namespace) -> int:
     from cardsorter.exports import aggregate, export_full, export_lines
-    from cardsorter.inventory_cards import card_states, normalise_condition
+    from cardsorter.inventory_cards import normalise_condition
+    from cardsorter.inventory_store import card_states, read_rows
 
     rows = read_rows(args.db, args.session)
     states = card_states(args.db)
@@ -152,7 +153,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _set_condition(args: argparse.Namespace) -> int:
-    from cardsorter.inventory_cards import correct_cards
+    from cardsorter.inventory_store import correct_cards, read_rows
 
     ids = list(args.rows)
     if args.session:

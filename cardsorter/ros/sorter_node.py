@@ -31,8 +31,10 @@ from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.sort_rules import load_rules
 from cardsorter.core.sorting import SorterConfig, SorterCore, SorterState
 from cardsorter.core.sorting import SortEvent as CoreSortEvent
-from cardsorter.inventory import Inventory, SortLogWriter
+from cardsorter.inventory import SortLogWriter
 from cardsorter.inventory_cards import SessionConfig
+from cardsorter.inventory_pg import is_url
+from cardsorter.inventory_store import open_inventory
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
@@ -46,7 +48,8 @@ from cardsorter.srv import SorterCommand
 class SorterNodeConfig:
     frame_id: str = doc("frame id of the camera")
     actuator_kind: str = doc("actuator driver: simulated | pca9685 | gpio | serial")
-    inventory_path: str = doc("inventory SQLite file (append-only; one row per physical card)")
+    inventory_path: str = doc("inventory: SQLite file, or postgresql:// URL shared by several stations (append-only; "
+                              "one row per physical card)")
     sort_log: str = doc("sort log CSV written as cards are sorted (empty: none)")
     clock_tick_ms: float = doc(
         "0: time is only the newest frame stamp (replay: identical decisions on any machine); > 0: every "
@@ -72,9 +75,12 @@ class SorterNode(Node):
                                                             "model manifest: its id is recorded in inventory rows")))
         session = declare_config(self, SessionConfig, "session.")
         self._session_id = uuid.uuid4().hex[:12]
-        self._inventory = Inventory(resolve_path(self._cfg.inventory_path), session_id=self._session_id,
-                                    model_id=manifest.model_id, database_id="", reject_bin=self._rules.reject_bin,
-                                    opened_ns=self.get_clock().now().nanoseconds, condition=session.condition)
+        target = self._cfg.inventory_path
+        self._inventory = open_inventory(target if is_url(target) else resolve_path(target),
+                                         session_id=self._session_id, model_id=manifest.model_id, database_id="",
+                                         reject_bin=self._rules.reject_bin,
+                                         opened_ns=self.get_clock().now().nanoseconds,
+                                         condition=session.condition, station=session.station)
         self._sort_log = SortLogWriter(resolve_path(self._cfg.sort_log)) if self._cfg.sort_log else None
         fill = {b: n for b, n in self._inventory.bin_fill().items() if b in self._rules.bins}
         self._core = SorterCore(core_cfg, self._rules, belt if core_cfg.mode == "flow" else None, initial_fill=fill)

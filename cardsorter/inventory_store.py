@@ -1,0 +1,66 @@
+"""Where the inventory lives: a SQLite file (the default) or a ``postgresql://`` URL shared by several stations."""
+
+from __future__ import annotations
+
+import pathlib
+import socket
+from collections.abc import Iterable
+from typing import Protocol
+
+from cardsorter.core.sorting import SortEvent
+from cardsorter.inventory import Inventory, InventoryRow
+from cardsorter.inventory import read_rows as sqlite_read_rows
+from cardsorter.inventory_cards import CardState
+from cardsorter.inventory_cards import card_states as sqlite_card_states
+from cardsorter.inventory_cards import correct_cards as sqlite_correct_cards
+from cardsorter.inventory_pg import is_url
+
+
+class InventoryWriter(Protocol):
+    """What the sorter needs of an inventory (SQLite ``Inventory`` and ``PgInventory`` both are one)."""
+
+    session_id: str
+    database_id: str
+
+    def append(self, event: SortEvent) -> int: ...
+    def bin_fill(self) -> dict[str, int]: ...
+    def record_bin_emptied(self, bin_name: str, stamp_ns: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_inventory(target: str | pathlib.Path, *, session_id: str, model_id: str, database_id: str,
+                   reject_bin: str, opened_ns: int, condition: str = "", station: str = "") -> InventoryWriter:
+    """A SQLite file path, or a PostgreSQL URL (each station its own sessions; ``station`` '' = host name)."""
+    if is_url(str(target)):
+        from cardsorter.inventory_pg import PgInventory
+
+        return PgInventory(str(target), session_id=session_id, model_id=model_id, database_id=database_id,
+                           reject_bin=reject_bin, opened_ns=opened_ns, condition=condition,
+                           station=station or socket.gethostname())
+    return Inventory(target, session_id=session_id, model_id=model_id, database_id=database_id,
+                     reject_bin=reject_bin, opened_ns=opened_ns, condition=condition)
+
+
+def read_rows(target: str | pathlib.Path, session_id: str | None = None) -> list[InventoryRow]:
+    if is_url(str(target)):
+        from cardsorter.inventory_pg import read_rows as pg_read_rows
+
+        return pg_read_rows(str(target), session_id)
+    return sqlite_read_rows(target, session_id)
+
+
+def card_states(target: str | pathlib.Path) -> dict[int, CardState]:
+    if is_url(str(target)):
+        from cardsorter.inventory_pg import card_states as pg_card_states
+
+        return pg_card_states(str(target))
+    return sqlite_card_states(target)
+
+
+def correct_cards(target: str | pathlib.Path, row_ids: Iterable[int], *, condition: str = "", finish: str = "",
+                  stamp_ns: int) -> int:
+    if is_url(str(target)):
+        from cardsorter.inventory_pg import correct_cards as pg_correct_cards
+
+        return pg_correct_cards(str(target), row_ids, condition=condition, finish=finish, stamp_ns=stamp_ns)
+    return sqlite_correct_cards(target, row_ids, condition=condition, finish=finish, stamp_ns=stamp_ns)
