@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import pathlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -71,7 +72,7 @@ class Unfilled:
         ln = self.line
         return (f"{ln.quantity} x {ln.record.name or ln.card_id} ({ln.card_id}, {ln.finish or '?'}, "
                 f"{ln.condition or '?'}, {ln.language or '?'}; rows {', '.join(map(str, ln.rows[:5]))}"
-                f"{'...' if len(ln.rows) > 5 else ''}): missing {', '.join(self.missing)}")
+                f"{'...' if len(ln.rows) > 5 else ''}): needs {', '.join(self.missing)}")
 
 
 @dataclass
@@ -99,6 +100,66 @@ def load_catalogue(db_path: pathlib.Path) -> dict[str, CardRecord]:
         for cid, obj in raw.items():
             records.setdefault(cid, record_from_json(cid, obj))
     return records
+
+
+SkuKey = tuple[str, str, str, str, str]   # product line, set name, product name, number, language
+SkuEntry = tuple[str, str, int]           # finish, condition, TCGplayer SKU id
+
+
+def parse_tcgplayer_condition(text: str) -> tuple[str, str, str]:
+    """'Near Mint Reverse Holofoil - Japanese' → ('NM', 'reverse_holo', 'ja'); ValueError if not a known form."""
+    base, dash, lang_name = text.partition(" - ")
+    by_name = {v: k for k, v in LANGUAGE_NAMES.items()}
+    language = by_name.get(lang_name.strip(), "") if dash else "en"
+    if dash and not language:
+        raise ValueError(f"unknown language '{lang_name}'")
+    for finish, suffix in sorted(CONDITION_SUFFIX.items(), key=lambda kv: -len(kv[1])):
+        if suffix and base.endswith(suffix):
+            grade, fin = base[: -len(suffix)], finish
+            break
+    else:
+        grade, fin = base, "normal"
+    codes = {v: k for k, v in CONDITION_NAMES.items()}
+    if grade.strip() not in codes:
+        raise ValueError(f"unknown condition '{grade}'")
+    return codes[grade.strip()], fin, language
+
+
+def load_tcgplayer_skus(path: pathlib.Path) -> tuple[dict[SkuKey, list[SkuEntry]], list[str]]:
+    """SKU ids from a TCGplayer seller inventory / pricing export (same header as the upload); problems named."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise InventoryError(f"cannot read TCGplayer export {path}: {err}") from err
+    reader = csv.DictReader(io.StringIO(text))
+    need = {"TCGplayer Id", "Product Line", "Set Name", "Product Name", "Number", "Condition"}
+    if reader.fieldnames is None or not need <= set(reader.fieldnames):
+        raise InventoryError(f"{path} is not a TCGplayer seller export: its header lacks "
+                             f"{sorted(need - set(reader.fieldnames or ()))}")
+    skus: dict[SkuKey, list[SkuEntry]] = {}
+    problems: list[str] = []
+    for n, row in enumerate(reader, start=2):
+        try:
+            sku = int(row["TCGplayer Id"])
+            cond, finish, lang = parse_tcgplayer_condition(row["Condition"])
+        except (ValueError, TypeError) as err:
+            problems.append(f"{path}:{n}: {err}")
+            continue
+        key = (row["Product Line"], row["Set Name"], row["Product Name"], row["Number"], lang)
+        skus.setdefault(key, []).append((finish, cond, sku))
+    return skus, problems
+
+
+def with_skus(catalogue: Mapping[str, CardRecord], skus: Mapping[SkuKey, list[SkuEntry]]) -> dict[str, CardRecord]:
+    """Catalogue records with the TCGplayer SKUs the export lists for their printings and conditions."""
+    import dataclasses
+
+    out: dict[str, CardRecord] = {}
+    for cid, rec in catalogue.items():
+        found = skus.get((PRODUCT_LINES.get(rec.game, ""), rec.set_name, rec.name, rec.number, rec.language or "en"))
+        out[cid] = dataclasses.replace(rec, tcgplayer_skus=tuple(dict.fromkeys(rec.tcgplayer_skus + tuple(found)))) \
+            if found else rec
+    return out
 
 
 def _row_record(row: InventoryRow) -> CardRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -16,7 +17,7 @@ from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
 from cardsorter.db.records import record_to_json
-from cardsorter.exports import aggregate, export_full, export_lines, load_catalogue
+from cardsorter.exports import aggregate, export_full, export_lines, load_catalogue, parse_tcgplayer_condition
 from cardsorter.inventory import Inventory, read_rows
 from cardsorter.inventory_cards import card_states, correct_cards, normalise_condition
 
@@ -230,3 +231,38 @@ def test_cli_export_reports_unfilled_lines_and_set_condition(world, tmp_path: pa
     assert {r["TCGplayer Id"]: r["Add to Quantity"] for r in rows}["5001"] == "3"
     assert cli_main(["inventory", "set-condition", "--db", str(inv), "--session", "s-lp", "--condition", "HP"]) == 0
     assert {s.condition for i, s in card_states(inv).items() if i == read_rows(inv, "s-lp")[0].id} == {"HP"}
+
+
+def test_skus_from_a_tcgplayer_seller_export_fill_the_upload(world, tmp_path: pathlib.Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    inv, _ = world
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "metadata.json").write_text(json.dumps(
+        {r.card_id: record_to_json(r) for r in (dataclasses.replace(MEW, tcgplayer_skus=()), MEW_JA)}))
+    mine = [PUBLISHED["tcgplayer"],
+        "7001,Pokemon,Scarlet & Violet,Mew ex,,151,Double Rare,Near Mint Holofoil,11.50,,,,3,,12.00,",
+        "7002,Pokemon,Scarlet & Violet,Mew ex,,151,Double Rare,Lightly Played Holofoil,9.00,,,,0,,,",
+        "7003,Pokemon,Scarlet & Violet,Mew ex,,151,Double Rare,Near Mint Holofoil - Japanese,20.00,,,,0,,,",
+        "x,Pokemon,Scarlet & Violet,Mew ex,,151,Double Rare,Near Mint,,,,,0,,,",
+        "7004,Pokemon,Scarlet & Violet,Mew ex,,151,Double Rare,Pristine Holofoil,,,,,0,,,"]
+    (tmp_path / "mine.csv").write_text("\n".join(mine) + "\n")
+    out = tmp_path / "upload.csv"
+    cli_main(["inventory", "export", "--db", str(inv), "--catalog", str(bare), "--format", "tcgplayer",
+              "--out", str(out), "--skus", str(tmp_path / "mine.csv")])
+    err = capsys.readouterr().err
+    assert "3 TCGplayer SKUs" in err and "2 rows not understood" in err and "Pristine" in err
+    got = {r["TCGplayer Id"]: (r["Condition"], r["Add to Quantity"]) for r in
+           read_published(out.read_text(encoding="utf-8"), "tcgplayer")}
+    assert got == {"7001": ("Near Mint Holofoil", "2"), "7002": ("Lightly Played Holofoil", "1"),
+                   "7003": ("Near Mint Holofoil - Japanese", "1")}
+
+
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("Near Mint", ("NM", "normal", "en")), ("Near Mint Foil", ("NM", "foil", "en")),
+    ("Heavily Played Reverse Holofoil", ("HP", "reverse_holo", "en")),
+    ("Damaged 1st Edition Holofoil", ("DMG", "first_edition_holo", "en")),
+    ("Lightly Played - Japanese", ("LP", "normal", "ja")),
+])
+def test_tcgplayer_condition_strings_parse(text: str, parsed: tuple[str, str, str]) -> None:
+    assert parse_tcgplayer_condition(text) == parsed

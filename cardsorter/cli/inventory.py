@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     exp.add_argument("--condition", default="", help="condition of cards that have none (NM, LP, MP, HP, DMG)")
     exp.add_argument("--language", default="", help="language of cards whose catalogue record has none (en, ja, ...)")
     exp.add_argument("--folder", default="cardsorter", help="dragonshield: the Folder Name column")
+    exp.add_argument("--skus", type=pathlib.Path, metavar="CSV",
+                     help="tcgplayer: your TCGplayer seller inventory/pricing export; its TCGplayer Ids (SKUs) fill "
+                          "the upload for the printings and conditions it lists")
     exp.add_argument("--unfilled", type=pathlib.Path, metavar="CSV",
                      help="also write the lines that could not be filled (what is missing) to this file")
     exp.set_defaults(func=_export)
@@ -113,6 +116,15 @@ def _export(args: argparse.Namespace) -> int:
     rows = read_rows(args.db, args.session)
     states = card_states(args.db)
     catalogue = _catalogue(args.catalog)
+    if args.skus is not None:
+        from cardsorter.exports import load_tcgplayer_skus, with_skus
+
+        skus, problems = load_tcgplayer_skus(args.skus)
+        for problem in problems[:20]:
+            print(f"skipped SKU row {problem}", file=sys.stderr)
+        catalogue = with_skus(catalogue, skus)
+        print(f"{sum(map(len, skus.values()))} TCGplayer SKUs from {args.skus} ({len(problems)} rows not understood)",
+              file=sys.stderr)
     with _output(args.out) as out:
         if args.format == "csv":
             n = export_full(rows, states, catalogue, out)
