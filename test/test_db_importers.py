@@ -291,3 +291,63 @@ def test_card_image_helper_matches_written_images(tmp_path: pathlib.Path) -> Non
     import cv2
 
     assert (cv2.imread(str(tmp_path / "a.png")) == card_image(9)).all()
+
+
+def test_a_dump_per_language_gives_each_record_its_language(tmp_path: pathlib.Path) -> None:
+    dump = tmp_path / "dump"
+    write_pokemontcg_dump(dump, 2, cards_per_set=2, seed=8)
+    (dump / "cards" / "ja").mkdir()
+    ja = json.loads((dump / "cards" / "en" / "syn1.json").read_text())
+    for c in ja:
+        c["id"] += "-ja"
+    (dump / "cards" / "ja" / "syn1.json").write_text(json.dumps(ja))
+    (dump / "sets" / "ja.json").write_text((dump / "sets" / "en.json").read_text())
+    result = import_catalogue(dump)
+    assert {cid: r.language for cid, r in result.records.items()} == {
+        "syn1-1": "en", "syn1-2": "en", "syn1-1-ja": "ja", "syn1-2-ja": "ja"}
+    assert result.records["syn1-1-ja"].set_code == "SY1" and result.problems == []
+
+
+@pytest.fixture()
+def cli_model(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    from cardsorter.backends import embedders
+    from cardsorter.core.model_manifest import write_manifest
+
+    monkeypatch.setattr(embedders, "open_embedder", lambda backend, path, threads: PixelEmbedder(), raising=False)
+    return write_manifest(tmp_path / "pix.yaml", {
+        "model_id": "pixels-6x8-v1", "file": "pix.onnx", "sha256": "ab" * 32, "input_name": "x",
+        "input_width": 24, "input_height": 32, "colour_order": "bgr", "layout": "nchw",
+        "normalisation": "mean_std", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "output_name": "y",
+        "dimension": 144, "metric": "cos"}).path
+
+
+def test_cli_build_prints_the_catalogue_and_its_problems(tmp_path: pathlib.Path, cli_model: pathlib.Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from cardsorter.cli.__main__ import main
+
+    dump, images = dump_with_images(tmp_path)
+    cards = json.loads((dump / "cards" / "en" / "syn2.json").read_text())
+    cards[2]["types"] = "Fire"
+    (dump / "cards" / "en" / "syn2.json").write_text(json.dumps(cards))
+    write_cards(images, [("stray.png", 77)])
+    args = ["db", "build", "--images", str(images), "--metadata", str(dump), "--out", str(tmp_path / "db"),
+            "--model", str(cli_model), "--metadata-format", "pokemontcg"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "catalogue (pokemontcg): 5 records" in out
+    assert "1 catalogue problems (1 bad_field):" in out and "record syn2-3: field 'types'" in out
+    assert "skipped 1 images:" in out and "stray.png: no catalogue record" in out
+    assert "import [" in err
+    bulk = tmp_path / "bulk.json"
+    write_scryfall_bulk(bulk, 3, seed=1)
+    args = ["db", "build", "--images", str(images), "--metadata", str(bulk), "--out", str(tmp_path / "db2"),
+            "--model", str(cli_model), "--metadata-format", "scryfall"]
+    assert main(args) == 2          # no image matches a Magic record: named, nothing built
+    assert "images matched no record" in capsys.readouterr().err
+
+
+def test_hires_is_a_size_not_a_name() -> None:
+    from cardsorter.db.names import parse_reference_name
+
+    parsed = parse_reference_name("sv1-1_hires.png")
+    assert (parsed.card_id, parsed.name, parsed.high) == ("sv1-1", "", True)

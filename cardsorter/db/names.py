@@ -1,4 +1,4 @@
-"""Reference image file names: ``{set_id}-{number}_{name}.png`` (``_high`` = preferred resolution)."""
+"""Reference image file names: ``{set_id}-{number}_{name}.png`` (``_high`` / ``_hires`` = preferred resolution)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from cardsorter.core.errors import DatabaseError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 HIGH_SUFFIX = "_high"
+HIGH_SUFFIXES = (HIGH_SUFFIX, "_hires")   # ours, pokemontcg.io's large scan
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,10 @@ class ParsedName:
 def parse_reference_name(filename: str) -> ParsedName:
     """``sv10-38_Team Rocket's Mewtwo ex_high.png`` → card sv10-38, set sv10, number 38, high."""
     stem = pathlib.PurePath(filename).stem
-    high = stem.endswith(HIGH_SUFFIX)
+    suffix = next((s for s in HIGH_SUFFIXES if stem.endswith(s)), "")
+    high = bool(suffix)
     if high:
-        stem = stem[: -len(HIGH_SUFFIX)]
+        stem = stem[: -len(suffix)]
     head, sep, name = stem.partition("_")
     set_id, dash, number = head.rpartition("-")
     if not dash or not set_id or not number:
