@@ -93,19 +93,31 @@ def _output(path: pathlib.Path | None) -> Iterator[IO[str]]:
 EXPORT_FORMATS = ("csv", "tcgplayer", "tcgplayer-app", "dragonshield", "moxfield")
 
 
-def _catalogue(path: pathlib.Path | None) -> dict[str, CardRecord]:
+def _catalogue(path: pathlib.Path | None, database_ids: set[str]) -> dict[str, CardRecord]:
+    """The catalogue's records; a warning when the inventory was sorted against another database."""
+    import json
+
     from cardsorter.config import node_params, resolve_path
     from cardsorter.exports import load_catalogue
 
-    if path is not None:
-        return load_catalogue(path)
-    database = str(node_params("matcher").get("database", ""))
-    configured = resolve_path(database) if database else None
-    if configured is not None and (configured / "metadata.json").is_file():
+    if path is None:
+        database = str(node_params("matcher").get("database", ""))
+        configured = resolve_path(database) if database else None
+        if configured is None or not (configured / "metadata.json").is_file():
+            print("no catalogue (--catalog DB): set codes, languages and TCGplayer ids are unknown", file=sys.stderr)
+            return {}
         print(f"catalogue: {configured} (matcher.database)", file=sys.stderr)
-        return load_catalogue(configured)
-    print("no catalogue (--catalog DB): set codes, languages and TCGplayer ids are unknown", file=sys.stderr)
-    return {}
+        path = configured
+    records = load_catalogue(path)
+    try:
+        own = str(json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("database_id", ""))
+    except (OSError, ValueError):
+        own = ""
+    others = sorted(database_ids - {"", own})
+    if own and others:
+        print(f"warning: cards were sorted against database {', '.join(others)}; the catalogue {path} is {own}: "
+              "records are looked up by card id", file=sys.stderr)
+    return records
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -115,7 +127,7 @@ def _export(args: argparse.Namespace) -> int:
 
     rows = read_rows(args.db, args.session)
     states = card_states(args.db)
-    catalogue = _catalogue(args.catalog)
+    catalogue = _catalogue(args.catalog, {r.database_id for r in rows})
     if args.skus is not None:
         from cardsorter.exports import load_tcgplayer_skus, with_skus
 
