@@ -147,6 +147,13 @@ def write_scryfall_bulk(path: pathlib.Path, records: int, *, seed: int = 0, card
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (getrusage's ru_maxrss keeps the parent's peak across fork + exec)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -195,6 +202,34 @@ def bench_scryfall(work: pathlib.Path, records: int,
             "peak_rss_mb": round(_peak_rss_mb(), 1), "rss_before_import_mb": round(rss0, 1)}
 
 
+def measure(work: pathlib.Path, pokemon_cards: int, scryfall_records: int) -> dict[str, Any]:
+    """Both importers, each in its own process (its peak RSS is its own), on dumps generated under ``work``."""
+    import platform
+    import subprocess
+
+    out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor()} ({os.cpu_count()} CPUs), "
+                                      f"Python {platform.python_version()}", "data": "synthetic, published layouts"}
+    for kind in ("pokemontcg", "scryfall"):
+        cmd = [sys.executable, "-m", "cardsorter.bench.catalogues", "--work", str(work), "--only", kind,
+               "--pokemon-cards", str(pokemon_cards), "--scryfall-records", str(scryfall_records)]
+        subprocess.run([*cmd, "--generate"], check=True, stdout=subprocess.DEVNULL)   # not in the measured process
+        out[kind] = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                              text=True).stdout)
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """`cardsorter bench --only catalogues`: the real sizes (17,592 / 100,000) or, quick, a tenth; temp files."""
+    import shutil
+    import tempfile
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-catalogues-"))
+    try:
+        return measure(work, POKEMONTCG_CARDS_REAL // (10 if quick else 1), 10_000 if quick else 100_000)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -205,20 +240,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pokemon-cards", type=int, default=POKEMONTCG_CARDS_REAL)
     ap.add_argument("--scryfall-records", type=int, default=100_000)
     ap.add_argument("--only", choices=("pokemontcg", "scryfall"), help="one importer (its own peak RSS)")
+    ap.add_argument("--generate", action="store_true", help="with --only: only write that dump")
     args = ap.parse_args(argv)
-    import platform
-    import subprocess
-
-    if args.only is None:   # each importer in its own process: peak RSS is that importer's
-        out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor()} "
-                                          f"({os.cpu_count()} CPUs), Python {platform.python_version()}"}
-        for kind in ("pokemontcg", "scryfall"):
-            cmd = [sys.executable, "-m", "cardsorter.bench.catalogues", "--work", str(args.work), "--only", kind,
-                   "--pokemon-cards", str(args.pokemon_cards), "--scryfall-records", str(args.scryfall_records)]
-            out[kind] = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
-        print(json.dumps(out, indent=2))
+    if args.only is None:
+        print(json.dumps(measure(args.work, args.pokemon_cards, args.scryfall_records), indent=2))
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.generate:
+        if args.only == "pokemontcg":
+            dump = args.work / f"pokemontcg_{args.pokemon_cards}"
+            if not (dump / "sets" / "en.json").exists():
+                write_pokemontcg_dump(dump, args.pokemon_cards)
+        elif not (args.work / f"scryfall_default_cards_{args.scryfall_records}.json").exists():
+            write_scryfall_bulk(args.work / f"scryfall_default_cards_{args.scryfall_records}.json",
+                                args.scryfall_records)
+        return 0
     bar = progress_bar()
     res = (bench_pokemontcg(args.work, args.pokemon_cards, bar) if args.only == "pokemontcg"
            else bench_scryfall(args.work, args.scryfall_records, bar))

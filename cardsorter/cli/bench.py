@@ -14,7 +14,7 @@ from cardsorter.cli import extras
 
 log = logging.getLogger("cardsorter.bench")
 
-PARTS = ("graph", "perception", "embedding", "search", "decisions", "web")
+PARTS = ("graph", "perception", "embedding", "search", "decisions", "web", "catalogues")
 ROS_PARTS = ("graph", "web")   # the whole graph over rclpy; the other parts are plain Python
 
 
@@ -42,6 +42,10 @@ def _run_part(name: str, quick: bool) -> dict[str, Any]:
             return search.run(sizes=(17_592,), kinds=("random",), recall_queries=200, repeats=20,
                               ef_sweep=(128,), open_set_cards=60, open_set_unknown=20, log=log.info)
         return search.run(log=log.info)
+    if name == "catalogues":
+        from cardsorter.bench import catalogues
+
+        return catalogues.run(quick=quick)
     from cardsorter.bench import decisions
 
     return decisions.run(quick=quick)
