@@ -229,3 +229,49 @@ def correct_cards(url: str, row_ids: Iterable[int], *, condition: str = "", fini
         raise InventoryError(f"cannot record the correction in {_safe(url)}: {err}") from err
     finally:
         conn.close()
+
+
+def bin_contents(url: str, station: str) -> dict[str, list[InventoryRow]]:
+    """What each of ``station``'s bins holds now (since it was last emptied), in the order the cards went in."""
+    conn = _connect(url)
+    try:
+        ids = {int(r[0]) for r in conn.execute(
+            "SELECT c.id FROM cards c JOIN sessions s ON s.session_id = c.session_id WHERE s.station = %s AND "
+            "c.id > COALESCE((SELECT MAX(after_card) FROM bins_emptied e WHERE e.bin = c.bin AND e.station = %s), 0)",
+            (station, station)).fetchall()}
+        stations = [str(r[0]) for r in conn.execute("SELECT DISTINCT station FROM sessions").fetchall()]
+    except Exception as err:
+        raise InventoryError(f"cannot read inventory {_safe(url)}: {err}") from err
+    finally:
+        conn.close()
+    if station not in stations:
+        raise InventoryError(f"inventory {_safe(url)} has no station '{station}' (stations: {', '.join(sorted(stations))})")
+    out: dict[str, list[InventoryRow]] = {}
+    for row in read_rows(url, station=station):
+        if row.id in ids:
+            out.setdefault(row.bin, []).append(row)
+    return out
+
+
+def stations(url: str) -> list[str]:
+    conn = _connect(url)
+    try:
+        return sorted(str(r[0]) for r in conn.execute("SELECT DISTINCT station FROM sessions").fetchall())
+    except Exception as err:
+        raise InventoryError(f"cannot read inventory {_safe(url)}: {err}") from err
+    finally:
+        conn.close()
+
+
+def mark_bin_emptied(url: str, station: str, bin_name: str, stamp_ns: int) -> None:
+    """Record, between sessions, that one station's bin was emptied (``inventory empty-bin --station``)."""
+    if station not in stations(url):
+        raise InventoryError(f"inventory {_safe(url)} has no station '{station}'")
+    conn = _connect(url)
+    try:
+        conn.execute("INSERT INTO bins_emptied (bin, stamp_ns, after_card, station) VALUES (%s, %s, "
+                     "COALESCE((SELECT MAX(id) FROM cards), 0), %s)", (bin_name, stamp_ns, station))
+    except Exception as err:
+        raise InventoryError(f"cannot record that bin {bin_name} was emptied in {_safe(url)}: {err}") from err
+    finally:
+        conn.close()

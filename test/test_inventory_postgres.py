@@ -181,3 +181,25 @@ def test_the_sorter_node_writes_its_station_session_to_postgresql(pg_url: str) -
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT s.station, c.condition FROM sessions s JOIN session_conditions c "
                             "USING (session_id)").fetchall() == [("bench-3", "MP")]
+
+
+def test_summary_and_empty_bin_per_station(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for station in ("north", "south"):
+        with open_inventory(pg_url, session_id=f"s-{station}", model_id="m", database_id="d", reject_bin="reject",
+                            opened_ns=1, station=station) as inv:
+            inv.append(event(1, pos=1))
+            inv.append(event(2, pos=2))
+    assert cli_main(["inventory", "summary", "--db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert "cards: 4 (0 rejected)" in out and "station north" in out and "station south" in out
+    assert cli_main(["inventory", "empty-bin", "--db", pg_url, "--bin", "a"]) == 2
+    assert "needs --station" in capsys.readouterr().err
+    assert cli_main(["inventory", "empty-bin", "--db", pg_url, "--bin", "a", "--station", "nowhere"]) == 2
+    assert "no station 'nowhere'" in capsys.readouterr().err
+    assert cli_main(["inventory", "empty-bin", "--db", pg_url, "--bin", "a", "--station", "north"]) == 0
+    with open_inventory(pg_url, session_id="s-north-2", model_id="m", database_id="d", reject_bin="reject",
+                        opened_ns=2, station="north") as inv:
+        assert inv.bin_fill() == {}
+    with open_inventory(pg_url, session_id="s-south-2", model_id="m", database_id="d", reject_bin="reject",
+                        opened_ns=2, station="south") as inv:
+        assert inv.bin_fill() == {"a": 2}

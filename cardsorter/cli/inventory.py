@@ -58,17 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     cond.set_defaults(func=_set_condition)
 
     summ = sub.add_parser("summary", help="counts per bin, per status and per set")
-    summ.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    summ.add_argument("--db", required=True, help="inventory SQLite file or postgresql:// URL")
     summ.add_argument("--session", help="only this session id")
     summ.set_defaults(func=_summary)
 
     empty = sub.add_parser("empty-bin", help="record that a bin was emptied (its positions restart at 1)")
-    empty.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    empty.add_argument("--db", required=True, help="inventory SQLite file or postgresql:// URL")
     empty.add_argument("--bin", required=True, dest="bin_name", help="the bin's name in the bins file")
+    empty.add_argument("--station", help="postgresql:// inventory: whose bin (sorter.session.station)")
     empty.set_defaults(func=_empty_bin)
 
     passes = sub.add_parser("passes", help="plan multi-pass sorting of the sorted cards by set / rarity / letter")
-    passes.add_argument("--db", required=True, type=pathlib.Path, help="inventory SQLite file")
+    passes.add_argument("--db", required=True, help="inventory SQLite file or postgresql:// URL")
     passes.add_argument("--by", choices=("set", "rarity", "letter"), default="set")
     passes.add_argument("--bins", type=int, help="number of sort bins (reject and overflow excluded)")
     passes.add_argument("--rules", type=pathlib.Path,
@@ -192,6 +193,10 @@ def _set_condition(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from cardsorter.inventory_pg import is_url
+
+    if is_url(args.db):
+        return _summary_pg(args)
     check = integrity_check(args.db)
     summary = summarize(read_rows(args.db, args.session))
     print(f"inventory {args.db}: integrity {check}")
@@ -207,14 +212,44 @@ def _summary(args: argparse.Namespace) -> int:
     return 0 if check == "ok" and not problems else 1
 
 
+def _summary_pg(args: argparse.Namespace) -> int:
+    from cardsorter.inventory_pg import _safe, bin_contents, read_rows, stations
+
+    print(f"inventory {_safe(args.db)} (PostgreSQL; integrity is the server's)")
+    for line in summarize(read_rows(args.db, args.session)).lines():
+        print(line)
+    problems: list[str] = []
+    for station in stations(args.db):
+        contents = bin_contents(args.db, station)
+        print(f"in the bins of station {station or '(unnamed)'} now (since last emptied):")
+        for name, rows in sorted(contents.items()):
+            print(f"  {name:<20} {len(rows):>7}")
+        problems += [f"station {station}: {p}" for p in reconcile(contents)]
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    return 0 if not problems else 1
+
+
 def _empty_bin(args: argparse.Namespace) -> int:
-    mark_bin_emptied(args.db, args.bin_name, time.time_ns())
+    from cardsorter.inventory_pg import is_url
+
+    if is_url(args.db):
+        from cardsorter.inventory_pg import mark_bin_emptied as pg_mark_bin_emptied
+
+        if args.station is None:
+            raise InventoryError("a postgresql:// inventory is shared: empty-bin needs --station")
+        pg_mark_bin_emptied(args.db, args.station, args.bin_name, time.time_ns())
+        print(f"bin {args.bin_name} of station {args.station} recorded as emptied")
+        return 0
+    mark_bin_emptied(pathlib.Path(args.db), args.bin_name, time.time_ns())
     print(f"bin {args.bin_name} recorded as emptied in {args.db}")
     return 0
 
 
 def _passes(args: argparse.Namespace) -> int:
-    rows = [r for r in read_rows(args.db) if not r.rejected and r.card_id]
+    from cardsorter.inventory_store import read_rows as read_any
+
+    rows = [r for r in read_any(args.db) if not r.rejected and r.card_id]
     if args.by == "set":
         counts = Counter(r.set_id for r in rows)
     elif args.by == "rarity":
