@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from typing import Any, Self
@@ -12,6 +13,7 @@ from cardsorter.core.types import FINISHES
 from cardsorter.inventory import ROW_COLUMNS, InventoryRow
 from cardsorter.inventory_cards import CardState, normalise_condition
 
+LOG = logging.getLogger(__name__)
 URL_PREFIXES = ("postgresql://", "postgres://")
 
 # Same tables and columns as cardsorter/inventory.py + inventory_cards.py; sessions also name their station
@@ -31,6 +33,8 @@ CREATE TABLE IF NOT EXISTS cards (
     rejected INTEGER NOT NULL, arrived INTEGER, reason TEXT NOT NULL, note TEXT NOT NULL,
     session_id TEXT NOT NULL REFERENCES sessions(session_id), model_id TEXT NOT NULL, database_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS cards_session ON cards (session_id);
+-- one row per track of a session: a retried append after a lost connection cannot write it twice
+CREATE UNIQUE INDEX IF NOT EXISTS cards_once ON cards (session_id, track_id, first_stamp_ns);
 CREATE TABLE IF NOT EXISTS bins_emptied (
     id BIGSERIAL PRIMARY KEY, bin TEXT NOT NULL, stamp_ns BIGINT NOT NULL, after_card BIGINT NOT NULL,
     station TEXT NOT NULL DEFAULT '');
@@ -48,6 +52,7 @@ DO $$ DECLARE t TEXT; BEGIN
         END IF;
     END LOOP; END $$;
 """
+RECONNECT_ATTEMPTS = 1   # a dropped connection (server restart, network blip) is reopened once per append
 SCHEMA_LOCK = 7_250_001   # pg_advisory_xact_lock key: stations creating the schema at once take turns
 
 
@@ -100,6 +105,7 @@ class PgInventory:
         if not session_id:
             raise InventoryError("inventory needs a session id")
         self.path = _safe(url)
+        self._url = url
         self.session_id = session_id
         self.model_id = model_id
         self.database_id = database_id
@@ -129,13 +135,27 @@ class PgInventory:
             _finite(d.distance_cos), _finite(d.margin_to_runner_up), d.bin_name, event.position_in_bin,
             int(d.bin_name == self.reject_bin), None if event.arrived is None else int(event.arrived),
             d.reason, event.note, self.session_id, self.model_id, self.database_id)
-        try:
-            row = self._conn.execute(
-                f"INSERT INTO cards ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) - 1))}) "
-                "RETURNING id", values).fetchone()
-        except Exception as err:
-            raise InventoryError(f"cannot write track {d.track_id} to inventory {self.path}: {err}") from err
-        return int(row[0])
+        insert = (f"INSERT INTO cards ({', '.join(ROW_COLUMNS[1:])}) "
+                  f"VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) - 1))}) "
+                  "ON CONFLICT (session_id, track_id, first_stamp_ns) DO NOTHING RETURNING id")
+        for attempt in range(1 + RECONNECT_ATTEMPTS):
+            try:
+                row = self._conn.execute(insert, values).fetchone()
+                if row is None:   # written by the attempt whose answer was lost with the connection
+                    row = self._conn.execute(
+                        "SELECT id FROM cards WHERE session_id = %s AND track_id = %s AND first_stamp_ns = %s",
+                        (self.session_id, d.track_id, d.first_stamp_ns)).fetchone()
+                return int(row[0])
+            except Exception as err:
+                if attempt < RECONNECT_ATTEMPTS and self._conn.closed:
+                    LOG.warning("inventory %s: connection lost (%s); reconnecting", self.path, err)
+                    try:
+                        self._conn = _connect(self._url)
+                    except InventoryError:
+                        pass
+                    continue
+                raise InventoryError(f"cannot write track {d.track_id} to inventory {self.path}: {err}") from err
+        raise AssertionError("unreachable")
 
     def bin_fill(self) -> dict[str, int]:
         """This station's highest position per bin since it was last emptied."""

@@ -203,3 +203,19 @@ def test_summary_and_empty_bin_per_station(pg_url: str, capsys: pytest.CaptureFi
     with open_inventory(pg_url, session_id="s-south-2", model_id="m", database_id="d", reject_bin="reject",
                         opened_ns=2, station="south") as inv:
         assert inv.bin_fill() == {"a": 2}
+
+
+def test_a_dropped_connection_is_reopened_and_a_row_is_never_written_twice(
+        pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    import psycopg
+
+    with open_inventory(pg_url, session_id="s", model_id="m", database_id="d", reject_bin="reject", opened_ns=1,
+                        station="north") as inv:
+        first = inv.append(event(1))
+        with psycopg.connect(pg_url, autocommit=True) as admin:   # the server drops the station's connection
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE pid <> pg_backend_pid() AND datname = current_database()")
+        second = inv.append(event(2))
+        assert "connection lost" in caplog.text                  # it was dropped, and reopened
+        assert inv.append(event(2)) == second                   # a retried append of the same track: same row
+    assert [r.id for r in read_rows(pg_url)] == [first, second]
