@@ -169,8 +169,13 @@ def _row_record(row: InventoryRow) -> CardRecord:
 
 
 def aggregate(rows: Iterable[InventoryRow], states: Mapping[int, CardState], catalogue: Mapping[str, CardRecord],
-              *, default_condition: str = "", default_language: str = "") -> tuple[list[Line], dict[str, int]]:
-    """Sorted cards → lines per (card, finish, condition, language); counts of the rows left out and why."""
+              *, default_condition: str = "", default_language: str = "", assume_finish: str = "",
+              ) -> tuple[list[Line], dict[str, int]]:
+    """Sorted cards → lines per (card, finish, condition, language); counts of the rows left out and why.
+
+    A card whose catalogue record lists several printings gets ``assume_finish`` when that is one of
+    them (the operator's word: e.g. "these were all normal"), else no printing (reported by the writers).
+    """
     groups: dict[tuple[str, str, str, str], list[int]] = {}
     recs: dict[str, CardRecord] = {}
     left_out: dict[str, int] = {}
@@ -184,7 +189,8 @@ def aggregate(rows: Iterable[InventoryRow], states: Mapping[int, CardState], cat
         state = states.get(row.id, CardState("", "", False))
         finish = state.finish or row.finish
         if not state.finish and len(rec.finishes) > 1:
-            finish = ""   # the catalogue lists several printings of this id and nothing has said which one
+            # the catalogue lists several printings of this id and nothing measured which one
+            finish = assume_finish if assume_finish in rec.finishes else ""
         key = (row.card_id, finish, state.condition or default_condition, rec.language or default_language)
         groups.setdefault(key, []).append(row.id)
     lines = [Line(cid, fin, cond, lang, len(ids), recs[cid], tuple(ids))

@@ -266,3 +266,12 @@ def test_skus_from_a_tcgplayer_seller_export_fill_the_upload(world, tmp_path: pa
 ])
 def test_tcgplayer_condition_strings_parse(text: str, parsed: tuple[str, str, str]) -> None:
     assert parse_tcgplayer_condition(text) == parsed
+
+
+def test_assume_finish_is_applied_only_where_the_catalogue_lists_it(world) -> None:
+    inv, catalogue = world
+    lines, _ = aggregate(read_rows(inv), card_states(inv), load_catalogue(catalogue), assume_finish="reverse_holo")
+    by_card = {(ln.card_id, ln.condition): ln.finish for ln in lines}
+    assert by_card[("sv1-25", "NM")] == "reverse_holo"      # Pikachu lists normal + reverse_holo
+    assert by_card[("6f1a-uuid", "NM")] == ""               # Bolt lists normal + foil: still unknown
+    assert by_card[("sv1-151", "NM")] == "holo"             # one printing: no assumption needed

@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                           "(default: matcher.database when it exists)")
     exp.add_argument("--condition", default="", help="condition of cards that have none (NM, LP, MP, HP, DMG)")
     exp.add_argument("--language", default="", help="language of cards whose catalogue record has none (en, ja, ...)")
+    exp.add_argument("--assume-finish", default="", metavar="FINISH",
+                     help="printing of cards whose catalogue record lists several (normal, reverse_holo...) and "
+                          "that nobody corrected; without it those lines are reported, not written")
     exp.add_argument("--folder", default="cardsorter", help="dragonshield: the Folder Name column")
     exp.add_argument("--skus", type=pathlib.Path, metavar="CSV",
                      help="tcgplayer: your TCGplayer seller inventory/pricing export; its TCGplayer Ids (SKUs) fill "
@@ -146,7 +149,7 @@ def _export(args: argparse.Namespace) -> int:
         else:
             lines, left_out = aggregate(rows, states, catalogue,
                                         default_condition=normalise_condition(args.condition, "--condition"),
-                                        default_language=args.language)
+                                        default_language=args.language, assume_finish=args.assume_finish)
             result = export_lines(args.format, lines, out, folder=args.folder)
             what = f"{result.lines_written} lines ({result.cards_written} cards)"
             if left_out:
