@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.types import CardRecord
-from cardsorter.inventory import ROW_COLUMNS, InventoryRow
+from cardsorter.inventory import CORRECTED, ROW_COLUMNS, InventoryRow
 from cardsorter.inventory_cards import CONDITION_NAMES, CardState
 
 # Published headers, byte for byte (the round-trip tests read them back with these exact strings).
@@ -180,8 +180,11 @@ def aggregate(rows: Iterable[InventoryRow], states: Mapping[int, CardState], cat
     recs: dict[str, CardRecord] = {}
     left_out: dict[str, int] = {}
     for row in rows:
-        if row.rejected or row.status != "confirmed" or not row.card_id:
-            reason = "rejected" if row.rejected else f"status {row.status}" if row.status != "confirmed" else "no card"
+        # sorted and confirmed, or identified by a person in the review queue (web view corrections)
+        identified = row.status == CORRECTED or (row.status == "confirmed" and not row.rejected)
+        if not identified or not row.card_id:
+            reason = ("no card" if identified else "rejected" if row.rejected and row.status == "confirmed"
+                      else f"status {row.status}")
             left_out[reason] = left_out.get(reason, 0) + 1
             continue
         rec = catalogue.get(row.card_id) or _row_record(row)

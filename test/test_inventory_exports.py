@@ -116,7 +116,7 @@ def test_tcgplayer_seller_upload_needs_a_sku_and_puts_the_printing_in_condition(
     assert any("TCGplayer Id" in m for m in missing[("sv1-151", "LP")])
     assert any("printing" in m for m in missing[("6f1a-uuid", "NM")])       # normal or foil: nobody said
     assert result.cards_written + sum(u.line.quantity for u in result.unfilled) == 10
-    assert left_out == {"rejected": 2}
+    assert left_out == {"rejected": 1, "status unknown": 1}
 
 
 def test_tcgplayer_app_export_aggregates_per_printing_condition_and_language(world) -> None:
@@ -217,7 +217,7 @@ def test_cli_export_reports_unfilled_lines_and_set_condition(world, tmp_path: pa
     rc = cli_main(["inventory", "export", "--db", str(inv), "--catalog", str(catalogue), "--format", "tcgplayer",
                    "--out", str(out), "--unfilled", str(unfilled)])
     err = capsys.readouterr().err
-    assert rc == 1 and "NOT written" in err and "not exported: 2 rejected" in err
+    assert rc == 1 and "NOT written" in err and "not exported: 1 rejected, 1 status unknown" in err
     assert out.read_text(encoding="utf-8").split("\n")[0] == PUBLISHED["tcgplayer"]
     missing = list(csv.DictReader(unfilled.open(encoding="utf-8")))
     assert {m["card_id"] for m in missing} >= {"sv1-25", "x-1"}
@@ -275,3 +275,18 @@ def test_assume_finish_is_applied_only_where_the_catalogue_lists_it(world) -> No
     assert by_card[("sv1-25", "NM")] == "reverse_holo"      # Pikachu lists normal + reverse_holo
     assert by_card[("6f1a-uuid", "NM")] == ""               # Bolt lists normal + foil: still unknown
     assert by_card[("sv1-151", "NM")] == "holo"             # one printing: no assumption needed
+
+
+def test_a_card_identified_in_review_counts_in_the_marketplace_files(world) -> None:
+    from cardsorter.inventory import append_correction
+
+    inv, _ = world
+    unknown = next(r for r in read_rows(inv) if r.status == "unknown")
+    rejected_mew = next(r for r in read_rows(inv) if r.rejected and r.card_id == "sv1-151")
+    append_correction(inv, unknown.id, MEW, note="review: it is a Mew ex")
+    got, _, left_out = export(world, "tcgplayer")
+    assert {r["TCGplayer Id"]: r["Add to Quantity"] for r in got}["6001"] == "3"   # 2 sorted + 1 named in review
+    assert left_out == {"rejected": 1}
+    append_correction(inv, rejected_mew.id, None, note="not a card we know")
+    _, _, left_out = export(world, "tcgplayer")
+    assert left_out == {"status unknown": 1}
