@@ -9,12 +9,13 @@ from typing import Any, Self
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
-from cardsorter.core.types import FINISHES
-from cardsorter.inventory import ROW_COLUMNS, InventoryRow
+from cardsorter.core.types import FINISHES, CardRecord
+from cardsorter.inventory import CORRECTED, CORRECTED_UNKNOWN, ROW_COLUMNS, InventoryRow
 from cardsorter.inventory_cards import CardState, normalise_condition
 
 LOG = logging.getLogger(__name__)
 URL_PREFIXES = ("postgresql://", "postgres://")
+CORRECTION_FIELDS = ("status", "card_id", "name", "set_id", "set_name", "number", "rarity", "finish", "note")
 
 # Same tables and columns as cardsorter/inventory.py + inventory_cards.py; sessions also name their station
 # (bins are physical: each station numbers its own). Rows are append-only (trigger), as in SQLite.
@@ -38,6 +39,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS cards_once ON cards (session_id, track_id, fir
 CREATE TABLE IF NOT EXISTS bins_emptied (
     id BIGSERIAL PRIMARY KEY, bin TEXT NOT NULL, stamp_ns BIGINT NOT NULL, after_card BIGINT NOT NULL,
     station TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS corrections (
+    id BIGSERIAL PRIMARY KEY, card_row BIGINT NOT NULL REFERENCES cards(id), stamp_ns BIGINT NOT NULL,
+    status TEXT NOT NULL, card_id TEXT NOT NULL, name TEXT NOT NULL, set_id TEXT NOT NULL, set_name TEXT NOT NULL,
+    number TEXT NOT NULL, rarity TEXT NOT NULL, finish TEXT NOT NULL, note TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS session_conditions (session_id TEXT PRIMARY KEY, condition TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS card_corrections (
     id BIGSERIAL PRIMARY KEY, card_row BIGINT NOT NULL REFERENCES cards(id), condition TEXT NOT NULL,
@@ -45,7 +50,7 @@ CREATE TABLE IF NOT EXISTS card_corrections (
 CREATE OR REPLACE FUNCTION cardsorter_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'the inventory is append-only'; END; $$;
 DO $$ DECLARE t TEXT; BEGIN
-    FOREACH t IN ARRAY ARRAY['cards', 'bins_emptied', 'card_corrections'] LOOP
+    FOREACH t IN ARRAY ARRAY['cards', 'bins_emptied', 'corrections', 'card_corrections'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = t || '_append_only') THEN
             EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE ON %I FOR EACH STATEMENT '
                            'EXECUTE FUNCTION cardsorter_append_only()', t || '_append_only', t);
@@ -196,6 +201,9 @@ def read_rows(url: str, session_id: str | None = None, station: str | None = Non
             query += (" AND" if station is not None else " WHERE") + " c.session_id = %s"
             args.append(session_id)
         rows = conn.execute(query + " ORDER BY c.id", args).fetchall()
+        latest: dict[int, dict[str, Any]] = {}
+        for r in conn.execute(f"SELECT card_row, {', '.join(CORRECTION_FIELDS)} FROM corrections ORDER BY id"):
+            latest[int(r[0])] = dict(zip(CORRECTION_FIELDS, r[1:]))
     except Exception as err:
         raise InventoryError(f"cannot read inventory {_safe(url)}: {err}") from err
     finally:
@@ -205,6 +213,7 @@ def read_rows(url: str, session_id: str | None = None, station: str | None = Non
         values = dict(zip(ROW_COLUMNS, r))
         values["rejected"] = bool(values["rejected"])
         values["arrived"] = None if values["arrived"] is None else bool(values["arrived"])
+        values.update(latest.get(values["id"], {}))     # the review queue's newest verdict, as in SQLite
         out.append(InventoryRow(**values))
     return out
 
@@ -293,5 +302,23 @@ def mark_bin_emptied(url: str, station: str, bin_name: str, stamp_ns: int) -> No
                      "COALESCE((SELECT MAX(id) FROM cards), 0), %s)", (bin_name, stamp_ns, station))
     except Exception as err:
         raise InventoryError(f"cannot record that bin {bin_name} was emptied in {_safe(url)}: {err}") from err
+    finally:
+        conn.close()
+
+
+def append_correction(url: str, row_id: int, card: CardRecord | None, note: str, stamp_ns: int) -> None:
+    """A person's verdict on row ``row_id`` (the review queue), as ``cardsorter.inventory.append_correction``."""
+    values = ((CORRECTED, card.card_id, card.name, card.set_id, card.set_name, card.number, card.rarity,
+               card.finish) if card else (CORRECTED_UNKNOWN, "", "", "", "", "", "", "")) + (note,)
+    conn = _connect(url)
+    try:
+        if conn.execute("SELECT 1 FROM cards WHERE id = %s", (row_id,)).fetchone() is None:
+            raise InventoryError(f"inventory {_safe(url)} has no row {row_id}")
+        conn.execute(f"INSERT INTO corrections (card_row, stamp_ns, {', '.join(CORRECTION_FIELDS)}) "
+                     f"VALUES (%s, %s, {', '.join(['%s'] * len(CORRECTION_FIELDS))})", (row_id, stamp_ns, *values))
+    except InventoryError:
+        raise
+    except Exception as err:
+        raise InventoryError(f"cannot correct row {row_id} of inventory {_safe(url)}: {err}") from err
     finally:
         conn.close()

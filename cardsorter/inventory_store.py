@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from cardsorter.core.sorting import SortEvent
+from cardsorter.core.types import CardRecord
 from cardsorter.inventory import Inventory, InventoryRow
+from cardsorter.inventory import append_correction as sqlite_append_correction
 from cardsorter.inventory import read_rows as sqlite_read_rows
 from cardsorter.inventory_cards import CardState
 from cardsorter.inventory_cards import card_states as sqlite_card_states
@@ -64,3 +66,14 @@ def correct_cards(target: str | pathlib.Path, row_ids: Iterable[int], *, conditi
 
         return pg_correct_cards(str(target), row_ids, condition=condition, finish=finish, stamp_ns=stamp_ns)
     return sqlite_correct_cards(target, row_ids, condition=condition, finish=finish, stamp_ns=stamp_ns)
+
+
+def append_correction(target: str | pathlib.Path, row_id: int, card: CardRecord | None, note: str,
+                      stamp_ns: int) -> None:
+    """The review queue's verdict on one row (the card it is, or None: not in the catalogue)."""
+    if is_url(str(target)):
+        from cardsorter.inventory_pg import append_correction as pg_append_correction
+
+        pg_append_correction(str(target), row_id, card, note, stamp_ns)
+        return
+    sqlite_append_correction(target, row_id, card, note, stamp_ns)

@@ -219,3 +219,23 @@ def test_a_dropped_connection_is_reopened_and_a_row_is_never_written_twice(
         assert "connection lost" in caplog.text                  # it was dropped, and reopened
         assert inv.append(event(2)) == second                   # a retried append of the same track: same row
     assert [r.id for r in read_rows(pg_url)] == [first, second]
+
+
+def test_review_corrections_apply_on_postgresql_as_on_sqlite(pg_url: str, tmp_path: pathlib.Path) -> None:
+    from cardsorter.inventory_store import append_correction
+
+    mew = CardRecord(card_id="sv1-151", name="Mew ex", set_id="sv1", set_name="Set One", number="151", finish="holo")
+    for target in (pg_url, tmp_path / "inv.sqlite"):
+        with open_inventory(target, session_id="s", model_id="m", database_id="d", reject_bin="reject",
+                            opened_ns=1, station="north") as inv:
+            kept = inv.append(event(1))
+            named = inv.append(event(2, None, "reject"))
+        append_correction(target, named, mew, "review: Mew ex", stamp_ns=5)
+        rows = {r.id: r for r in read_rows(target)}
+        assert (rows[named].status, rows[named].card_id, rows[named].finish, rows[named].bin) == (
+            "corrected", "sv1-151", "holo", "reject")
+        lines, _ = aggregate(list(rows.values()), card_states(target), {})
+        assert {(ln.card_id, ln.quantity) for ln in lines} == {("sv1-1", 1), ("sv1-151", 1)}, target
+        assert rows[kept].status == "confirmed"
+    with pytest.raises(InventoryError, match="no row 999"):
+        append_correction(pg_url, 999, None, "x", stamp_ns=6)
