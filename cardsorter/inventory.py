@@ -245,14 +245,6 @@ def _latest_corrections(conn: sqlite3.Connection) -> dict[int, dict[str, Any]]:
     return latest
 
 
-def find_row(path: str | pathlib.Path, session_id: str, track_id: int) -> InventoryRow:
-    """The row of one physical card: track ``track_id`` of session ``session_id``."""
-    found = [r for r in read_rows(path, session_id) if r.track_id == track_id]
-    if len(found) != 1:
-        raise InventoryError(f"inventory {path} has {len(found)} rows for track {track_id} of session {session_id}")
-    return found[0]
-
-
 def append_correction(path: str | pathlib.Path, row_id: int, card: CardRecord | None, note: str,
                       stamp_ns: int | None = None) -> None:
     """Record a person's verdict on row ``row_id``: the card it is, or ``None`` for not in the catalogue."""
@@ -391,33 +383,7 @@ def export_csv(rows: Iterable[InventoryRow], out: IO[str]) -> int:
 
 # The web view's short TCGplayer-style download. The files marketplaces accept (TCGplayer seller upload and
 # app, Dragon Shield, Moxfield) and the full CSV with condition and language: cardsorter/exports.py.
-TCGPLAYER_COLUMNS = ("Quantity", "Name", "Set", "Card Number", "Set Code", "Printing", "Condition",
-                     "Language", "Rarity")
-PRINTINGS = {"normal": "Normal", "holo": "Holofoil", "reverse_holo": "Reverse Holofoil"}
-
-
-def export_tcgplayer(rows: Iterable[InventoryRow], out: IO[str], condition: str = "", language: str = "") -> int:
-    """TCGplayer-style import CSV: one line per printing (card id + finish) with its quantity.
-
-    Rejected cards are left out, unless a person identified them in the review queue. Condition and language are not measured by the sorter: they are
-    written as given (empty by default) so the marketplace asks or applies its default.
-    """
-    counts: Counter[tuple[str, str]] = Counter()
-    first: dict[tuple[str, str], InventoryRow] = {}
-    for row in rows:
-        identified = row.status == CORRECTED or (row.status == "confirmed" and not row.rejected)
-        if not identified or not row.card_id:
-            continue
-        key = (row.card_id, row.finish)
-        counts[key] += 1
-        first.setdefault(key, row)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(TCGPLAYER_COLUMNS)
-    for key in sorted(counts, key=lambda k: (first[k].set_id, first[k].number, k)):
-        r = first[key]
-        writer.writerow([counts[key], r.name, r.set_name or r.set_id, r.number, r.set_id,
-                         PRINTINGS.get(r.finish, r.finish), condition, language, r.rarity])
-    return len(counts)
+# Marketplace exports (TCGplayer, Dragon Shield, Moxfield) and the full CSV with condition: cardsorter/exports.py
 
 
 # --- the sort log (regression replays compare it with golden files) -----------------------------

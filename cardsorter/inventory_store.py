@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterable
 from typing import Protocol
 
+from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
 from cardsorter.core.types import CardRecord
 from cardsorter.inventory import Inventory, InventoryRow
@@ -49,6 +50,14 @@ def read_rows(target: str | pathlib.Path, session_id: str | None = None) -> list
 
         return pg_read_rows(str(target), session_id)
     return sqlite_read_rows(target, session_id)
+
+
+def find_row(target: str | pathlib.Path, session_id: str, track_id: int) -> InventoryRow:
+    """The row of one physical card: track ``track_id`` of session ``session_id``."""
+    found = [r for r in read_rows(target, session_id) if r.track_id == track_id]
+    if len(found) != 1:
+        raise InventoryError(f"inventory {target} has {len(found)} rows for track {track_id} of session {session_id}")
+    return found[0]
 
 
 def card_states(target: str | pathlib.Path) -> dict[int, CardState]:

@@ -18,12 +18,10 @@ from cardsorter.core.types import SortDecision, SortStatus
 from cardsorter.inventory import (
     ROW_COLUMNS,
     SORT_LOG_COLUMNS,
-    TCGPLAYER_COLUMNS,
     Inventory,
     SortLogWriter,
     bin_contents,
     export_csv,
-    export_tcgplayer,
     integrity_check,
     mark_bin_emptied,
     read_rows,
@@ -110,22 +108,6 @@ def test_csv_export_has_every_column(tmp_path: pathlib.Path) -> None:
     assert export_csv(read_rows(path), out) == 6
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert tuple(rows[0]) == ROW_COLUMNS and rows[0]["card_id"] == "s1-1" and rows[0]["distance_cos"] == "0.120000"
-
-
-def test_tcgplayer_export_aggregates_printings_and_drops_rejects(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "inv.sqlite"
-    fill(path)
-    out = io.StringIO()
-    assert export_tcgplayer(read_rows(path), out, condition="Near Mint", language="English") == 3
-    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert tuple(rows[0]) == TCGPLAYER_COLUMNS
-    got = {(r["Set Code"], r["Card Number"], r["Printing"]): r for r in rows}
-    assert got[("s1", "1", "Normal")]["Quantity"] == "2"
-    assert got[("s1", "1h", "Holofoil")]["Quantity"] == "1"            # the printing is kept apart
-    assert got[("s2", "5", "Normal")]["Name"] == "Zubat" and got[("s2", "5", "Normal")]["Set"] == "Set s2"
-    assert ("s2", "6", "Normal") not in got                            # double feed went to reject
-    assert sum(int(r["Quantity"]) for r in rows) == summarize(read_rows(path)).cards - 2
-    assert rows[0]["Condition"] == "Near Mint" and rows[0]["Language"] == "English"
 
 
 def test_sort_log_columns(tmp_path: pathlib.Path) -> None:

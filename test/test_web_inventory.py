@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import pathlib
 import sqlite3
 
@@ -13,7 +11,10 @@ from test_decisions_inventory import fill
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.types import CardRecord
-from cardsorter.inventory import CORRECTED, append_correction, export_tcgplayer, find_row, read_rows
+from cardsorter.exports import aggregate
+from cardsorter.inventory import CORRECTED, append_correction, read_rows
+from cardsorter.inventory_cards import card_states
+from cardsorter.inventory_store import find_row
 
 ZUBAT = CardRecord(card_id="s2-5", name="Zubat", set_id="s2", set_name="Set s2", number="5")
 
@@ -55,10 +56,9 @@ def test_a_card_identified_in_review_is_exported(tmp_path: pathlib.Path) -> None
     path = tmp_path / "inv.sqlite"
     fill(path)
     append_correction(path, find_row(path, "sess-1", 5).id, ZUBAT, note="operator review")
-    out = io.StringIO()
-    export_tcgplayer(read_rows(path), out)
-    got = {(r["Set Code"], r["Card Number"]): r["Quantity"] for r in csv.DictReader(io.StringIO(out.getvalue()))}
-    assert got[("s2", "5")] == "2"     # the sorted Zubat plus the one a person named in the reject bin
+    lines, _ = aggregate(read_rows(path), card_states(path), {})
+    got = {line.card_id: line.quantity for line in lines}
+    assert got["s2-5"] == 2     # the sorted Zubat plus the one a person named in the reject bin
 
 
 @pytest.mark.parametrize(("session", "track"), [("sess-1", 99), ("other", 1)])

@@ -6,6 +6,7 @@ import io
 import json
 import pathlib
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,9 @@ from cardsorter.config import doc, resolve_path
 from cardsorter.core.errors import CardsorterError, ImageError, InventoryError
 from cardsorter.core.types import CardRecord, TrackState
 from cardsorter.db.store import DELTA_DIR, TemplateRow, read_block
-from cardsorter.inventory import append_correction, export_csv, export_tcgplayer, find_row, read_rows
+from cardsorter.exports import FORMATS, aggregate, export_full, export_lines
+from cardsorter.inventory_pg import is_url
+from cardsorter.inventory_store import append_correction, card_states, find_row, read_rows
 from cardsorter.msg import CardCropArray, CardIdentityArray, CardMatchArray, SortEvent
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
@@ -37,7 +40,8 @@ from cardsorter.web.state import Candidate, LiveState, ReviewItem, TrackView
 SERVICE_TIMEOUT_S = 5.0
 JPEG_QUALITY = 80          # the annotated view at ~60 KB per 640x480 frame: a few fps over loopback is nothing
 SORTER_DIAGNOSTICS = "cardsorter/sorter"
-EXPORTS = {"csv": export_csv, "tcgplayer": export_tcgplayer}
+EXPORTS = ("csv", *FORMATS)
+"""The inventory page's downloads: our full CSV and every marketplace file of `inventory export`."""
 _COMMANDS = {"pause": SorterCommand.Request.PAUSE, "resume": SorterCommand.Request.RESUME,
              "stop": SorterCommand.Request.STOP}
 
@@ -89,7 +93,8 @@ class WebNode(Node):
             token, created = load_or_create_token(resolve_path(self._cfg.token_file))
             if created:
                 self.get_logger().warning(f"web access token (shown once, stored in {self._cfg.token_file}): {token}")
-        self._inventory_path = resolve_path(self._cfg.inventory_path)
+        target = self._cfg.inventory_path
+        self._inventory_path: str | pathlib.Path = target if is_url(target) else resolve_path(target)
         images = self._cfg.reference_images
         self._images_dir = resolve_path(images).resolve() if images else None
         self._catalogue: _Catalogue | None = None
@@ -211,7 +216,7 @@ class WebNode(Node):
         done: list[str] = []
         try:
             row = find_row(self._inventory_path, item.session_id, item.track_id)
-            append_correction(self._inventory_path, row.id, record, note="operator review")
+            append_correction(self._inventory_path, row.id, record, note="operator review", stamp_ns=time.time_ns())
             done.append(f"inventory row {row.id} corrected")
         except InventoryError as err:
             done.append(f"inventory not corrected: {err}")
@@ -261,9 +266,21 @@ class WebNode(Node):
                 "rows": [vars(r) for r in reversed(match[-limit:])]}
 
     def export(self, fmt: str) -> tuple[str, str]:
-        writer = EXPORTS[fmt]
+        """A download as `inventory export` writes it; lines a marketplace needs but we cannot fill are left out."""
+        if fmt not in EXPORTS:
+            raise KeyError(fmt)
+        with self._catalogue_lock:
+            catalogue = dict(self._catalogue.records) if self._catalogue else {}
+        rows, states = read_rows(self._inventory_path), card_states(self._inventory_path)
         out = io.StringIO()
-        writer(read_rows(self._inventory_path), out)
+        if fmt == "csv":
+            export_full(rows, states, catalogue, out)
+        else:
+            lines, _ = aggregate(rows, states, catalogue)
+            result = export_lines(fmt, lines, out)
+            if result.unfilled:
+                self.get_logger().warning(f"{fmt} download: {len(result.unfilled)} lines not written (the marketplace "
+                                          "needs values we do not have; `cardsorter inventory export` lists them)")
         return f"inventory-{fmt}.csv", out.getvalue()
 
     def close(self) -> None:
