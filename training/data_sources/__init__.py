@@ -1,0 +1,1 @@
+"""Sources, annotations and tools for the real detector data (no image data is kept here)."""
