@@ -141,6 +141,10 @@ def main():
         pkgdir = pkg.replace("pypi:", "pypi-").split("==")[0]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(src).split("!")[-1].rsplit("/", 2)[-2] + "_" + Path(str(src).split("!")[-1]).stem)
         dst = OUT / pkgdir / f"{name}.jpg"
+        k = 1
+        while dst.exists():  # different source folders can share a file name
+            k += 1
+            dst = OUT / pkgdir / f"{name}_{k}.jpg"
         dst.parent.mkdir(parents=True, exist_ok=True)
         im.save(dst, quality=92)
         kind = KIND.get(pkg, "photo_or_wallpaper")
