@@ -9,6 +9,7 @@ parameter's name when it is missing or mistyped; tests and the CLI read the same
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import pathlib
 import types
@@ -104,8 +105,13 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
-    """Read a ROS 2 parameters YAML into {node_name: {dotted_param: value}} (``/**`` merged in)."""
+def load_params_file(path: str | pathlib.Path, check: bool = True) -> dict[str, dict[str, Any]]:
+    """Read a ROS 2 parameters YAML into {node_name: {dotted_param: value}} (``/**`` merged in).
+
+    ``check``: a file other than the default one may only name nodes and parameters the default file
+    has (``config/sorter.yaml`` lists every parameter); anything else is a ConfigError listing the
+    valid ones, so a misspelt key or section cannot be ignored silently.
+    """
     path = pathlib.Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -124,7 +130,40 @@ def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
             common.update(params)
         else:
             nodes[key] = params
-    return {node: {**common, **params} for node, params in nodes.items()} | {"**": common}
+    table = {node: {**common, **params} for node, params in nodes.items()} | {"**": common}
+    if check:
+        default = default_params_file()
+        if path.resolve() != default.resolve():
+            check_known_params(table, str(path), load_params_file(default, check=False))
+    return table
+
+
+def _unknown(what: str, name: str, valid: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(valid), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown {what} '{name}'{hint}; valid: {', '.join(sorted(valid))}"
+
+
+def check_known_params(table: Mapping[str, Mapping[str, Any]], where: str,
+                       schema: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Every node and parameter of ``table`` ({node: {dotted: value}}, ``**``: every node) must exist in
+    ``schema`` (default: the default parameters file); ConfigError naming each unknown one otherwise."""
+    if schema is None:
+        schema = load_params_file(default_params_file(), check=False)
+    nodes = {n for n in schema if n != "**"}
+    every_key = set().union(*(set(v) for v in schema.values()))
+    problems = []
+    for node, params in table.items():
+        if node == "**":
+            problems += [f"{where}: /**: {_unknown('parameter', k, every_key)}" for k in params if k not in every_key]
+        elif node not in nodes:
+            problems.append(f"{where}: {_unknown('node section', node, nodes)}")
+        else:
+            valid = set(schema[node])
+            problems += [f"{where}: node '{node}': {_unknown('parameter', k, valid)}"
+                         for k in params if k not in valid and k not in table.get("**", {})]
+    if problems:
+        raise ConfigError("\n".join(problems))
 
 
 def node_params(node: str, path: str | pathlib.Path | None = None) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Append-only SQLite inventory (one durable row per physical card), CSV export, sort log."""
+"""Append-only SQLite inventory (one durable row per physical card), decision journal, CSV export, sort log."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
 import pathlib
 import sqlite3
 import time
@@ -80,12 +82,28 @@ CREATE TRIGGER IF NOT EXISTS corrections_no_update BEFORE UPDATE ON corrections
     BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS corrections_no_delete BEFORE DELETE ON corrections
     BEGIN SELECT RAISE(ABORT, 'the inventory is append-only'); END;
+-- Written (durably) when a card is decided and again just before its actuation; a decision with no
+-- cards row of its (session_id, track_id) was in flight when the sorter died: the next session
+-- records it as lost_in_flight.
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(session_id),
+    track_id INTEGER NOT NULL,
+    stage TEXT NOT NULL,                  -- decided | actuating
+    stamp_ns INTEGER NOT NULL,
+    bin TEXT NOT NULL,
+    row_json TEXT NOT NULL);              -- the cards row the decision would write
+CREATE INDEX IF NOT EXISTS journal_track ON journal (session_id, track_id);
+CREATE INDEX IF NOT EXISTS cards_track ON cards (session_id, track_id);
 """
 
 CORRECTED = "corrected"
 """Status of a row a person identified from the review queue (the card itself stays in the bin it went to)."""
 CORRECTED_UNKNOWN = "unknown"
 _CORRECTION_FIELDS = ("status", "card_id", "name", "set_id", "set_name", "number", "rarity", "finish", "note")
+
+LOST_IN_FLIGHT = "lost_in_flight"        # cards.status of a decision whose actuation was never confirmed
+JOURNAL_STAGES = ("decided", "actuating")
 
 # Cards in a bin now: rows for that bin after the last time it was emptied.
 _IN_BIN = """cards.id > COALESCE((SELECT MAX(after_card) FROM bins_emptied e WHERE e.bin = cards.bin), 0)"""
@@ -160,7 +178,7 @@ class Inventory:
         self.path = pathlib.Path(path)
         self.session_id = session_id
         self.model_id = model_id
-        self.database_id = database_id
+        self._database_id = database_id
         self.reject_bin = reject_bin
         self._conn = _connect(self.path, readonly=False)
         try:
@@ -171,30 +189,101 @@ class Inventory:
         except sqlite3.Error as err:
             raise InventoryError(f"cannot register session {session_id} in {self.path}: {err}") from err
 
-    def append(self, event: SortEvent) -> int:
-        """Write one card's row and commit it durably; returns its row id."""
-        d = event.decision
-        card = d.card
-        values = (
-            event.actuated_ns, d.track_id, d.first_stamp_ns, d.last_stamp_ns, d.status.value,
-            card.card_id if card else "", card.name if card else "", card.set_id if card else "",
-            card.set_name if card else "", card.number if card else "", card.rarity if card else "",
-            card.finish if card else "", card.price_usd if card else None,
-            _finite(d.distance_cos), _finite(d.margin_to_runner_up), d.bin_name, event.position_in_bin,
-            int(d.bin_name == self.reject_bin), None if event.arrived is None else int(event.arrived),
-            d.reason, event.note, self.session_id, self.model_id, self.database_id)
+    @property
+    def database_id(self) -> str:
+        return self._database_id
+
+    @database_id.setter
+    def database_id(self, value: str) -> None:
+        """The reference database of this session (the matcher announces it): recorded in ``sessions``
+        and in every row written from now on."""
+        if value == self._database_id:
+            return
+        try:
+            self._conn.execute("UPDATE sessions SET database_id = ? WHERE session_id = ?", (value, self.session_id))
+        except sqlite3.Error as err:
+            raise InventoryError(f"cannot record database {value} for session {self.session_id}: {err}") from err
+        self._database_id = value
+
+    def _row_values(self, decision: SortDecision, stamp_ns: int, position: int, arrived: bool | None,
+                    note: str) -> dict[str, Any]:
+        d, card = decision, decision.card
+        return {
+            "stamp_ns": stamp_ns, "track_id": d.track_id, "first_stamp_ns": d.first_stamp_ns,
+            "last_stamp_ns": d.last_stamp_ns, "status": d.status.value,
+            "card_id": card.card_id if card else "", "name": card.name if card else "",
+            "set_id": card.set_id if card else "", "set_name": card.set_name if card else "",
+            "number": card.number if card else "", "rarity": card.rarity if card else "",
+            "finish": card.finish if card else "", "price_usd": card.price_usd if card else None,
+            "distance_cos": _finite(d.distance_cos), "margin_to_runner_up": _finite(d.margin_to_runner_up),
+            "bin": d.bin_name, "position_in_bin": position, "rejected": int(d.bin_name == self.reject_bin),
+            "arrived": None if arrived is None else int(arrived), "reason": d.reason, "note": note,
+            "session_id": self.session_id, "model_id": self.model_id, "database_id": self.database_id}
+
+    def _insert_card(self, values: dict[str, Any], what: str) -> int:
+        columns = ROW_COLUMNS[1:]
         try:
             cur = self._conn.execute(
-                f"INSERT INTO cards ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join('?' * (len(ROW_COLUMNS) - 1))})",
-                values)
+                f"INSERT INTO cards ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                tuple(values[c] for c in columns))
         except sqlite3.Error as err:
-            raise InventoryError(f"cannot write track {d.track_id} to inventory {self.path}: {err}") from err
+            raise InventoryError(f"cannot write {what} to inventory {self.path}: {err}") from err
         return int(cur.lastrowid or 0)
+
+    def append(self, event: SortEvent) -> int:
+        """Write one card's row and commit it durably; returns its row id."""
+        values = self._row_values(event.decision, event.actuated_ns, event.position_in_bin, event.arrived, event.note)
+        return self._insert_card(values, f"track {event.decision.track_id}")
+
+    def journal(self, stage: str, decision: SortDecision, stamp_ns: int) -> None:
+        """Record durably that ``decision`` was taken (``decided``) or is about to move the actuator
+        (``actuating``); returns once it is on disk. Its cards row (``append``) confirms it."""
+        if stage not in JOURNAL_STAGES:
+            raise ValueError(f"journal stage must be one of {JOURNAL_STAGES}, got {stage!r}")
+        row = self._row_values(decision, stamp_ns, 0, None, "")
+        try:
+            self._conn.execute(
+                "INSERT INTO journal (session_id, track_id, stage, stamp_ns, bin, row_json) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.session_id, decision.track_id, stage, stamp_ns, decision.bin_name, json.dumps(row)))
+        except sqlite3.Error as err:
+            raise InventoryError(f"cannot journal track {decision.track_id} in {self.path}: {err}") from err
+
+    def recover_lost_in_flight(self, stamp_ns: int) -> list[InventoryRow]:
+        """Earlier sessions' decisions that never got their cards row (the sorter died between deciding
+        and confirming them): each gets a ``lost_in_flight`` row in its own session, with the bin it
+        was decided for, so the operator checks that bin. Returns those rows (empty: nothing was lost)."""
+        try:
+            pending = self._conn.execute(
+                "SELECT j.session_id, j.track_id, j.stage, j.bin, j.row_json FROM journal j "
+                "JOIN (SELECT session_id, track_id, MAX(id) AS last FROM journal GROUP BY session_id, track_id) m "
+                "ON j.id = m.last "
+                "WHERE j.session_id != ? AND NOT EXISTS (SELECT 1 FROM cards c "
+                "WHERE c.session_id = j.session_id AND c.track_id = j.track_id) ORDER BY j.id",
+                (self.session_id,)).fetchall()
+        except sqlite3.Error as err:
+            raise InventoryError(f"cannot read the decision journal of {self.path}: {err}") from err
+        ids = []
+        for r in pending:
+            values = json.loads(r["row_json"])
+            was = values["status"] + (f" {values['card_id']}" if values["card_id"] else "")
+            if r["stage"] == "actuating":
+                what = f"the sorter stopped while routing it to bin {r['bin']}"
+            else:
+                what = f"the sorter stopped before its actuation to bin {r['bin']}"
+            values.update(
+                stamp_ns=stamp_ns, status=LOST_IN_FLIGHT, position_in_bin=0, arrived=None,
+                reason=f"lost in flight ({was} → {r['bin']}): {what}; check bin {r['bin']}",
+                note=f"reported by session {self.session_id} after a restart; the decision was: {values['reason']}")
+            ids.append(self._insert_card(values, f"lost track {r['track_id']} of session {r['session_id']}"))
+        if not ids:
+            return []
+        return [row for row in read_rows(self.path) if row.id in set(ids)]
 
     def bin_fill(self) -> dict[str, int]:
         """The highest position per bin since it was last emptied (a new session continues from it)."""
         return {r["bin"]: int(r["pos"]) for r in self._conn.execute(
-            f"SELECT bin, MAX(position_in_bin) AS pos FROM cards WHERE {_IN_BIN} GROUP BY bin")}
+            f"SELECT bin, MAX(position_in_bin) AS pos FROM cards WHERE {_IN_BIN} AND status != ? GROUP BY bin",
+            (LOST_IN_FLIGHT,))}
 
     def record_bin_emptied(self, bin_name: str, stamp_ns: int) -> None:
         """The user emptied ``bin_name``: later cards in it are numbered from 1 again."""
@@ -264,6 +353,17 @@ def append_correction(path: str | pathlib.Path, row_id: int, card: CardRecord | 
         conn.close()
 
 
+def read_sessions(path: str | pathlib.Path) -> list[dict[str, Any]]:
+    """Every session (``sessions`` table: id, model, database, reject bin, opened), oldest first."""
+    conn = _connect(pathlib.Path(path), readonly=True)
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM sessions ORDER BY opened_ns, rowid")]
+    except sqlite3.Error as err:
+        raise InventoryError(f"cannot read inventory {path}: {err}") from err
+    finally:
+        conn.close()
+
+
 def record_bin_emptied(conn: sqlite3.Connection, path: pathlib.Path, bin_name: str, stamp_ns: int) -> None:
     try:
         conn.execute("INSERT INTO bins_emptied (bin, stamp_ns, after_card) "
@@ -307,10 +407,14 @@ def bin_contents(path: str | pathlib.Path) -> dict[str, list[InventoryRow]]:
 def reconcile(contents: dict[str, list[InventoryRow]]) -> list[str]:
     """Problems with the bins' numbering: each bin must hold positions 1..n in order (empty: all good)."""
     problems = []
-    for bin_name, rows in sorted(contents.items()):
+    for bin_name, all_rows in sorted(contents.items()):
+        rows = [r for r in all_rows if r.status != LOST_IN_FLIGHT]
         positions = [r.position_in_bin for r in rows]
         if positions != list(range(1, len(rows) + 1)):
             problems.append(f"bin {bin_name}: positions {_ranges(positions)} instead of 1..{len(rows)}")
+        for lost in (r for r in all_rows if r.status == LOST_IN_FLIGHT):
+            problems.append(f"bin {bin_name}: track {lost.track_id} of session {lost.session_id} was lost in flight "
+                            f"({lost.card_id or 'no card'}): check the bin by hand")
     return problems
 
 
@@ -400,22 +504,49 @@ def sort_log_row(decision: SortDecision) -> list[str]:
             f"{decision.distance_cos:.4f}", f"{decision.margin_to_runner_up:.4f}", decision.bin_name, decision.reason]
 
 
-class SortLogWriter:
-    """CSV of every sort decision, flushed per row (columns: SORT_LOG_COLUMNS)."""
+SESSION_HEADER_PREFIX = "# session "
 
-    def __init__(self, path: str | pathlib.Path) -> None:
+
+def sort_log_row_from_inventory(row: InventoryRow) -> list[str]:
+    """A sort-log line for an inventory row (how lost_in_flight rows reach the log)."""
+    def num(v: float | None) -> str:
+        return f"{v:.4f}" if v is not None else f"{math.inf:.4f}"
+    return [str(row.track_id), str(row.first_stamp_ns), str(row.last_stamp_ns), row.status, row.card_id, row.name,
+            row.set_id, row.number, num(row.distance_cos), num(row.margin_to_runner_up), row.bin, row.reason]
+
+
+class SortLogWriter:
+    """CSV of every sort decision, appended to (a run never erases the last one's rows) and flushed per row.
+
+    Each run starts with a session line (``# session <id> opened <UTC> model <id>``) and the column
+    header (SORT_LOG_COLUMNS); ``read_sort_log`` splits the file back into sessions.
+    """
+
+    def __init__(self, path: str | pathlib.Path, session_id: str = "", model_id: str = "", opened_utc: str = "") -> None:
         self.path = pathlib.Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8", newline="")
+            torn = False
+            if self.path.is_file() and self.path.stat().st_size > 0:
+                with self.path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    torn = f.read(1) != b"\n"      # a line cut short by a crash: start on a new line
+            self._file = self.path.open("a", encoding="utf-8", newline="")
         except OSError as err:
             raise InventoryError(f"cannot write sort log {self.path}: {err}") from err
+        if torn:
+            self._file.write("\n")
+        self._file.write(f"{SESSION_HEADER_PREFIX}{session_id or '-'} opened {opened_utc or '-'} model {model_id or '-'}\n")
         self._writer = csv.writer(self._file, lineterminator="\n")
         self._writer.writerow(SORT_LOG_COLUMNS)
         self._file.flush()
 
     def write(self, decision: SortDecision) -> None:
         self._writer.writerow(sort_log_row(decision))
+        self._file.flush()
+
+    def write_inventory_row(self, row: InventoryRow) -> None:
+        self._writer.writerow(sort_log_row_from_inventory(row))
         self._file.flush()
 
     def close(self) -> None:
@@ -426,3 +557,53 @@ class SortLogWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class SortLogSession:
+    """One run's part of a sort log: its session line, its rows (column name → text) and damaged lines."""
+
+    session_id: str
+    header: str
+    rows: tuple[dict[str, str], ...]
+    damaged: tuple[str, ...]
+
+
+def read_sort_log(path: str | pathlib.Path) -> list[SortLogSession]:
+    """A sort log split into its sessions, oldest first (a log from before session lines is one session "")."""
+    path = pathlib.Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise InventoryError(f"cannot read sort log {path}: {err}") from err
+    sessions: list[SortLogSession] = []
+    header, sid, rows, damaged = "", "", [], []
+
+    def close() -> None:
+        if header or rows or damaged:
+            sessions.append(SortLogSession(sid, header, tuple(rows), tuple(damaged)))
+
+    for line in lines:
+        if line.startswith(SESSION_HEADER_PREFIX):
+            close()
+            header, rows, damaged = line[2:], [], []
+            sid = line[len(SESSION_HEADER_PREFIX):].split(" ", 1)[0]
+            continue
+        if not line.strip():
+            continue
+        values = next(csv.reader([line]))
+        if tuple(values) == SORT_LOG_COLUMNS:
+            continue
+        if len(values) != len(SORT_LOG_COLUMNS):
+            damaged.append(line)
+            continue
+        rows.append(dict(zip(SORT_LOG_COLUMNS, values, strict=True)))
+    close()
+    return sessions
+
+
+def utc_now_iso() -> str:
+    """Wall-clock time for session lines (the only wall time the sort log carries)."""
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import pathlib
 import shlex
+from collections.abc import Mapping, Sequence
 
 from cardsorter.config import REPO_ROOT
 
 DATA = REPO_ROOT / "test" / "data"
 BAGS = ("belt4", "station_raw3")
+
+# What a replay must reproduce exactly: which cards, in which order, what was decided and why.
+EXACT_COLUMNS = ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id", "name", "set_code", "number",
+                 "bin", "reason")
+# Cosine distance and margin are compared within this tolerance. ONNX Runtime and OpenCV pick different
+# kernels per CPU: the same belt4 replay gave margin 0.1790 on AMD EPYC and 0.1787 on Intel Xeon (3e-4).
+# 0.005 leaves 16x that spread and is 4x below the smallest band step that decides anything
+# (matcher.bands.art_margin_min 0.02); a change that moves a decision also changes an exact column.
+FLOAT_TOLERANCE = {"distance": 0.005, "margin": 0.005}
 
 
 def golden_path(bag: str) -> pathlib.Path:
@@ -31,7 +44,51 @@ def build_reference_database(work: pathlib.Path) -> pathlib.Path:
 
 
 def replay_to(bag: str, db: pathlib.Path, out: pathlib.Path) -> str:
+    """Replay ``bag`` into a fresh sort log at ``out``; returns that one session's rows as golden CSV text."""
     from cardsorter.cli.bags import replay_bag
+    from cardsorter.inventory import read_sort_log
 
     replay_bag(DATA / bag, db, out)
-    return out.read_text()
+    sessions = read_sort_log(out)
+    if len(sessions) != 1:
+        raise RuntimeError(f"replay of {bag} wrote {len(sessions)} sessions to {out}, expected one")
+    return golden_text(sessions[0].rows)
+
+
+def golden_text(rows: Sequence[Mapping[str, str]]) -> str:
+    """The golden file format: the sort log's columns and rows, no session header."""
+    from cardsorter.inventory import SORT_LOG_COLUMNS
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SORT_LOG_COLUMNS)
+    for row in rows:
+        writer.writerow([row[c] for c in SORT_LOG_COLUMNS])
+    return out.getvalue()
+
+
+def parse_golden(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def compare_sort_logs(want: Sequence[Mapping[str, str]], got: Sequence[Mapping[str, str]],
+                      tolerance: Mapping[str, float] = FLOAT_TOLERANCE) -> list[str]:
+    """Differences that matter between two sort logs (empty: the same): EXACT_COLUMNS and the order of
+    rows exactly, the float columns within ``tolerance``."""
+    problems = []
+    if len(want) != len(got):
+        problems.append(f"{len(got)} rows instead of {len(want)}")
+    for i, (w, g) in enumerate(zip(want, got, strict=False), start=1):
+        where = f"row {i} (track {w.get('track_id')})"
+        for col in EXACT_COLUMNS:
+            if w.get(col) != g.get(col):
+                problems.append(f"{where}: {col} {g.get(col)!r} instead of {w.get(col)!r}")
+        for col, tol in tolerance.items():
+            try:
+                wv, gv = float(w[col]), float(g[col])
+            except (KeyError, ValueError) as err:
+                problems.append(f"{where}: {col} unreadable ({err})")
+                continue
+            if not (math.isclose(wv, gv, rel_tol=0.0, abs_tol=tol) or (math.isinf(wv) and wv == gv)):
+                problems.append(f"{where}: {col} {gv} differs from {wv} by more than {tol}")
+    return problems

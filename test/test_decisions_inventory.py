@@ -112,10 +112,12 @@ def test_csv_export_has_every_column(tmp_path: pathlib.Path) -> None:
 
 def test_sort_log_columns(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "log.csv"
-    with SortLogWriter(path) as log:
+    with SortLogWriter(path, "s1", "m1", "2026-01-01T00:00:00Z") as log:
         log.write(event(3, card("s1-4", name="Abra"), "a", 1).decision)
         log.write(event(4, None, "reject", 1, SortStatus.UNCONFIRMED, "unconfirmed: identity never arrived").decision)
-    rows = list(csv.reader(path.open(encoding="utf-8")))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "# session s1 opened 2026-01-01T00:00:00Z model m1"
+    rows = list(csv.reader(lines[1:]))
     assert tuple(rows[0]) == SORT_LOG_COLUMNS == ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id",
                                                   "name", "set_code", "number", "distance", "margin", "bin", "reason")
     assert rows[1] == ["3", "30", "35", "confirmed", "s1-4", "Abra", "s1", "4", "0.1200", "0.3000", "a", "rule 1"]
@@ -210,3 +212,73 @@ def test_reconcile_flags_a_gap_in_a_bin(tmp_path: pathlib.Path, capsys: pytest.C
 def test_empty_bin_needs_an_existing_inventory(tmp_path: pathlib.Path) -> None:
     with pytest.raises(InventoryError, match="does not exist"):
         mark_bin_emptied(tmp_path / "none.sqlite", "a", 0)
+
+
+# --- nothing lost: appended sort log, decision journal, lost_in_flight, database id -------------------
+
+def _open(path: pathlib.Path, session: str, database_id: str = "") -> Inventory:
+    return Inventory(path, session_id=session, model_id="m", database_id=database_id, reject_bin="reject",
+                     opened_ns=1)
+
+
+def test_sort_log_appends_one_session_per_run_and_reads_back(tmp_path: pathlib.Path) -> None:
+    from cardsorter.inventory import read_sort_log
+
+    path = tmp_path / "log.csv"
+    with SortLogWriter(path, "first", "m", "t1") as log:
+        log.write(event(1, card("s1-1"), "a", 1).decision)
+        log.write(event(2, card("s1-2"), "a", 2).decision)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("3,30,35,confirmed,s1-3")          # a row torn by a crash, no newline
+    with SortLogWriter(path, "second", "m", "t2") as log:
+        log.write(event(4, card("s1-4"), "b", 1).decision)
+    sessions = read_sort_log(path)
+    assert [s.session_id for s in sessions] == ["first", "second"]
+    assert [r["track_id"] for r in sessions[0].rows] == ["1", "2"]
+    assert sessions[0].damaged == ("3,30,35,confirmed,s1-3",)
+    assert [r["card_id"] for r in sessions[1].rows] == ["s1-4"]
+
+
+def test_a_decision_journaled_but_never_confirmed_is_recorded_lost_in_flight_by_the_next_session(
+        tmp_path: pathlib.Path) -> None:
+    from cardsorter.inventory import LOST_IN_FLIGHT
+
+    path = tmp_path / "inv.sqlite"
+    crashed = _open(path, "crashed", "db-1")
+    done = event(1, card("s1-1", name="Abra"), "a", 1)
+    crashed.journal("decided", done.decision, 100)
+    crashed.journal("actuating", done.decision, 100)
+    crashed.append(done)                                        # confirmed: not lost
+    moving = event(2, card("s1-2", name="Zubat"), "b", 1)
+    crashed.journal("decided", moving.decision, 200)
+    crashed.journal("actuating", moving.decision, 200)          # the process dies during this move
+    queued = event(3, None, "reject", 1, SortStatus.UNKNOWN, "unknown: 3 views")
+    crashed.journal("decided", queued.decision, 300)            # decided, waiting for its gate
+    crashed.close()
+
+    restarted = _open(path, "restarted")
+    lost = restarted.recover_lost_in_flight(999)
+    assert [(r.track_id, r.bin, r.status, r.session_id) for r in lost] == \
+        [(2, "b", LOST_IN_FLIGHT, "crashed"), (3, "reject", LOST_IN_FLIGHT, "crashed")]
+    assert "while routing it to bin b" in lost[0].reason and "check bin b" in lost[0].reason
+    assert "before its actuation" in lost[1].reason and lost[1].rejected
+    assert lost[0].card_id == "s1-2" and lost[0].database_id == "db-1" and "restarted" in lost[0].note
+    assert restarted.recover_lost_in_flight(1000) == []          # recorded once
+    # the bins' numbering is not broken by a card of unknown position; the loss is reported
+    assert restarted.bin_fill() == {"a": 1}
+    problems = reconcile(bin_contents(path))
+    assert any("track 2 of session crashed was lost in flight" in p for p in problems), problems
+    restarted.close()
+    assert _open(path, "third").recover_lost_in_flight(2000) == []
+
+
+def test_the_database_id_is_recorded_in_the_session_when_it_becomes_known(tmp_path: pathlib.Path) -> None:
+    from cardsorter.inventory import read_sessions
+
+    path = tmp_path / "inv.sqlite"
+    with _open(path, "s") as inv:
+        assert read_sessions(path)[0]["database_id"] == ""
+        inv.database_id = "db-42"
+        inv.append(event(1, card("s1-1"), "a", 1))
+    assert read_sessions(path)[0]["database_id"] == "db-42"
+    assert read_rows(path)[0].database_id == "db-42"

@@ -308,3 +308,38 @@ def test_flow_needs_a_belt(rules: SortRules) -> None:
 def test_passthrough_bin_must_exist(rules: SortRules) -> None:
     with pytest.raises(ValueError, match="passthrough_bin"):
         SorterCore(sorter_config(mode="station", passthrough_bin="floor"), rules)
+
+
+# --- the decision journal -------------------------------------------------------------------------
+
+def test_every_decision_is_journaled_once_when_taken_and_again_just_before_its_actuation(rules: SortRules) -> None:
+    core = flow(rules)
+    trail: list[tuple[str, int, str]] = []
+
+    class Recording(Router):
+        def route(self, bin_name: str) -> ActuationResult:
+            trail.append(("route", 0, bin_name))
+            return super().route(bin_name)
+
+    def journal(stage: str, decision: object, stamp_ns: int) -> None:
+        trail.append((stage, decision.track_id, decision.bin_name))  # type: ignore[attr-defined]
+
+    def commit(event: SortEvent) -> None:
+        trail.append(("commit", event.decision.track_id, event.decision.bin_name))
+
+    core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 100 * MS))
+    core.on_track_end(track_end(1, 100 * MS, box=BoxPx(200.0, 0.0, 100.0, 100.0)))   # due at 1100 ms
+    core.execute_due(500 * MS, Recording(), commit, journal=journal)      # decided, not at its gate yet
+    core.execute_due(600 * MS, Recording(), commit, journal=journal)      # nothing new to journal
+    assert trail == [("decided", 1, "a")]
+    core.execute_due(1100 * MS, Recording(), commit, journal=journal)
+    assert trail == [("decided", 1, "a"), ("actuating", 1, "a"), ("route", 0, "a"), ("commit", 1, "a")]
+
+
+def test_decisions_taken_while_stopped_are_journaled_all_the_same(rules: SortRules) -> None:
+    core = station(rules)
+    core.stop("test")
+    stages: list[str] = []
+    core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 0))
+    assert core.execute_due(0, Router(), lambda e: None, journal=lambda s, d, t: stages.append(s)) == []
+    assert stages == ["decided"]

@@ -45,9 +45,9 @@ def test_a_bad_entry_is_named(params: dict, named: str) -> None:
 def test_params_file_flattens_nested_maps_and_merges_wildcard(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("/**:\n  ros__parameters:\n    frame_id: cam\n"
-                    "camera:\n  ros__parameters:\n    synthetic:\n      fps: 10.0\n")
+                    "camera:\n  ros__parameters:\n    synthetic:\n      seed: 10\n")
     table = load_params_file(path)
-    assert table["camera"] == {"frame_id": "cam", "synthetic.fps": 10.0}
+    assert table["camera"] == {"frame_id": "cam", "synthetic.seed": 10}
 
 
 def test_params_file_without_ros_parameters_is_refused(tmp_path: pathlib.Path) -> None:
@@ -63,3 +63,64 @@ def test_the_shipped_params_file_has_every_node() -> None:
 
     table = load_params_file(default_params_file())
     assert set(NODE_NAMES) <= set(table)
+
+
+# --- unknown keys are errors, never ignored ---------------------------------------------------------
+
+@pytest.mark.parametrize(("yaml_text", "named", "suggested"), [
+    ("camera:\n  ros__parameters:\n    synthetic:\n      sead: 3\n", "unknown parameter 'synthetic.sead'",
+     "synthetic.seed"),
+    ("camra:\n  ros__parameters:\n    fps: 5.0\n", "unknown node section 'camra'", "camera"),
+    ("sorter:\n  ros__parameters:\n    actuator:\n      simulted:\n        seed: 1\n",
+     "unknown parameter 'actuator.simulted.seed'", "actuator.simulated.seed"),
+    ("/**:\n  ros__parameters:\n    frame_idd: x\n", "unknown parameter 'frame_idd'", "frame_id"),
+])
+def test_an_unknown_section_or_key_in_a_params_file_is_an_error_listing_the_valid_ones(
+        tmp_path: pathlib.Path, yaml_text: str, named: str, suggested: str) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_params_file(path)
+    text = str(err.value)
+    assert str(path) in text and named in text and f"did you mean '{suggested}'" in text
+    assert "valid: " in text and suggested in text.split("valid: ", 1)[1]
+
+
+def test_a_copy_of_the_shipped_params_file_is_accepted(tmp_path: pathlib.Path) -> None:
+    from cardsorter.config import default_params_file
+
+    path = tmp_path / "copy.yaml"
+    path.write_text(default_params_file().read_text())
+    assert load_params_file(path) == load_params_file(default_params_file())
+
+
+def test_the_shipped_params_file_names_only_the_graphs_nodes() -> None:
+    from cardsorter.config import default_params_file
+    from cardsorter.ros.graph import NODE_NAMES
+
+    assert set(load_params_file(default_params_file())) == {*NODE_NAMES, "**"}
+
+
+@pytest.mark.parametrize(("item", "named"), [
+    ("camera.sourse=video", "unknown parameter 'sourse' (did you mean 'source'?)"),
+    ("sorter.actuator.simulated.sead=3", "unknown parameter 'actuator.simulated.sead'"),
+    ("camra.fps=5.0", "NODE one of"),
+])
+def test_an_unknown_set_override_is_an_error_naming_it(item: str, named: str) -> None:
+    import argparse
+
+    from cardsorter.ros.runner import add_run_arguments, overrides_from_args
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+        overrides_from_args(parser.parse_args(["--set", item]))
+    assert overrides_from_args(parser.parse_args(["--set", "camera.source=video"])) == {"camera": {"source": "video"}}
+
+
+def test_the_cli_reports_an_unknown_set_key_and_lists_the_valid_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    from cardsorter.cli.__main__ import main
+
+    assert main(["run", "--duration", "0.1", "--set", "matcher.kk=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter 'kk'" in err and "valid: " in err and "bands.confirm_distance_max" in err

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rosutil import make_world
 
-from cardsorter.inventory import read_rows
+from cardsorter.inventory import read_rows, read_sessions, read_sort_log
 from cardsorter.ros.graph import NODE_NAMES
 from cardsorter.ros.monitor_node import GraphMonitor
 from cardsorter.ros.runner import Graph
@@ -57,4 +57,6 @@ def test_every_card_of_a_simulated_belt_is_sorted_once_with_an_inventory_row(
     # Recognition really happened end to end: known cards were confirmed as the right card.
     assert score.count("correct") >= 1, score.summary()
     assert score.count("false_accept") == 0, score.summary()
-    assert (tmp_path / "sort_log.csv").read_text().count("\n") == len(rows) + 1
+    (session,) = read_sort_log(tmp_path / "sort_log.csv")
+    assert len(session.rows) == len(rows) and not session.damaged
+    assert read_sessions(tmp_path / "inventory.sqlite")[0]["database_id"], "the session records its database"

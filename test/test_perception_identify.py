@@ -41,6 +41,34 @@ def test_identify_reports_an_unreadable_image_and_goes_on(tmp_path: Path, capsys
     captured = capsys.readouterr()
     assert "not_an_image.png" in captured.err
     lines = [json.loads(line) for line in captured.out.splitlines()]
-    assert lines == [{"image": str(bad), "error": f"cannot read image {bad}"}]
+    assert lines == [{"image": str(bad), "error": f"{bad}: cannot decode (corrupt or not an image)"}]
     records = list(detect_in_images([bad, good], detector_from_params()))
     assert records[0]["error"] and all("error" not in r for r in records[1:])
+
+
+def test_identify_names_every_unreadable_truncated_or_too_small_file_and_reads_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.jpg"
+    cv2.imwrite(str(good), scene([pose_quad((320, 240), 200, 3.0)], [1]))
+    tiny = tmp_path / "1x1.png"
+    cv2.imwrite(str(tiny), np.zeros((1, 1, 3), np.uint8))
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), cv2.cvtColor(scene([pose_quad((320, 240), 200, -2.0)], [2]), cv2.COLOR_BGR2GRAY))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])     # decodes to grey below the cut
+    cut_png = tmp_path / "cut.png"
+    cut_png.write_bytes(gray.read_bytes()[:-30])
+    missing = tmp_path / "missing.png"
+    assert main(["identify", str(good), str(tiny), str(gray), str(cut), str(cut_png), str(missing)]) == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    errors = {rec["image"]: rec["error"] for rec in lines if "error" in rec}
+    assert set(errors) == {str(tiny), str(cut), str(cut_png), str(missing)}
+    assert "too small (1x1 px" in errors[str(tiny)]
+    assert "truncated JPEG" in errors[str(cut)] and "truncated PNG" in errors[str(cut_png)]
+    assert "cannot read" in errors[str(missing)]
+    for path in errors:
+        assert Path(path).name in captured.err
+    assert "4 of 6 images could not be used" in captured.err
+    found = [rec["image"] for rec in lines if "error" not in rec]
+    assert found.count(str(good)) == 1 and found.count(str(gray)) == 1, lines   # read on after the bad ones

@@ -9,11 +9,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from cardsorter.config import from_params, node_params
 from cardsorter.core.detection import CardDetector, DetectorConfig
+from cardsorter.core.errors import ImageError
+from cardsorter.imagefiles import MIN_STILL_SIDE_PX, read_image_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,16 +35,18 @@ def detect_in_images(paths: Iterable[str | Path], detector: CardDetector,
                      images: dict[str, np.ndarray] | None = None) -> Iterator[dict[str, Any]]:
     """One dict per detected card: image, bbox [x, y, w, h], quad [[x, y] x4] clockwise from the card's
     top-left, score, class_name and orientation (upright / rotated_180 / unknown). An image that cannot
-    be read yields one dict with "image" and "error" and the others go on. ``images`` (optional)
-    receives each decoded image by path."""
+    be read, is truncated or too small (MIN_STILL_SIDE_PX) yields one dict with "image" and "error"
+    naming it, and the others go on. ``images`` (optional) receives each decoded image by path."""
     for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            yield {"image": str(path), "error": f"cannot read image {path}"}
+        try:
+            image = read_image_file(path, MIN_STILL_SIDE_PX)
+            found = detector.detect(image)
+        except ImageError as err:
+            yield {"image": str(path), "error": str(err)}
             continue
         if images is not None:
             images[str(path)] = image
-        for det in detector.detect(image):
+        for det in found:
             yield {
                 "image": str(path),
                 "bbox": [round(v, 2) for v in det.bbox_px.as_tuple()],
@@ -63,6 +66,7 @@ def _identify(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"cardsorter identify: {record['error']} (skipped)", file=sys.stderr)
             sys.stdout.write(json.dumps(record) + "\n")
+        _say_failed(failed, len(args.images))
         return 1 if failed else 0
     return _identify_with_db(args, detector)
 
@@ -103,4 +107,10 @@ def _identify_with_db(args: argparse.Namespace, detector: CardDetector) -> int:
             sys.stdout.write(json.dumps(record) + "\n")
     finally:
         embedder.close()
+    _say_failed(failed, len(args.images))
     return 1 if failed else 0
+
+
+def _say_failed(failed: int, total: int) -> None:
+    if failed:
+        print(f"cardsorter identify: {failed} of {total} images could not be used (named above)", file=sys.stderr)

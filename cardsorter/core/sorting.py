@@ -64,6 +64,12 @@ class ActuationResult:
     detail: str = ""
 
 
+class Journal(Protocol):
+    """Where decisions are recorded before they are acted on (inventory.Inventory.journal satisfies it)."""
+
+    def __call__(self, stage: str, decision: SortDecision, stamp_ns: int) -> None: ...
+
+
 class BinRouter(Protocol):
     """What the core needs from an actuator (backends.actuators.Actuator satisfies it)."""
 
@@ -131,6 +137,7 @@ class SorterCore:
         self._end_seen_ns: dict[int, int] = {}
         self._decided: set[int] = set()
         self._queue: list[ScheduledActuation] = []
+        self._journaled: set[int] = set()       # seqs of queued decisions already journaled as "decided"
         self._seq = 0
         self._state = SorterState.RUNNING
         self._message = ""
@@ -332,6 +339,7 @@ class SorterCore:
     def complete(self, act: ScheduledActuation, result: ActuationResult | None, now_ns: int) -> SortEvent:
         """The actuation of ``act`` finished (``result`` None: it was missed and not attempted)."""
         self._queue.remove(act)
+        self._journaled.discard(act.seq)
         decision, note = act.decision, ""
         if result is None and decision.bin_name == self._config.passthrough_bin:
             pass                                   # late for the passthrough bin: the card gets there anyway
@@ -358,14 +366,23 @@ class SorterCore:
         self.stop(f"actuator error on track {act.decision.track_id} → {act.decision.bin_name}: {error}")
 
     def execute_due(self, now_ns: int, actuator: BinRouter, commit: Callable[[SortEvent], None],
-                    encoder_ticks: int | None = None, drain: bool = False) -> list[SortEvent]:
+                    encoder_ticks: int | None = None, drain: bool = False,
+                    journal: Journal | None = None) -> list[SortEvent]:
         """Actuate every due card in order; ``commit`` (the inventory) runs before the next card moves.
 
-        ``drain``: the stream ended and the belt carries the last cards on to their gates, so every
-        queued card is actuated in gate order, each at its own due time (none counts as missed).
-        An ActuatorError stops the sorter and ends the loop; events before it are returned.
+        ``journal`` (the inventory's decision journal) hears every new decision (``decided``, even
+        while paused or stopped) and every card just before the actuator moves for it (``actuating``),
+        so a crash between deciding and ``commit`` leaves a trace. ``drain``: the stream ended and the
+        belt carries the last cards on to their gates, so every queued card is actuated in gate order,
+        each at its own due time (none counts as missed). An ActuatorError stops the sorter and ends
+        the loop; events before it are returned.
         """
         events: list[SortEvent] = []
+        if journal is not None:
+            for act in self._queue:
+                if act.seq not in self._journaled:
+                    journal("decided", act.decision, now_ns)
+                    self._journaled.add(act.seq)
         if self._state != SorterState.RUNNING:
             return events
         due = list(self._queue) if drain else self.due_actuations(now_ns, encoder_ticks)
@@ -376,6 +393,8 @@ class SorterCore:
             if not drain and self.is_missed(act, now_ns, encoder_ticks):
                 event = self.complete(act, None, now_ns)
             else:
+                if journal is not None:
+                    journal("actuating", act.decision, at_ns)
                 try:
                     result = actuator.route(act.decision.bin_name)
                 except ActuatorError as err:

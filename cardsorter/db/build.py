@@ -14,12 +14,13 @@ import numpy as np
 from cardsorter.backends.card_index import CardIndex, SearchConfig
 from cardsorter.backends.embedders import Embedder
 from cardsorter.config import doc
-from cardsorter.core.errors import DatabaseError
+from cardsorter.core.errors import DatabaseError, ImageError
 from cardsorter.core.types import CardRecord
 from cardsorter.db.catalog_images import ImageMatch, match_images, records_from_match
 from cardsorter.db.errors import DuplicateIdError, listed
 from cardsorter.db.importers import ImportProblem, ImportResult, import_catalogue
 from cardsorter.db.store import NearDuplicate, TemplateRow, write_block
+from cardsorter.imagefiles import read_image_file
 
 LOG = logging.getLogger(__name__)
 
@@ -94,15 +95,11 @@ class BuildReport:
 
 
 def read_image(path: pathlib.Path) -> np.ndarray:
-    """BGR uint8 image; raises DatabaseError naming the file when it cannot be decoded."""
+    """BGR uint8 image; raises DatabaseError naming the file when it cannot be decoded or is truncated."""
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as err:
-        raise DatabaseError(f"cannot read {path}: {err}") from err
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.ndim != 3 or image.shape[0] < 2 or image.shape[1] < 2:
-        raise DatabaseError(f"cannot decode image {path} (corrupt or not an image)")
-    return image
+        return read_image_file(path)
+    except ImageError as err:
+        raise DatabaseError(f"cannot decode image {err}") from err
 
 
 def fit_to_model(image_bgr: np.ndarray, input_size_wh: tuple[int, int]) -> np.ndarray:

@@ -19,7 +19,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from cardsorter.config import default_params_file, load_params_file
+from cardsorter.config import check_known_params, default_params_file, load_params_file
 from cardsorter.core.errors import ConfigError
 from cardsorter.ros.graph import ALL_NODE_NAMES, NODE_NAMES, spec
 
@@ -44,7 +44,9 @@ class Graph:
         self.params_file = pathlib.Path(params_file) if params_file else default_params_file()
         unknown = set((overrides or {}).keys()) - set(ALL_NODE_NAMES)
         if unknown:
-            raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}")
+            raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}; valid: {', '.join(NODE_NAMES)}")
+        # every override must be a parameter the parameters file has (a misspelt one is not ignored)
+        check_known_params(overrides or {}, "overrides", load_params_file(self.params_file))
         self._thread: threading.Thread | None = None
         self.context = Context()
         rclpy.init(context=self.context, args=[])
@@ -147,6 +149,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if not sep or not dot or node not in ALL_NODE_NAMES:
             raise ConfigError(f"--set {item!r}: expected NODE.PARAM=VALUE with NODE one of {', '.join(ALL_NODE_NAMES)}")
         o.setdefault(node, {})[param] = yaml.safe_load(raw)
+    check_known_params(o, "--set", load_params_file(args.params_file or default_params_file()))
     return o
 
 

@@ -31,7 +31,7 @@ from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.sort_rules import load_rules
 from cardsorter.core.sorting import SorterConfig, SorterCore, SorterState
 from cardsorter.core.sorting import SortEvent as CoreSortEvent
-from cardsorter.inventory import SortLogWriter
+from cardsorter.inventory import SortLogWriter, utc_now_iso
 from cardsorter.inventory_cards import SessionConfig
 from cardsorter.inventory_pg import is_url
 from cardsorter.inventory_store import open_inventory
@@ -81,7 +81,13 @@ class SorterNode(Node):
                                          reject_bin=self._rules.reject_bin,
                                          opened_ns=self.get_clock().now().nanoseconds,
                                          condition=session.condition, station=session.station)
-        self._sort_log = SortLogWriter(resolve_path(self._cfg.sort_log)) if self._cfg.sort_log else None
+        self._sort_log = SortLogWriter(resolve_path(self._cfg.sort_log), self._session_id, manifest.model_id,
+                                       utc_now_iso()) if self._cfg.sort_log else None
+        # Cards a crashed earlier run decided but never confirmed: recorded (inventory and log) and said.
+        for lost in self._inventory.recover_lost_in_flight(self.get_clock().now().nanoseconds):
+            self.get_logger().error(f"track {lost.track_id} of session {lost.session_id}: {lost.reason}")
+            if self._sort_log is not None:
+                self._sort_log.write_inventory_row(lost)
         fill = {b: n for b, n in self._inventory.bin_fill().items() if b in self._rules.bins}
         self._core = SorterCore(core_cfg, self._rules, belt if core_cfg.mode == "flow" else None, initial_fill=fill)
         self._actuator = actuator_from_config(actuator_cfg, self._rules.bins)
@@ -191,7 +197,8 @@ class SorterNode(Node):
             self._core.poll(now_ns)
             # After the end of a stream the last track ends and final identities still arrive (the frame
             # selector ends its open tracks on that signal): their cards ride the belt on to their gates.
-            self._core.execute_due(now_ns, self._actuator, self._commit, drain=self._stream_ended_ns is not None)
+            self._core.execute_due(now_ns, self._actuator, self._commit, drain=self._stream_ended_ns is not None,
+                                   journal=self._inventory.journal)
         self._report_stop()
 
     def _report_stop(self) -> None:
