@@ -32,7 +32,7 @@ def _cli(*args: str) -> list[str]:
 def _sorter_sets(out: pathlib.Path) -> list[str]:
     return ["--set", f"sorter.inventory_path={out / 'inventory.sqlite'}", "--set", f"sorter.sort_log={out / 'sort.csv'}",
             # a slow diverter that really takes its time: a card spends 1.5 s between journal and row
-            "--set", "sorter.actuator.simulated.realtime=true", "--set", "sorter.actuator.simulated.move_ms=1500"]
+            "--set", "sorter.actuator.simulated.realtime=true", "--set", "sorter.actuator.simulated.move_ms=1500.0"]
 
 
 def _unconfirmed(db: pathlib.Path) -> set[tuple[str, int, str]]:
