@@ -3,6 +3,7 @@
 # Usage: scripts/bootstrap.sh [--train | --check]
 #   --train  adds torch/onnx for training the default model (requirements/lock-train.txt)
 #   --check  exit 0 when nothing needs doing, 1 otherwise (bin/cardsorter asks before it bootstraps)
+#   --source-hash  print the hash of everything colcon installs (install/ is rebuilt when it changes)
 # Installs requirements/lock.txt (every package pinned exactly; scripts/lock.py regenerates it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +29,7 @@ source_hash() {
 src_hash="$(source_hash)"
 deps_ok() { [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; }
 build_ok() { [[ -f install/.cardsorter-src && "$(cat install/.cardsorter-src)" == "$src_hash" ]]; }
+if [[ "$mode" == "--source-hash" ]]; then echo "$src_hash"; exit 0; fi
 if [[ "$mode" == "--check" ]]; then
   deps_ok && build_ok && exit 0
   exit 1

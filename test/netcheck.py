@@ -89,7 +89,7 @@ def run_traced(cmd: Sequence[str], *, timeout_s: float, cwd: str | pathlib.Path 
         # --seccomp-bpf: only the traced syscalls stop the process, so the graph runs at nearly full speed
         args = [strace, "-f", "--seccomp-bpf", "-qq", "-s", "0", "-e", f"trace={TRACED}", "-o", str(trace), *cmd]
         proc = subprocess.run(args, cwd=cwd, env=dict(env) if env is not None else None, capture_output=True,
-                              text=True, timeout=timeout_s)
+                              text=True, timeout=timeout_s, check=False)
         return TracedRun(proc.returncode, proc.stdout, proc.stderr, trace.read_text(errors="replace"))
 
 

@@ -59,10 +59,16 @@ def test_embeds_to_unit_vectors(embedder: OnnxEmbedder, crops: list[np.ndarray])
     assert embedder.model_id == load_manifest(DEFAULT_MANIFEST).model_id
 
 
+# Batched and one-by-one runs may take different ONNX Runtime kernels (per CPU). What a decision sees
+# is a cosine distance, banded at 0.02 and compared in the goldens within 0.005: vectors that differ
+# by at most EMBEDDING_ATOL per component move it by at most sqrt(768) * 1e-4 = 0.003.
+EMBEDDING_ATOL = 1e-4
+
+
 def test_batch_equals_one_by_one(embedder: OnnxEmbedder, crops: list[np.ndarray]) -> None:
     batch, _ = embedder.embed(crops)
     single = np.concatenate([embedder.embed([c])[0] for c in crops])
-    assert np.allclose(batch, single, atol=1e-5)
+    assert np.allclose(batch, single, atol=EMBEDDING_ATOL)
 
 
 def test_different_cards_give_different_vectors(embedder: OnnxEmbedder, crops: list[np.ndarray]) -> None:
@@ -79,7 +85,7 @@ def test_empty_batch(embedder: OnnxEmbedder) -> None:
 def test_manifest_with_a_fixed_batch_splits_runs(tmp_path: Path, crops: list[np.ndarray],
                                                   embedder: OnnxEmbedder) -> None:
     e = OnnxEmbedder(load_manifest(copy_model(tmp_path, batch_size=2)), threads=1)
-    assert np.allclose(e.embed(crops)[0], embedder.embed(crops)[0], atol=1e-5)
+    assert np.allclose(e.embed(crops)[0], embedder.embed(crops)[0], atol=EMBEDDING_ATOL)
 
 
 @pytest.mark.parametrize(("changes", "match"), [

@@ -40,4 +40,4 @@ def test_few_steps_export_and_onnx_matches_torch(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = torch.nn.functional.normalize(model(torch.from_numpy(to_input(np.stack(crops))))).numpy()
     assert ok.all()
-    assert np.allclose(vectors, expected, atol=1e-5)
+    assert np.allclose(vectors, expected, atol=1e-4)   # torch vs ONNX Runtime kernels differ per CPU; cos moves < 1e-3

@@ -55,6 +55,50 @@ def test_package_xml_declares_the_runtime_dependencies() -> None:
     root = ET.parse(ROOT / "package.xml").getroot()
     deps = {e.text for e in root if e.tag in ("depend", "exec_depend", "build_depend", "buildtool_depend")}
     for dep in ("rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "visualization_msgs", "diagnostic_msgs",
-                "builtin_interfaces", "rosidl_default_generators", "rosidl_default_runtime", "cv_bridge",
-                "launch_ros"):
+                "builtin_interfaces", "rosidl_default_generators", "rosidl_default_runtime", "launch_ros"):
         assert dep in deps, dep
+
+
+# What each third-party import of cardsorter/ is installed by: its rosdep key (ros/rosdistro
+# rosdep/{base,python}.yaml), or None with where the README says to get it.
+ROSDEP_KEY = {
+    "rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs", "geometry_msgs": "geometry_msgs",
+    "visualization_msgs": "visualization_msgs", "diagnostic_msgs": "diagnostic_msgs",
+    "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces",
+    "ament_index_python": "ament_index_python", "launch": "launch", "launch_ros": "launch_ros",
+    "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "matplotlib": "python3-matplotlib",
+    "aiohttp": "python3-aiohttp",
+    "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip", "gpiozero": "python3-gpiozero",
+    "serial": "python3-serial", "adafruit_servokit": "python3-adafruit-servokit-pip",
+    "usearch": None,          # no rosdep key: pip install usearch (README)
+    "picamera2": None,        # Raspberry Pi OS apt: python3-picamera2 (README)
+    "hailo_platform": None,   # Raspberry Pi OS apt: hailo-all (HailoRT, README)
+    "vision_msgs": None,      # optional: the overlay publishes vision_msgs only where it is installed
+}
+
+
+def _third_party_imports() -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / "cardsorter").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m not in ("cardsorter", "__future__")}
+
+
+def test_package_xml_declares_every_runtime_import_by_its_rosdep_key_and_nothing_unused() -> None:
+    root = ET.parse(ROOT / "package.xml").getroot()
+    declared = {e.text for e in root if e.tag in ("depend", "exec_depend")}
+    imports = _third_party_imports()
+    unmapped = imports - set(ROSDEP_KEY)
+    assert not unmapped, f"imports without a known rosdep key or install note: {sorted(unmapped)}"
+    missing = {ROSDEP_KEY[m] for m in imports if ROSDEP_KEY[m]} - declared
+    assert not missing, f"package.xml does not declare {sorted(missing)}"
+    python_keys = {d for d in declared if d and d.startswith("python3-")}
+    unused = python_keys - {ROSDEP_KEY[m] for m in imports if ROSDEP_KEY[m]}
+    assert not unused, f"package.xml declares {sorted(unused)}, which cardsorter never imports"
+    assert "cv_bridge" not in declared, "cv_bridge is never imported (conversions.py converts images itself)"
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install usearch==" in readme, "the README says how to install usearch (no rosdep key)"

@@ -54,7 +54,7 @@ def test_hnsw_finds_the_same_nearest_as_exact_for_noisy_copies(tmp_path: pathlib
     assert not hnsw.exact
     rows, dists = hnsw.search(queries, 3)
     exact_rows, exact_dists = exact_top_rows(refs, queries, 3)
-    assert np.array_equal(rows[:, 0], exact_rows[:, 0]) and np.allclose(dists[:, 0], exact_dists[:, 0], atol=1e-5)
+    assert np.array_equal(rows[:, 0], exact_rows[:, 0]) and np.allclose(dists[:, 0], exact_dists[:, 0], atol=1e-4)  # SIMD vs BLAS sums; decisions need 1e-3
 
 
 def test_hnsw_pads_missing_results(tmp_path: pathlib.Path) -> None:
