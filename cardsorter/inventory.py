@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import math
 import os
@@ -181,6 +183,9 @@ class Inventory:
         self._database_id = database_id
         self.reject_bin = reject_bin
         self._conn = _connect(self.path, readonly=False)
+        # Held while this session is open (the OS releases it when the process dies, kill -9 included):
+        # another sorter sharing this inventory must not report a live session's cards as lost.
+        self._live: IO[str] | None = _hold_session_lock(self.path, session_id)
         try:
             self._conn.execute("INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?)",
                                (session_id, model_id, database_id, reject_bin, opened_ns))
@@ -264,6 +269,8 @@ class Inventory:
             raise InventoryError(f"cannot read the decision journal of {self.path}: {err}") from err
         ids = []
         for r in pending:
+            if session_is_live(self.path, r["session_id"]):
+                continue                             # another sorter on this inventory is still running
             values = json.loads(r["row_json"])
             was = values["status"] + (f" {values['card_id']}" if values["card_id"] else "")
             if r["stage"] == "actuating":
@@ -291,12 +298,49 @@ class Inventory:
 
     def close(self) -> None:
         self._conn.close()
+        if self._live is not None:
+            with contextlib.suppress(OSError):
+                pathlib.Path(self._live.name).unlink()
+            self._live.close()
+            self._live = None
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _session_lock_path(path: pathlib.Path, session_id: str) -> pathlib.Path:
+    return path.with_name(f"{path.name}.live") / f"{session_id}.lock"
+
+
+def _hold_session_lock(path: pathlib.Path, session_id: str) -> IO[str]:
+    lock = _session_lock_path(path, session_id)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        f = lock.open("w")
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        raise InventoryError(f"cannot lock session {session_id} of inventory {path}: {err}") from err
+    return f
+
+
+def session_is_live(path: str | pathlib.Path, session_id: str) -> bool:
+    """Whether a process has ``session_id`` of inventory ``path`` open now (it holds the session's lock)."""
+    lock = _session_lock_path(pathlib.Path(path), session_id)
+    try:
+        f = lock.open("r")
+    except FileNotFoundError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        with contextlib.suppress(OSError):
+            lock.unlink()                            # left by a process that died: nobody holds it
+        return False
 
 
 def read_rows(path: str | pathlib.Path, session_id: str | None = None) -> list[InventoryRow]:

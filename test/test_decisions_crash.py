@@ -31,18 +31,20 @@ def _cli(*args: str) -> list[str]:
 
 def _sorter_sets(out: pathlib.Path) -> list[str]:
     return ["--set", f"sorter.inventory_path={out / 'inventory.sqlite'}", "--set", f"sorter.sort_log={out / 'sort.csv'}",
-            # a slow diverter that really takes its time: a card spends 1.5 s between journal and row
-            "--set", "sorter.actuator.simulated.realtime=true", "--set", "sorter.actuator.simulated.move_ms=1500.0"]
+            # a slow diverter that really takes its time: a card spends 1.5 s between journal and row,
+            # and no card counts as having missed its gate, so every card is actuated
+            "--set", "sorter.actuator.simulated.realtime=true", "--set", "sorter.actuator.simulated.move_ms=1500.0",
+            "--set", "sorter.missed_gate_ms=600000.0"]
 
 
-def _unconfirmed(db: pathlib.Path) -> set[tuple[str, int, str]]:
-    """(session, track, bin) of journaled decisions with no cards row yet."""
+def _unconfirmed(db: pathlib.Path, stage: str = "%") -> set[tuple[str, int, str]]:
+    """(session, track, bin) of journaled decisions with no cards row yet (whose last stage is ``stage``)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return {(s, int(t), b) for s, t, b in conn.execute(
-            "SELECT j.session_id, j.track_id, j.bin FROM journal j WHERE j.id IN "
+            "SELECT j.session_id, j.track_id, j.bin FROM journal j WHERE j.stage LIKE ? AND j.id IN "
             "(SELECT MAX(id) FROM journal GROUP BY session_id, track_id) AND NOT EXISTS "
-            "(SELECT 1 FROM cards c WHERE c.session_id = j.session_id AND c.track_id = j.track_id)")}
+            "(SELECT 1 FROM cards c WHERE c.session_id = j.session_id AND c.track_id = j.track_id)", (stage,))}
     finally:
         conn.close()
 
@@ -70,7 +72,8 @@ def test_kill_9_mid_run_then_restart_keeps_every_row_and_reports_cards_in_flight
         while time.monotonic() < deadline and run.poll() is None:
             if db.is_file():
                 try:
-                    if _committed(db) >= 1 and _unconfirmed(db):
+                    # a card is being routed (the diverter takes 1.5 s) after at least one was recorded
+                    if _committed(db) >= 1 and _unconfirmed(db, "actuating"):
                         break
                 except sqlite3.Error:
                     pass   # the schema is being created

@@ -282,3 +282,19 @@ def test_the_database_id_is_recorded_in_the_session_when_it_becomes_known(tmp_pa
         inv.append(event(1, card("s1-1"), "a", 1))
     assert read_sessions(path)[0]["database_id"] == "db-42"
     assert read_rows(path)[0].database_id == "db-42"
+
+
+def test_a_session_still_open_elsewhere_is_not_reported_lost(tmp_path: pathlib.Path) -> None:
+    from cardsorter.inventory import session_is_live
+
+    path = tmp_path / "inv.sqlite"
+    running = _open(path, "running")                 # e.g. the other of two sorters sharing the file
+    moving = event(1, card("s1-1"), "a", 1)
+    running.journal("actuating", moving.decision, 10)
+    assert session_is_live(path, "running")
+    with _open(path, "second") as second:
+        assert second.recover_lost_in_flight(20) == []
+    running.append(moving)
+    running.close()
+    assert not session_is_live(path, "running")
+    assert _open(path, "third").recover_lost_in_flight(30) == []   # it was confirmed before it closed

@@ -343,3 +343,18 @@ def test_decisions_taken_while_stopped_are_journaled_all_the_same(rules: SortRul
     core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 0))
     assert core.execute_due(0, Router(), lambda e: None, journal=lambda s, d, t: stages.append(s)) == []
     assert stages == ["decided"]
+
+
+def test_a_journal_that_cannot_be_written_stops_the_sorter_before_anything_moves(rules: SortRules) -> None:
+    from cardsorter.core.errors import InventoryError
+
+    core = station(rules)
+    router = Router()
+
+    def broken(stage: str, decision: object, stamp_ns: int) -> None:
+        raise InventoryError("disk full")
+
+    core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 0))
+    assert core.execute_due(0, router, lambda e: None, journal=broken) == []
+    assert core.state == SorterState.STOPPED and "journal write failed for track 1: disk full" in core.message
+    assert router.calls == [] and len(core.queued) == 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cardsorter.config import check_ranges, doc
-from cardsorter.core.errors import ActuatorError
+from cardsorter.core.errors import ActuatorError, InventoryError
 from cardsorter.core.flow_schedule import BeltConfig, BeltModel
 from cardsorter.core.sort_rules import RoutingState, SortRules
 from cardsorter.core.types import (
@@ -365,6 +365,16 @@ class SorterCore:
         self.errors += 1
         self.stop(f"actuator error on track {act.decision.track_id} → {act.decision.bin_name}: {error}")
 
+    def _journal(self, journal: Journal, stage: str, act: ScheduledActuation, stamp_ns: int) -> bool:
+        """Journal ``act``; a journal that cannot be written stops the sorter (nothing moves unrecorded)."""
+        try:
+            journal(stage, act.decision, stamp_ns)
+        except InventoryError as err:
+            self.errors += 1
+            self.stop(f"decision journal write failed for track {act.decision.track_id}: {err}")
+            return False
+        return True
+
     def execute_due(self, now_ns: int, actuator: BinRouter, commit: Callable[[SortEvent], None],
                     encoder_ticks: int | None = None, drain: bool = False,
                     journal: Journal | None = None) -> list[SortEvent]:
@@ -372,7 +382,8 @@ class SorterCore:
 
         ``journal`` (the inventory's decision journal) hears every new decision (``decided``, even
         while paused or stopped) and every card just before the actuator moves for it (``actuating``),
-        so a crash between deciding and ``commit`` leaves a trace. ``drain``: the stream ended and the
+        so a crash between deciding and ``commit`` leaves a trace; a journal that raises InventoryError
+        stops the sorter before anything moves. ``drain``: the stream ended and the
         belt carries the last cards on to their gates, so every queued card is actuated in gate order,
         each at its own due time (none counts as missed). An ActuatorError stops the sorter and ends
         the loop; events before it are returned.
@@ -381,7 +392,8 @@ class SorterCore:
         if journal is not None:
             for act in self._queue:
                 if act.seq not in self._journaled:
-                    journal("decided", act.decision, now_ns)
+                    if not self._journal(journal, "decided", act, now_ns):
+                        return events
                     self._journaled.add(act.seq)
         if self._state != SorterState.RUNNING:
             return events
@@ -393,8 +405,8 @@ class SorterCore:
             if not drain and self.is_missed(act, now_ns, encoder_ticks):
                 event = self.complete(act, None, now_ns)
             else:
-                if journal is not None:
-                    journal("actuating", act.decision, at_ns)
+                if journal is not None and not self._journal(journal, "actuating", act, at_ns):
+                    break
                 try:
                     result = actuator.route(act.decision.bin_name)
                 except ActuatorError as err:
