@@ -96,9 +96,9 @@ def test_a_copy_of_the_shipped_params_file_is_accepted(tmp_path: pathlib.Path) -
 
 def test_the_shipped_params_file_names_only_the_graphs_nodes() -> None:
     from cardsorter.config import default_params_file
-    from cardsorter.ros.graph import NODE_NAMES
+    from cardsorter.ros.graph import ALL_NODE_NAMES
 
-    assert set(load_params_file(default_params_file())) == {*NODE_NAMES, "**"}
+    assert set(load_params_file(default_params_file())) == {*ALL_NODE_NAMES, "**"}
 
 
 @pytest.mark.parametrize(("item", "named"), [

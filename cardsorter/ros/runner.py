@@ -44,7 +44,7 @@ class Graph:
         self.params_file = pathlib.Path(params_file) if params_file else default_params_file()
         unknown = set((overrides or {}).keys()) - set(ALL_NODE_NAMES)
         if unknown:
-            raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}; valid: {', '.join(NODE_NAMES)}")
+            raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}; valid: {', '.join(ALL_NODE_NAMES)}")
         # every override must be a parameter the parameters file has (a misspelt one is not ignored)
         check_known_params(overrides or {}, "overrides", load_params_file(self.params_file))
         self._thread: threading.Thread | None = None
