@@ -336,13 +336,17 @@ def test_every_decision_is_journaled_once_when_taken_and_again_just_before_its_a
     assert trail == [("decided", 1, "a"), ("actuating", 1, "a"), ("route", 0, "a"), ("commit", 1, "a")]
 
 
-def test_decisions_taken_while_stopped_are_journaled_all_the_same(rules: SortRules) -> None:
+def test_decisions_taken_while_paused_are_journaled_before_anything_moves(rules: SortRules) -> None:
     core = station(rules)
-    core.stop("test")
+    core.pause("test")
     stages: list[str] = []
+    router = Router()
     core.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 0))
-    assert core.execute_due(0, Router(), lambda e: None, journal=lambda s, d, t: stages.append(s)) == []
-    assert stages == ["decided"]
+    assert core.execute_due(0, router, lambda e: None, journal=lambda s, d, t: stages.append(s)) == []
+    assert stages == ["decided"] and router.calls == []
+    core.resume()
+    core.execute_due(0, router, lambda e: None, journal=lambda s, d, t: stages.append(s))
+    assert stages == ["decided", "actuating"] and router.calls == ["a"]
 
 
 def test_a_journal_that_cannot_be_written_stops_the_sorter_before_anything_moves(rules: SortRules) -> None:
