@@ -212,18 +212,9 @@ class Inventory:
 
     def _row_values(self, decision: SortDecision, stamp_ns: int, position: int, arrived: bool | None,
                     note: str) -> dict[str, Any]:
-        d, card = decision, decision.card
-        return {
-            "stamp_ns": stamp_ns, "track_id": d.track_id, "first_stamp_ns": d.first_stamp_ns,
-            "last_stamp_ns": d.last_stamp_ns, "status": d.status.value,
-            "card_id": card.card_id if card else "", "name": card.name if card else "",
-            "set_id": card.set_id if card else "", "set_name": card.set_name if card else "",
-            "number": card.number if card else "", "rarity": card.rarity if card else "",
-            "finish": card.finish if card else "", "price_usd": card.price_usd if card else None,
-            "distance_cos": _finite(d.distance_cos), "margin_to_runner_up": _finite(d.margin_to_runner_up),
-            "bin": d.bin_name, "position_in_bin": position, "rejected": int(d.bin_name == self.reject_bin),
-            "arrived": None if arrived is None else int(arrived), "reason": d.reason, "note": note,
-            "session_id": self.session_id, "model_id": self.model_id, "database_id": self.database_id}
+        return decision_row(decision, stamp_ns=stamp_ns, position=position, arrived=arrived, note=note,
+                            session_id=self.session_id, model_id=self.model_id, database_id=self.database_id,
+                            reject_bin=self.reject_bin)
 
     def _insert_card(self, values: dict[str, Any], what: str) -> int:
         columns = ROW_COLUMNS[1:]
@@ -271,16 +262,7 @@ class Inventory:
         for r in pending:
             if session_is_live(self.path, r["session_id"]):
                 continue                             # another sorter on this inventory is still running
-            values = json.loads(r["row_json"])
-            was = values["status"] + (f" {values['card_id']}" if values["card_id"] else "")
-            if r["stage"] == "actuating":
-                what = f"the sorter stopped while routing it to bin {r['bin']}"
-            else:
-                what = f"the sorter stopped before its actuation to bin {r['bin']}"
-            values.update(
-                stamp_ns=stamp_ns, status=LOST_IN_FLIGHT, position_in_bin=0, arrived=None,
-                reason=f"lost in flight ({was} → {r['bin']}): {what}; check bin {r['bin']}",
-                note=f"reported by session {self.session_id} after a restart; the decision was: {values['reason']}")
+            values = lost_in_flight_row(json.loads(r["row_json"]), r["stage"], r["bin"], self.session_id, stamp_ns)
             ids.append(self._insert_card(values, f"lost track {r['track_id']} of session {r['session_id']}"))
         if not ids:
             return []
@@ -309,6 +291,39 @@ class Inventory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def decision_row(decision: SortDecision, *, stamp_ns: int, position: int, arrived: bool | None, note: str,
+                 session_id: str, model_id: str, database_id: str, reject_bin: str) -> dict[str, Any]:
+    """The ``cards`` row (column → value, without id) of one decision."""
+    d, card = decision, decision.card
+    return {
+        "stamp_ns": stamp_ns, "track_id": d.track_id, "first_stamp_ns": d.first_stamp_ns,
+        "last_stamp_ns": d.last_stamp_ns, "status": d.status.value,
+        "card_id": card.card_id if card else "", "name": card.name if card else "",
+        "set_id": card.set_id if card else "", "set_name": card.set_name if card else "",
+        "number": card.number if card else "", "rarity": card.rarity if card else "",
+        "finish": card.finish if card else "", "price_usd": card.price_usd if card else None,
+        "distance_cos": _finite(d.distance_cos), "margin_to_runner_up": _finite(d.margin_to_runner_up),
+        "bin": d.bin_name, "position_in_bin": position, "rejected": int(d.bin_name == reject_bin),
+        "arrived": None if arrived is None else int(arrived), "reason": d.reason, "note": note,
+        "session_id": session_id, "model_id": model_id, "database_id": database_id}
+
+
+def lost_in_flight_row(journaled: dict[str, Any], stage: str, bin_name: str, reporting_session: str,
+                       stamp_ns: int) -> dict[str, Any]:
+    """The cards row that records a journaled decision as lost in flight (SQLite and PostgreSQL alike)."""
+    values = dict(journaled)
+    was = values["status"] + (f" {values['card_id']}" if values["card_id"] else "")
+    if stage == "actuating":
+        what = f"the sorter stopped while routing it to bin {bin_name}"
+    else:
+        what = f"the sorter stopped before its actuation to bin {bin_name}"
+    values.update(
+        stamp_ns=stamp_ns, status=LOST_IN_FLIGHT, position_in_bin=0, arrived=None,
+        reason=f"lost in flight ({was} → {bin_name}): {what}; check bin {bin_name}",
+        note=f"reported by session {reporting_session} after a restart; the decision was: {values['reason']}")
+    return values
 
 
 def _session_lock_path(path: pathlib.Path, session_id: str) -> pathlib.Path:

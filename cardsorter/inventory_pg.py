@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterable
@@ -9,8 +10,15 @@ from typing import Any, Self
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sorting import SortEvent
-from cardsorter.core.types import FINISHES, CardRecord
-from cardsorter.inventory import CORRECTED, CORRECTED_UNKNOWN, ROW_COLUMNS, InventoryRow
+from cardsorter.core.types import FINISHES, CardRecord, SortDecision
+from cardsorter.inventory import (
+    CORRECTED,
+    CORRECTED_UNKNOWN,
+    JOURNAL_STAGES,
+    ROW_COLUMNS,
+    InventoryRow,
+    lost_in_flight_row,
+)
 from cardsorter.inventory_cards import CardState, normalise_condition
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +55,11 @@ CREATE TABLE IF NOT EXISTS session_conditions (session_id TEXT PRIMARY KEY, cond
 CREATE TABLE IF NOT EXISTS card_corrections (
     id BIGSERIAL PRIMARY KEY, card_row BIGINT NOT NULL REFERENCES cards(id), condition TEXT NOT NULL,
     finish TEXT NOT NULL, stamp_ns BIGINT NOT NULL);
+-- the decision journal, as in SQLite: decisions without their cards row are lost in flight
+CREATE TABLE IF NOT EXISTS journal (
+    id BIGSERIAL PRIMARY KEY, session_id TEXT NOT NULL REFERENCES sessions(session_id), track_id BIGINT NOT NULL,
+    stage TEXT NOT NULL, stamp_ns BIGINT NOT NULL, bin TEXT NOT NULL, row_json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS journal_track ON journal (session_id, track_id);
 CREATE OR REPLACE FUNCTION cardsorter_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'the inventory is append-only'; END; $$;
 DO $$ DECLARE t TEXT; BEGIN
@@ -113,7 +126,7 @@ class PgInventory:
         self._url = url
         self.session_id = session_id
         self.model_id = model_id
-        self.database_id = database_id
+        self._database_id = database_id
         self.reject_bin = reject_bin
         self.station = station
         cond = normalise_condition(condition, "sorter.session.condition")
@@ -125,9 +138,81 @@ class PgInventory:
                                    (session_id, model_id, database_id, reject_bin, opened_ns, station))
                 self._conn.execute("INSERT INTO session_conditions VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                    (session_id, cond))
+            self._hold_session_lock()
         except Exception as err:
             self._conn.close()
             raise InventoryError(f"cannot register session {session_id} in {self.path}: {err}") from err
+
+    def _hold_session_lock(self) -> None:
+        """A session-level advisory lock on this session, held by this connection (the server drops it when
+        the station dies): another station never reports a live session's cards as lost."""
+        self._conn.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (self.session_id,))
+
+    @property
+    def database_id(self) -> str:
+        return self._database_id
+
+    @database_id.setter
+    def database_id(self, value: str) -> None:
+        """The session's reference database (the matcher announces it): recorded in ``sessions``."""
+        if value == self._database_id:
+            return
+        try:
+            self._conn.execute("UPDATE sessions SET database_id = %s WHERE session_id = %s", (value, self.session_id))
+        except Exception as err:
+            raise InventoryError(f"cannot record database {value} for session {self.session_id}: {err}") from err
+        self._database_id = value
+
+    def journal(self, stage: str, decision: SortDecision, stamp_ns: int) -> None:
+        """Record ``decision`` before it is acted on (committed, in the server's fsynced WAL, on return)."""
+        from cardsorter.inventory import decision_row
+
+        if stage not in JOURNAL_STAGES:
+            raise ValueError(f"journal stage must be one of {JOURNAL_STAGES}, got {stage!r}")
+        row = decision_row(decision, stamp_ns=stamp_ns, position=0, arrived=None, note="", session_id=self.session_id,
+                           model_id=self.model_id, database_id=self.database_id, reject_bin=self.reject_bin)
+        try:
+            self._conn.execute(
+                "INSERT INTO journal (session_id, track_id, stage, stamp_ns, bin, row_json) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (self.session_id, decision.track_id, stage, stamp_ns, decision.bin_name, json.dumps(row)))
+        except Exception as err:
+            raise InventoryError(f"cannot journal track {decision.track_id} in {self.path}: {err}") from err
+
+    def recover_lost_in_flight(self, stamp_ns: int) -> list[InventoryRow]:
+        """This station's earlier sessions' decisions without a cards row, from sessions no process holds
+        any more: each recorded as ``lost_in_flight`` with its bin (see inventory.Inventory)."""
+        try:
+            pending = self._conn.execute(
+                "SELECT j.session_id, j.track_id, j.stage, j.bin, j.row_json FROM journal j "
+                "JOIN sessions s ON s.session_id = j.session_id "
+                "WHERE j.id IN (SELECT MAX(id) FROM journal GROUP BY session_id, track_id) "
+                "AND s.station = %s AND j.session_id != %s AND NOT EXISTS (SELECT 1 FROM cards c "
+                "WHERE c.session_id = j.session_id AND c.track_id = j.track_id) ORDER BY j.id",
+                (self.station, self.session_id)).fetchall()
+            live: dict[str, bool] = {}
+            ids = []
+            for session_id, track_id, stage, bin_name, row_json in pending:
+                if session_id not in live:
+                    got = self._conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                                             (session_id,)).fetchone()[0]
+                    if got:
+                        self._conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (session_id,))
+                    live[session_id] = not got
+                if live[session_id]:
+                    continue
+                values = lost_in_flight_row(json.loads(row_json), stage, bin_name, self.session_id, stamp_ns)
+                row = self._conn.execute(
+                    f"INSERT INTO cards ({', '.join(ROW_COLUMNS[1:])}) VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) - 1))}) "
+                    "ON CONFLICT (session_id, track_id, first_stamp_ns) DO NOTHING RETURNING id",
+                    tuple(values[c] for c in ROW_COLUMNS[1:])).fetchone()
+                if row is not None:
+                    ids.append(int(row[0]))
+        except InventoryError:
+            raise
+        except Exception as err:
+            raise InventoryError(f"cannot recover the decision journal of {self.path}: {err}") from err
+        return [r for r in read_rows(self._url) if r.id in set(ids)] if ids else []
 
     def append(self, event: SortEvent) -> int:
         d = event.decision
@@ -139,7 +224,7 @@ class PgInventory:
             card.finish if card else "", card.price_usd if card else None,
             _finite(d.distance_cos), _finite(d.margin_to_runner_up), d.bin_name, event.position_in_bin,
             int(d.bin_name == self.reject_bin), None if event.arrived is None else int(event.arrived),
-            d.reason, event.note, self.session_id, self.model_id, self.database_id)
+            d.reason, event.note, self.session_id, self.model_id, self._database_id)
         insert = (f"INSERT INTO cards ({', '.join(ROW_COLUMNS[1:])}) "
                   f"VALUES ({', '.join(['%s'] * (len(ROW_COLUMNS) - 1))}) "
                   "ON CONFLICT (session_id, track_id, first_stamp_ns) DO NOTHING RETURNING id")
@@ -156,6 +241,7 @@ class PgInventory:
                     LOG.warning("inventory %s: connection lost (%s); reconnecting", self.path, err)
                     try:
                         self._conn = _connect(self._url)
+                        self._hold_session_lock()
                     except InventoryError:
                         pass
                     continue

@@ -239,3 +239,33 @@ def test_review_corrections_apply_on_postgresql_as_on_sqlite(pg_url: str, tmp_pa
         assert rows[kept].status == "confirmed"
     with pytest.raises(InventoryError, match="no row 999"):
         append_correction(pg_url, 999, None, "x", stamp_ns=6)
+
+
+def test_a_journaled_decision_a_dead_station_never_confirmed_is_recorded_lost_in_flight(pg_url: str) -> None:
+    from cardsorter.inventory import LOST_IN_FLIGHT
+    from cardsorter.inventory_pg import PgInventory
+    from cardsorter.inventory_store import InventoryWriter
+
+    def station(session: str, name: str = "north") -> InventoryWriter:
+        return open_inventory(pg_url, session_id=session, model_id="m", database_id="", reject_bin="reject",
+                              opened_ns=1, station=name)
+
+    crashed = station("crashed")
+    assert isinstance(crashed, PgInventory)
+    crashed.database_id = "db-9"
+    done, moving = event(1), event(2, bin_name="b")
+    crashed.journal("decided", done.decision, 10)
+    crashed.journal("actuating", done.decision, 10)
+    crashed.append(done)
+    crashed.journal("actuating", moving.decision, 20)         # the station dies during this move
+    with station("other", "south") as south:                  # another station: not its bins
+        assert south.recover_lost_in_flight(25) == []
+    with station("meanwhile") as meanwhile:                   # "crashed" is still running: nothing lost
+        assert meanwhile.recover_lost_in_flight(25) == []
+    crashed._conn.close()                                     # the process is gone: the server drops its lock
+    with station("restarted") as restarted:
+        (lost,) = restarted.recover_lost_in_flight(30)
+        assert (lost.session_id, lost.track_id, lost.bin, lost.status) == ("crashed", 2, "b", LOST_IN_FLIGHT)
+        assert "check bin b" in lost.reason and lost.database_id == "db-9"
+        assert restarted.recover_lost_in_flight(31) == []      # recorded once
+    assert {s for s in (r.session_id for r in read_rows(pg_url))} == {"crashed"}
