@@ -71,6 +71,7 @@ ROSDEP_KEY = {
     "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip", "gpiozero": "python3-gpiozero",
     "serial": "python3-serial", "adafruit_servokit": "python3-adafruit-servokit-pip",
     "usearch": None,          # no rosdep key: pip install usearch (README)
+    "psycopg": None,          # no rosdep key for psycopg 3 (only psycopg2): pip, for a postgresql:// inventory (README)
     "picamera2": None,        # Raspberry Pi OS apt: python3-picamera2 (README)
     "hailo_platform": None,   # Raspberry Pi OS apt: hailo-all (HailoRT, README)
     "vision_msgs": None,      # optional: the overlay publishes vision_msgs only where it is installed
