@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -17,6 +16,7 @@ from cardsorter.core.errors import CameraError, CardsorterError
 from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
+from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, refuse_runtime_changes
 
@@ -39,7 +39,9 @@ class CameraNodeConfig:
             raise ValueError(f"fps must be > 0, got {self.fps}")
 
 
-class CameraNode(Node):
+class CameraNode(ManagedNode):
+    """Managed: configure opens the camera, activate starts the capture thread, deactivate stops it."""
+
     def __init__(self, **kwargs: Any) -> None:
         # Source blocks (imx500.*, video.*, synthetic.*) are declared from the parameters file, typed by
         # their values, and validated by the source's own config; the rest is declared field by field.
@@ -56,30 +58,60 @@ class CameraNode(Node):
         self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health,
                                      hardware_id=f"camera/{self._cfg.source}")
         refuse_runtime_changes(self)   # the source is opened once with these settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open_hardware(self) -> None:
         if self._cfg.source != "none":
             from cardsorter.backends.cameras import open_camera
 
             params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
             self._source = open_camera(self._cfg.source, params)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if self._source is not None:
-            self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
-            self._thread.start()
         self.get_logger().info(f"camera source {self._cfg.source} at {self._cfg.fps:g} fps")
 
+    def start_work(self) -> None:
+        if self._source is not None and self._thread is None:
+            self._stop.clear()
+            self._last_frame_wall = time.monotonic()
+            self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
+            self._thread.start()
+
+    def stop_work(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def release_hardware(self) -> None:
+        self.stop_work()
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
     def _health(self) -> tuple[bytes, str]:
-        if self._source is None:
+        source = self._source
+        if self._cfg.source == "none":
             return OK, "no source (bag replay)"
+        if source is None or not self.active:
+            return WARN, f"not capturing (lifecycle state {self.state_label})"
         if self._ended:
             return OK, "end of stream"
         silent_s = time.monotonic() - self._last_frame_wall
         if silent_s > STALLED_AFTER_PERIODS / self._cfg.fps:
-            return ERROR, f"stalled: no frame for {silent_s:.1f} s ({self._source.status})"
-        status = self._source.status
+            return ERROR, f"stalled: no frame for {silent_s:.1f} s ({source.status})"
+        status = source.status
         return (OK if status == "ok" else WARN if "loading" in status else ERROR), status
 
     def _loop(self) -> None:
+        try:
+            self._capture()
+        except Exception:
+            # Ctrl-C shuts the context down under a publish ("publisher's context is invalid"): an exit, not an error.
+            if self._stop.is_set() or not self.context.ok():
+                return
+            raise
+
+    def _capture(self) -> None:
         last_stamp = 0
         while not self._stop.is_set():
             try:
@@ -93,6 +125,8 @@ class CameraNode(Node):
                 self.get_logger().error(f"camera stopped: {err}")
                 break
             if frame is None:
+                if self._stop.is_set() or not self.context.ok():
+                    return
                 self._ended = True
                 self._eos_pub.publish(conversions.header(last_stamp + EOS_AFTER_NS, self._cfg.frame_id))
                 self.get_logger().info(f"end of stream after {self._monitor.counters['processed']} frames")
@@ -112,13 +146,6 @@ class CameraNode(Node):
             self._monitor.count("detections", len(detections))
             self._last_frame_wall = time.monotonic()
             last_stamp = frame.stamp_ns
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-        if self._source is not None:
-            self._source.close()
 
 
 def main() -> None:
