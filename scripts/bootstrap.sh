@@ -52,10 +52,11 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
   echo "$want" > "$STAMP"
 fi
 
-# colcon build of this package: rebuilt when the interfaces or the build files change. (In the
+# colcon build of this package: rebuilt when the interfaces, the build files, launch/ or config/ change
+# (ros2 launch reads the installed copies of the launch file and the YAML). (In the
 # source tree env.sh puts the repository's Python first, so editing Python needs no rebuild; a fresh
 # clone, CI and the robot always build everything.)
-src_hash="$( (find msg srv scripts/nodes -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum CMakeLists.txt package.xml) | sha256sum | cut -c1-16)"
+src_hash="$( (find msg srv scripts/nodes launch config -type f -print0 | sort -z | xargs -0 sha256sum; sha256sum CMakeLists.txt package.xml) | sha256sum | cut -c1-16)"
 if [[ ! -f install/.cardsorter-src || "$(cat install/.cardsorter-src)" != "$src_hash" ]]; then
   log "colcon build"
   export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"

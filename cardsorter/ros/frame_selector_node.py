@@ -44,6 +44,7 @@ class FrameSelectorNode(Node):
                                        manifest.input_size_wh)
         self._images: dict[int, Image] = {}
         self._detections: dict[int, CardDetectionArray] = {}
+        self._stream_ended = False   # camera/end_of_stream seen; a newer frame starts a new stream
         self._monitor = StageMonitor(self, "track+gate+warp", report=self._gate_report)
         self._inputs = InputGuard(self, self._monitor, monotonic=True,
                                   on_rebase=lambda: self._publish_ends(self._tracker.restart()))
@@ -84,6 +85,16 @@ class FrameSelectorNode(Node):
 
     def _process(self, image: Image, dets: CardDetectionArray) -> None:
         stamp = conversions.stamp_to_ns(dets.header.stamp)
+        newest = self._tracker.last_stamp_ns
+        if newest is not None and stamp < newest:
+            # A frame that arrives after a newer one or after the end of stream (other topics, other
+            # processes): its cards' tracks have moved on or ended. Counted and dropped, never fatal.
+            late = "frames_after_end_of_stream" if self._stream_ended else "frames_out_of_order"
+            self._monitor.count(late)
+            self.get_logger().info(f"dropped frame {stamp}: older than {newest} ({late.replace('_', ' ')})",
+                                   throttle_duration_sec=5.0)
+            return
+        self._stream_ended = False
         try:
             frame = conversions.image_from_msg(image)
         except conversions.ImageError as err:
@@ -119,9 +130,12 @@ class FrameSelectorNode(Node):
             self._selector.set_settled(ident.track_id, ident.final or ident.state in SETTLED_STATES)
 
     def _on_end_of_stream(self, msg: Header) -> None:
-        if not self._inputs.not_ahead("camera/end_of_stream", conversions.stamp_to_ns(msg.stamp)):
+        stamp = conversions.stamp_to_ns(msg.stamp)
+        if not self._inputs.not_ahead("camera/end_of_stream", stamp):
             return
-        self._publish_ends(self._tracker.flush(conversions.stamp_to_ns(msg.stamp)))
+        newest = self._tracker.last_stamp_ns
+        self._stream_ended = True
+        self._publish_ends(self._tracker.flush(max(stamp, newest or stamp)))
         self.get_logger().info("end of stream: every open track ended")
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
@@ -37,6 +38,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # shutting down: a second Ctrl-C must not cut it short
         if node is not None:
             close = getattr(node, "close", None)
             if callable(close):

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from cardsorter.config import default_params_file, load_params_file
-from cardsorter.core.errors import ConfigError
+from cardsorter.core.errors import CardsorterError, ConfigError
 from cardsorter.ros.graph import ALL_NODE_NAMES, NODE_NAMES, spec
 from cardsorter.ros.lifecycle import bring_up
 
@@ -141,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     # `--ros-args ...` (what launch_ros passes: -r __ns:=..., --params-file ...) goes to rcl unchanged.
     ros_at = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     args = parser.parse_args(argv[:ros_at])
-    sys.exit(run_from_args(args, argv[ros_at:]))
+    try:
+        sys.exit(run_from_args(args, argv[ros_at:]))
+    except CardsorterError as err:
+        print(f"[cardsorter] cannot start: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +199,8 @@ def run_from_args(args: argparse.Namespace, ros_args: Sequence[str] = ()) -> int
         nodes.append("web")
     overrides = {k: v for k, v in overrides_from_args(args).items() if k in nodes}
     if "web" in nodes:
-        share_inventory_with_web(args.params_file, overrides)
+        files = [pathlib.Path(a) for f, a in zip(ros_args, ros_args[1:]) if f == "--params-file"]
+        share_inventory_with_web(args.params_file or (files[0] if files else None), overrides)
     with Graph(args.params_file, nodes, overrides, namespace=args.namespace, ros_args=ros_args) as graph:
         log.info("running %d nodes: %s", len(graph.nodes), ", ".join(graph.nodes))
         announce_web(graph)
@@ -207,5 +212,6 @@ def run_from_args(args: argparse.Namespace, ros_args: Sequence[str] = ()) -> int
                 graph.executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # closing: a second Ctrl-C must not cut it short
     log.info("stopped")
     return 0
