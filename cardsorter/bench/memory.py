@@ -62,7 +62,7 @@ def run_mode(mode: str, params_file: pathlib.Path, override_file: pathlib.Path, 
         stop_started = time.monotonic()
         for p in procs.values():
             p.send_signal(signal.SIGINT)
-        codes = {}
+        codes: dict[str, int | str] = {}
         for name, p in procs.items():
             try:
                 codes[name] = p.wait(timeout=max(0.1, STOP_GRACE_S - (time.monotonic() - stop_started)))
@@ -92,7 +92,7 @@ def run(cards: int = 8, fps: float = 10.0, seed: int = 7, catalog_cards: int = 4
     work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-bench-memory-"))
     result: dict[str, Any] = {"machine": machine(), "cards": cards, "fps": fps, "catalog_cards": catalog_cards}
     for mode in modes:
-        overrides = {
+        overrides: dict[str, dict[str, Any]] = {
             "camera": {"source": "synthetic", "synthetic.catalog_dir": str(catalog), "synthetic.cards": cards,
                        "synthetic.seed": seed, "synthetic.realtime": True, "fps": fps},
             "embedder": {"backend": "onnx"},
