@@ -160,3 +160,12 @@ def test_the_launch_file_declares_every_argument_it_maps() -> None:
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"
                 and node.args and isinstance(node.args[0], ast.Constant)}
     assert set(lp.LAUNCH_ARGUMENTS) | {"namespace", "params_file", "single_process", "rviz"} <= declared
+
+
+def test_a_second_file_with_the_node_key_overrides_and_a_dash_p_does_not(tmp_path: pathlib.Path) -> None:
+    """What the README tells `ros2 run` users: rclpy puts `-p` under `/**`, applied before `/**/camera:`."""
+    second = tmp_path / "camera_video.yaml"
+    second.write_text("/**/camera:\n  ros__parameters:\n    source: video\n")
+    base = ["--ros-args", "--params-file", str(PARAMS_FILE)]
+    assert node_values([*base, "--params-file", str(second)], "camera")[1]["source"] == "video"
+    assert node_values([*base, "-p", "source:=video"], "camera")[1]["source"] == "synthetic"
