@@ -54,9 +54,12 @@ def test_camera_opens_at_configure_publishes_only_while_active_and_releases_at_c
         assert len(frames) == seen, "deactivated: the capture thread stopped"
         assert node.trigger_cleanup() == SUCCESS and node._source is None
         assert node.state_label == "unconfigured"
-        # And up again: configure reopens the source.
+        # And up again: configure reopens the source, whose stamps continue after the last ones (the
+        # synthetic belt starts at the same start_stamp_ns again; downstream time must not go back).
+        last = max(cv.stamp_to_ns(m.header.stamp) for m in frames)
         activate(node)
         assert spin_until(executor, lambda: len(frames) > seen, 30.0)
+        assert min(cv.stamp_to_ns(m.header.stamp) for m in frames[seen:]) > last
 
 
 def test_a_camera_that_cannot_open_fails_configure_naming_why(tmp_path: pathlib.Path) -> None:

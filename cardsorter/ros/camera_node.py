@@ -54,6 +54,8 @@ class CameraNode(ManagedNode):
         self._eos_pub = self.create_publisher(Header, "camera/end_of_stream", qos.DECISIONS)
         self._source: Any = None
         self._ended = False
+        self._last_stamp_ns = 0               # newest stamp published, kept across deactivate / cleanup
+        self._stamp_offset_ns: int | None = 0
         self._last_frame_wall = time.monotonic()
         self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health,
                                      hardware_id=f"camera/{self._cfg.source}")
@@ -67,6 +69,8 @@ class CameraNode(ManagedNode):
 
             params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
             self._source = open_camera(self._cfg.source, params)
+            self._ended = False
+            self._stamp_offset_ns = None if self._last_stamp_ns else 0   # decided by the first frame
         self.get_logger().info(f"camera source {self._cfg.source} at {self._cfg.fps:g} fps")
 
     def start_work(self) -> None:
@@ -112,8 +116,7 @@ class CameraNode(ManagedNode):
             raise
 
     def _capture(self) -> None:
-        last_stamp = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._ended:
             try:
                 frame = self._source.read()
             except CameraError as err:
@@ -128,14 +131,19 @@ class CameraNode(ManagedNode):
                 if self._stop.is_set() or not self.context.ok():
                     return
                 self._ended = True
-                self._eos_pub.publish(conversions.header(last_stamp + EOS_AFTER_NS, self._cfg.frame_id))
+                self._eos_pub.publish(conversions.header(self._last_stamp_ns + EOS_AFTER_NS, self._cfg.frame_id))
                 self.get_logger().info(f"end of stream after {self._monitor.counters['processed']} frames")
                 return
             if self._stop.is_set() or not self.context.ok():
                 return
+            if self._stamp_offset_ns is None:
+                # A file or synthetic source opened again (cleanup, configure) starts its stamps over:
+                # continue after the last stamp and its end-of-stream marker, so time never goes back.
+                self._stamp_offset_ns = max(0, self._last_stamp_ns + 2 * EOS_AFTER_NS - frame.stamp_ns)
+            stamp_ns = frame.stamp_ns + self._stamp_offset_ns
             with self._monitor.measure():
                 detections = frame.detections if frame.detections is not None else self._detector.detect(frame.image_bgr)
-                hdr = conversions.header(frame.stamp_ns, self._cfg.frame_id)
+                hdr = conversions.header(stamp_ns, self._cfg.frame_id)
                 self._image_pub.publish(conversions.image_to_msg(frame.image_bgr, hdr))
                 self._det_pub.publish(conversions.detections_to_msg(detections, hdr, frame.frame_index))
                 if frame.ground_truth is not None:
@@ -145,7 +153,7 @@ class CameraNode(ManagedNode):
                                         nuisances=",".join(g.nuisances)) for g in frame.ground_truth]))
             self._monitor.count("detections", len(detections))
             self._last_frame_wall = time.monotonic()
-            last_stamp = frame.stamp_ns
+            self._last_stamp_ns = stamp_ns
 
 
 def main() -> None:
