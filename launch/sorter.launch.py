@@ -8,7 +8,7 @@ from typing import Any
 
 import lifecycle_msgs.msg
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
 from launch.events import Shutdown, matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
@@ -78,7 +78,8 @@ def _managed(nodes: dict[str, LifecycleNode]) -> list[Any]:
         for start, goal, what in (("configuring", "unconfigured", "configure"), ("activating", "inactive", "activate")):
             actions.append(RegisterEventHandler(OnStateTransition(
                 target_lifecycle_node=node, start_state=start, goal_state=goal,
-                entities=[EmitEvent(event=Shutdown(reason=f"{name} failed to {what} (its log says why)"))])))
+                entities=[LogInfo(msg=f"[cardsorter] {name} failed to {what} (its error above says why): stopping"),
+                          EmitEvent(event=Shutdown(reason=f"{name} failed to {what}"))])))
         actions.append(_transition(node, lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE))
     return actions
 
