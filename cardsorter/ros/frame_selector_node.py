@@ -44,7 +44,6 @@ class FrameSelectorNode(Node):
                                        manifest.input_size_wh)
         self._images: dict[int, Image] = {}
         self._detections: dict[int, CardDetectionArray] = {}
-        self._stream_ended = False   # camera/end_of_stream seen; a newer frame starts a new stream
         self._monitor = StageMonitor(self, "track+gate+warp", report=self._gate_report)
         self._inputs = InputGuard(self, self._monitor, monotonic=True,
                                   on_rebase=lambda: self._publish_ends(self._tracker.restart()))
@@ -85,16 +84,6 @@ class FrameSelectorNode(Node):
 
     def _process(self, image: Image, dets: CardDetectionArray) -> None:
         stamp = conversions.stamp_to_ns(dets.header.stamp)
-        newest = self._tracker.last_stamp_ns
-        if newest is not None and stamp < newest:
-            # A frame that arrives after a newer one or after the end of stream (other topics, other
-            # processes): its cards' tracks have moved on or ended. Counted and dropped, never fatal.
-            late = "frames_after_end_of_stream" if self._stream_ended else "frames_out_of_order"
-            self._monitor.count(late)
-            self.get_logger().info(f"dropped frame {stamp}: older than {newest} ({late.replace('_', ' ')})",
-                                   throttle_duration_sec=5.0)
-            return
-        self._stream_ended = False
         try:
             frame = conversions.image_from_msg(image)
         except conversions.ImageError as err:
@@ -102,6 +91,15 @@ class FrameSelectorNode(Node):
             return
         detections = self._inputs.detections(dets, "camera/detections", frame.shape[1], frame.shape[0])
         if not self._inputs.stamp("camera/detections", stamp):
+            return
+        newest = self._tracker.last_stamp_ns
+        if newest is not None and stamp < newest:
+            # Newer than the last frame but older than the end-of-stream marker, which flushed the tracker
+            # at its own stamp (1 s after the camera's last frame): a last frame that arrived after the
+            # marker (other topic, other process). Its card's track has ended: counted and dropped.
+            self._monitor.count("frames_after_end_of_stream")
+            self.get_logger().info(f"dropped frame {stamp}: it arrived after the end of stream ({newest})",
+                                   throttle_duration_sec=5.0)
             return
         with self._monitor.measure():
             tracked, ended = self._tracker.update(detections, stamp)
@@ -134,7 +132,6 @@ class FrameSelectorNode(Node):
         if not self._inputs.not_ahead("camera/end_of_stream", stamp):
             return
         newest = self._tracker.last_stamp_ns
-        self._stream_ended = True
         self._publish_ends(self._tracker.flush(max(stamp, newest or stamp)))
         self.get_logger().info("end of stream: every open track ended")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import pathlib
 import signal
@@ -199,7 +200,7 @@ def run_from_args(args: argparse.Namespace, ros_args: Sequence[str] = ()) -> int
         nodes.append("web")
     overrides = {k: v for k, v in overrides_from_args(args).items() if k in nodes}
     if "web" in nodes:
-        files = [pathlib.Path(a) for f, a in zip(ros_args, ros_args[1:]) if f == "--params-file"]
+        files = [pathlib.Path(a) for f, a in itertools.pairwise(ros_args) if f == "--params-file"]
         share_inventory_with_web(args.params_file or (files[0] if files else None), overrides)
     with Graph(args.params_file, nodes, overrides, namespace=args.namespace, ros_args=ros_args) as graph:
         log.info("running %d nodes: %s", len(graph.nodes), ", ".join(graph.nodes))
