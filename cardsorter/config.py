@@ -105,9 +105,17 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def node_key(key: str) -> str:
+    """The node name a parameters-file key addresses: ``camera``, ``/camera`` and ``/**/camera`` → ``camera``."""
+    key = key.strip("/")
+    return key.removeprefix("**/") if key != "**" else key
+
+
 def load_params_file(path: str | pathlib.Path, check: bool = True) -> dict[str, dict[str, Any]]:
     """Read a ROS 2 parameters YAML into {node_name: {dotted_param: value}} (``/**`` merged in).
 
+    Node keys may be written ``camera``, ``/camera`` or ``/**/camera`` (any namespace); rcl itself
+    applies the file's blocks to running nodes (runner.Graph passes it with ``--params-file``).
     ``check``: a file other than the default one may only name nodes and parameters the default file
     has (``config/sorter.yaml`` lists every parameter); anything else is a ConfigError listing the
     valid ones, so a misspelt key or section cannot be ignored silently.
@@ -125,7 +133,7 @@ def load_params_file(path: str | pathlib.Path, check: bool = True) -> dict[str, 
         if not isinstance(body, Mapping) or "ros__parameters" not in body:
             raise ConfigError(f"{path}: entry '{node}' must contain 'ros__parameters'")
         params = flatten(body["ros__parameters"] or {})
-        key = str(node).lstrip("/")
+        key = node_key(str(node))
         if key in ("**", "*"):
             common.update(params)
         else:

@@ -6,7 +6,7 @@ import pathlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import rclpy
 from rclpy.context import Context
@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
 from cardsorter.config import REPO_ROOT
+from cardsorter.ros.lifecycle import ManagedNode, activate
 from cardsorter.ros.runner import node_overrides
 
 PARAMS_FILE = REPO_ROOT / "config" / "sorter.yaml"
@@ -52,6 +53,15 @@ def spin_until(executor: MultiThreadedExecutor, done: Callable[[], bool], timeou
 def overrides(node: str, **changes: Any) -> list[Parameter]:
     """The node's parameters from config/sorter.yaml with some changed."""
     return node_overrides(PARAMS_FILE, node, {node: changes})
+
+
+M = TypeVar("M", bound=ManagedNode)
+
+
+def started(node: M) -> M:
+    """A managed node (camera, embedder, sorter) configured and activated, as the launch file and runner do."""
+    activate(node)
+    return node
 
 
 class Collector(Node):

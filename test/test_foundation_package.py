@@ -40,22 +40,24 @@ def test_launch_file_declares_the_documented_arguments_and_reads_the_node_list()
     tree = ast.parse((ROOT / "launch" / "sorter.launch.py").read_text())
     declared = {node.args[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
-    assert declared == {"params_file", "source", "backend", "database", "rviz", "web"}
+    assert declared == {"params_file", "source", "backend", "database", "namespace", "single_process", "rviz",
+                        "web"}
     imports = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "cardsorter.ros.graph" in imports, "the launch file reads the one node list"
 
 
-def test_rviz_config_shows_the_overlay_topics() -> None:
+def test_rviz_config_shows_the_overlay_topics_relative_to_its_namespace() -> None:
     cfg = yaml.safe_load((ROOT / "config" / "cardsorter.rviz").read_text())
     topics = {d["Topic"]["Value"] for d in cfg["Visualization Manager"]["Displays"] if "Topic" in d}
-    assert topics == {"/debug/image", "/debug/markers"}
+    assert topics == {"debug/image", "debug/markers"}   # relative: rviz2 in namespace:=station2 shows that sorter
 
 
 def test_package_xml_declares_the_runtime_dependencies() -> None:
     root = ET.parse(ROOT / "package.xml").getroot()
     deps = {e.text for e in root if e.tag in ("depend", "exec_depend", "build_depend", "buildtool_depend")}
     for dep in ("rclpy", "std_msgs", "sensor_msgs", "geometry_msgs", "visualization_msgs", "diagnostic_msgs",
-                "builtin_interfaces", "rosidl_default_generators", "rosidl_default_runtime", "launch_ros"):
+                "builtin_interfaces", "rosidl_default_generators", "rosidl_default_runtime", "launch_ros",
+                "lifecycle_msgs"):
         assert dep in deps, dep
 
 
@@ -64,7 +66,7 @@ def test_package_xml_declares_the_runtime_dependencies() -> None:
 ROSDEP_KEY = {
     "rclpy": "rclpy", "std_msgs": "std_msgs", "sensor_msgs": "sensor_msgs", "geometry_msgs": "geometry_msgs",
     "visualization_msgs": "visualization_msgs", "diagnostic_msgs": "diagnostic_msgs",
-    "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces",
+    "builtin_interfaces": "builtin_interfaces", "rcl_interfaces": "rcl_interfaces", "lifecycle_msgs": "lifecycle_msgs",
     "ament_index_python": "ament_index_python", "launch": "launch", "launch_ros": "launch_ros",
     "numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml", "matplotlib": "python3-matplotlib",
     "aiohttp": "python3-aiohttp",
@@ -104,3 +106,14 @@ def test_package_xml_declares_every_runtime_import_by_its_rosdep_key_and_nothing
     assert "cv_bridge" not in declared, "cv_bridge is never imported (conversions.py converts images itself)"
     readme = (ROOT / "README.md").read_text()
     assert "pip install usearch==" in readme, "the README says how to install usearch (no rosdep key)"
+
+
+def test_installed_launch_file_and_config_are_the_sources() -> None:
+    """ros2 launch reads share/cardsorter/{launch,config}: the bootstrap rebuilds install/ when they change."""
+    share = INSTALL / "share" / "cardsorter"
+    for folder in ("launch", "config"):
+        for src in sorted((ROOT / folder).rglob("*")):
+            if src.is_file():
+                installed = share / src.relative_to(ROOT)
+                assert installed.is_file() and installed.read_bytes() == src.read_bytes(), \
+                    f"{installed} is stale: run scripts/bootstrap.sh"

@@ -169,13 +169,13 @@ def test_unreachable_server_is_named_without_its_password() -> None:
 
 def test_the_sorter_node_writes_its_station_session_to_postgresql(pg_url: str) -> None:
     import psycopg
-    from rosutil import overrides, ros_context
+    from rosutil import overrides, ros_context, started
 
     from cardsorter.ros.sorter_node import SorterNode
 
     with ros_context() as (context, executor):
-        node = SorterNode(context=context, parameter_overrides=overrides(
-            "sorter", inventory_path=pg_url, **{"session.station": "bench-3", "session.condition": "MP"}))
+        node = started(SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=pg_url, **{"session.station": "bench-3", "session.condition": "MP"})))
         executor.add_node(node)
         node.destroy_node()
     with psycopg.connect(pg_url) as conn:

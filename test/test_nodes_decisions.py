@@ -8,7 +8,7 @@ import pathlib
 from cardsorter.msg import CardIdentityArray, CardMatchArray, SortEvent
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.srv import SorterCommand
-from rosutil import Collector, overrides, ros_context, spin_until
+from rosutil import Collector, overrides, ros_context, spin_until, started
 
 from cardsorter.core.types import (
     BoxPx,
@@ -42,8 +42,8 @@ def test_matches_become_one_sort_event_per_track_in_the_right_bins(tmp_path: pat
                                   "identities": (CardIdentityArray, qos.DECISIONS)})
         executor.add_node(col)
         executor.add_node(SmootherNode(context=context, parameter_overrides=overrides("smoother")))
-        sorter = SorterNode(context=context, parameter_overrides=overrides(
-            "sorter", inventory_path=str(inventory), mode="flow"))
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(inventory), mode="flow")))
         executor.add_node(sorter)
         match_pub = col.publisher(CardMatchArray, "matches", qos.PIPELINE)
         end_pub = col.publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
@@ -87,8 +87,8 @@ def test_sorter_pause_and_resume_through_the_service(tmp_path: pathlib.Path) -> 
     with ros_context() as (context, executor):
         col = Collector(context, {})
         executor.add_node(col)
-        sorter = SorterNode(context=context, parameter_overrides=overrides(
-            "sorter", inventory_path=str(tmp_path / "inv.sqlite")))
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(tmp_path / "inv.sqlite"))))
         executor.add_node(sorter)
         client = col.create_client(SorterCommand, "sorter/command")
         assert client.wait_for_service(timeout_sec=10.0)

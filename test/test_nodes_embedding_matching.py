@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from cardsorter.msg import CardCropArray, CardEmbeddingArray, CardMatchArray
 from cardsorter.srv import EnrolCard, ReloadDatabase
-from rosutil import Collector, make_world, overrides, ros_context, spin_until
+from rosutil import Collector, make_world, overrides, ros_context, spin_until, started
 
 from cardsorter.core.types import BoxPx, CardCrop, CardEmbedding
 from cardsorter.ros import conversions as cv
@@ -32,7 +32,7 @@ def test_embedder_batches_a_frames_crops_keeping_track_ids_and_stamp(world: dict
     with ros_context() as (context, executor):
         col = Collector(context, {"embeddings": (CardEmbeddingArray, qos.PIPELINE)})
         executor.add_node(col)
-        node = EmbedderNode(context=context, parameter_overrides=overrides("embedder"))
+        node = started(EmbedderNode(context=context, parameter_overrides=overrides("embedder")))
         executor.add_node(node)
         pub = col.publisher(CardCropArray, "crops", qos.PIPELINE)
         assert spin_until(executor, lambda: pub.get_subscription_count() > 0)
@@ -54,7 +54,7 @@ def test_matcher_answers_a_frame_with_top_k_and_serves_reload_and_enrol(world: d
     with ros_context() as (context, executor):
         col = Collector(context, {"matches": (CardMatchArray, qos.PIPELINE)})
         executor.add_node(col)
-        embedder = EmbedderNode(context=context, parameter_overrides=overrides("embedder"))
+        embedder = started(EmbedderNode(context=context, parameter_overrides=overrides("embedder")))
         matcher = MatcherNode(context=context, parameter_overrides=overrides("matcher", database=str(world["db"])))
         executor.add_node(embedder)
         executor.add_node(matcher)

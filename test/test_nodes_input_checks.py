@@ -10,7 +10,7 @@ from cardsorter.msg import CardEmbeddingArray, CardIdentityArray, CardMatchArray
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
-from rosutil import Collector, make_world, overrides, ros_context, spin_until
+from rosutil import Collector, make_world, overrides, ros_context, spin_until, started
 from std_msgs.msg import String
 
 from cardsorter.core.sorting import SorterState
@@ -108,9 +108,9 @@ def test_after_an_actuator_stop_no_card_is_accepted_and_the_console_says_error_o
     with ros_context() as (context, executor):
         col = Collector(context, {"sort_events": (SortEvent, qos.DECISIONS)})
         executor.add_node(col)
-        sorter = SorterNode(context=context, parameter_overrides=overrides(
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
             "sorter", inventory_path=str(tmp_path / "inv.sqlite"), mode="station",
-            **{"actuator.simulated.jam_probability": 1.0}))
+            **{"actuator.simulated.jam_probability": 1.0})))
         executor.add_node(sorter)
         ids_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)
         end_pub = col.publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
@@ -135,8 +135,8 @@ def test_the_sorter_clock_ignores_a_future_stamp(tmp_path: pathlib.Path) -> None
     with ros_context() as (context, executor):
         col = Collector(context, {})
         executor.add_node(col)
-        sorter = SorterNode(context=context, parameter_overrides=overrides(
-            "sorter", inventory_path=str(tmp_path / "inv.sqlite"), clock_tick_ms=0.0))
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(tmp_path / "inv.sqlite"), clock_tick_ms=0.0)))
         executor.add_node(sorter)
         ids_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)
         assert spin_until(executor, lambda: ids_pub.get_subscription_count() > 0)
@@ -158,7 +158,7 @@ def test_camera_frames_are_taken_as_sensor_data_and_each_node_names_its_own_hard
 
     with ros_context() as (context, executor):
         selector = FrameSelectorNode(context=context, parameter_overrides=overrides("frame_selector"))
-        sorter = SorterNode(context=context, parameter_overrides=overrides("sorter", inventory_path=str(tmp_path / "i.sqlite")))
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides("sorter", inventory_path=str(tmp_path / "i.sqlite"))))
         smoother = SmootherNode(context=context, parameter_overrides=overrides("smoother"))
         for node in (selector, sorter, smoother):
             executor.add_node(node)
@@ -217,9 +217,9 @@ def test_after_a_real_clock_jump_the_sorter_finishes_the_belt_and_sorts_on_in_th
     with ros_context() as (context, executor):
         col = Collector(context, {"sort_events": (SortEvent, qos.DECISIONS)})
         executor.add_node(col)
-        sorter = SorterNode(context=context, parameter_overrides=overrides(
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
             "sorter", inventory_path=str(tmp_path / "inv.sqlite"), clock_tick_ms=0.0,
-            **{"input.stamp_rebase_messages": 3}))
+            **{"input.stamp_rebase_messages": 3})))
         executor.add_node(sorter)
         tracks = col.publisher(CardDetectionArray, "tracks", qos.PIPELINE)
         ids_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)

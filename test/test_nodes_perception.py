@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 from cardsorter.msg import CardCropArray, CardDetectionArray, GroundTruth
-from rosutil import Collector, overrides, ros_context, spin_until
+from rosutil import Collector, overrides, ros_context, spin_until, started
 from sensor_msgs.msg import Image
 
 from cardsorter.core.types import BoxPx, Detection
@@ -31,9 +31,9 @@ def test_synthetic_camera_publishes_frames_detections_and_truth_with_one_stamp(c
                                   "camera/detections": (CardDetectionArray, qos.PIPELINE),
                                   "camera/ground_truth": (GroundTruth, qos.DECISIONS)})
         executor.add_node(col)
-        node = CameraNode(context=context, parameter_overrides=overrides(
+        node = started(CameraNode(context=context, parameter_overrides=overrides(
             "camera", **{"synthetic.catalog_dir": str(catalog), "synthetic.cards": 2, "fps": 20.0,
-                         "synthetic.realtime": True}))
+                         "synthetic.realtime": True})))
         executor.add_node(node)
         assert spin_until(executor, lambda: len(col.received["camera/detections"]) >= 15
                           and any(m.detections for m in col.received["camera/detections"]), 60.0)

@@ -6,7 +6,7 @@ import pathlib
 import sqlite3
 
 import pytest
-from rosutil import overrides, ros_context
+from rosutil import overrides, ros_context, started
 
 from cardsorter.ros.sorter_node import SorterNode
 
@@ -14,8 +14,8 @@ from cardsorter.ros.sorter_node import SorterNode
 def test_session_condition_reaches_the_inventory(tmp_path: pathlib.Path) -> None:
     inv = tmp_path / "inv.sqlite"
     with ros_context() as (context, executor):
-        sorter = SorterNode(context=context, parameter_overrides=overrides(
-            "sorter", inventory_path=str(inv), **{"session.condition": "Lightly Played"}))
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(inv), **{"session.condition": "Lightly Played"})))
         executor.add_node(sorter)
         sorter.destroy_node()
     conn = sqlite3.connect(inv)

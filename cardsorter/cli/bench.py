@@ -14,8 +14,8 @@ from cardsorter.cli import extras
 
 log = logging.getLogger("cardsorter.bench")
 
-PARTS = ("graph", "perception", "embedding", "search", "decisions", "web", "catalogues")
-ROS_PARTS = ("graph", "web")   # the whole graph over rclpy; the other parts are plain Python
+PARTS = ("graph", "memory", "perception", "embedding", "search", "decisions", "web", "catalogues")
+ROS_PARTS = ("graph", "memory", "web")   # the whole graph over rclpy; the other parts are plain Python
 
 
 def _run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -27,6 +27,10 @@ def _run_part(name: str, quick: bool) -> dict[str, Any]:
         from cardsorter.bench import web
 
         return web.run(cards=8 if quick else 20, fps=10.0, rounds=1 if quick else 2)
+    if name == "memory":
+        from cardsorter.bench import memory
+
+        return memory.run(cards=4 if quick else 8)
     if name == "perception":
         from cardsorter.bench import perception
 

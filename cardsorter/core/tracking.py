@@ -64,6 +64,11 @@ class CardTracker:
         self._last_stamp_ns: int | None = None
 
     @property
+    def last_stamp_ns(self) -> int | None:
+        """The newest stamp seen (update or flush); an older frame can no longer be tracked."""
+        return self._last_stamp_ns
+
+    @property
     def open_track_ids(self) -> list[int]:
         return [t.track_id for t in self._tracks]
 

@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -17,6 +16,7 @@ from cardsorter.core.errors import CameraError, CardsorterError
 from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
+from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, refuse_runtime_changes
 
@@ -39,7 +39,9 @@ class CameraNodeConfig:
             raise ValueError(f"fps must be > 0, got {self.fps}")
 
 
-class CameraNode(Node):
+class CameraNode(ManagedNode):
+    """Managed: configure opens the camera, activate starts the capture thread, deactivate stops it."""
+
     def __init__(self, **kwargs: Any) -> None:
         # Source blocks (imx500.*, video.*, synthetic.*) are declared from the parameters file, typed by
         # their values, and validated by the source's own config; the rest is declared field by field.
@@ -52,36 +54,69 @@ class CameraNode(Node):
         self._eos_pub = self.create_publisher(Header, "camera/end_of_stream", qos.DECISIONS)
         self._source: Any = None
         self._ended = False
+        self._last_stamp_ns = 0               # newest stamp published, kept across deactivate / cleanup
+        self._stamp_offset_ns: int | None = 0
         self._last_frame_wall = time.monotonic()
         self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health,
                                      hardware_id=f"camera/{self._cfg.source}")
         refuse_runtime_changes(self)   # the source is opened once with these settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open_hardware(self) -> None:
         if self._cfg.source != "none":
             from cardsorter.backends.cameras import open_camera
 
             params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
             self._source = open_camera(self._cfg.source, params)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if self._source is not None:
-            self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
-            self._thread.start()
+            self._ended = False
+            self._stamp_offset_ns = None if self._last_stamp_ns else 0   # decided by the first frame
         self.get_logger().info(f"camera source {self._cfg.source} at {self._cfg.fps:g} fps")
 
+    def start_work(self) -> None:
+        if self._source is not None and self._thread is None:
+            self._stop.clear()
+            self._last_frame_wall = time.monotonic()
+            self._thread = threading.Thread(target=self._loop, name="camera", daemon=True)
+            self._thread.start()
+
+    def stop_work(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def release_hardware(self) -> None:
+        self.stop_work()
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
     def _health(self) -> tuple[bytes, str]:
-        if self._source is None:
+        source = self._source
+        if self._cfg.source == "none":
             return OK, "no source (bag replay)"
+        if source is None or not self.active:
+            return WARN, f"not capturing (lifecycle state {self.state_label})"
         if self._ended:
             return OK, "end of stream"
         silent_s = time.monotonic() - self._last_frame_wall
         if silent_s > STALLED_AFTER_PERIODS / self._cfg.fps:
-            return ERROR, f"stalled: no frame for {silent_s:.1f} s ({self._source.status})"
-        status = self._source.status
+            return ERROR, f"stalled: no frame for {silent_s:.1f} s ({source.status})"
+        status = source.status
         return (OK if status == "ok" else WARN if "loading" in status else ERROR), status
 
     def _loop(self) -> None:
-        last_stamp = 0
-        while not self._stop.is_set():
+        try:
+            self._capture()
+        except Exception:
+            # Ctrl-C shuts the context down under a publish ("publisher's context is invalid"): an exit, not an error.
+            if self._stop.is_set() or not self.context.ok():
+                return
+            raise
+
+    def _capture(self) -> None:
+        while not self._stop.is_set() and not self._ended:
             try:
                 frame = self._source.read()
             except CameraError as err:
@@ -93,15 +128,22 @@ class CameraNode(Node):
                 self.get_logger().error(f"camera stopped: {err}")
                 break
             if frame is None:
+                if self._stop.is_set() or not self.context.ok():
+                    return
                 self._ended = True
-                self._eos_pub.publish(conversions.header(last_stamp + EOS_AFTER_NS, self._cfg.frame_id))
+                self._eos_pub.publish(conversions.header(self._last_stamp_ns + EOS_AFTER_NS, self._cfg.frame_id))
                 self.get_logger().info(f"end of stream after {self._monitor.counters['processed']} frames")
                 return
             if self._stop.is_set() or not self.context.ok():
                 return
+            if self._stamp_offset_ns is None:
+                # A file or synthetic source opened again (cleanup, configure) starts its stamps over:
+                # continue after the last stamp and its end-of-stream marker, so time never goes back.
+                self._stamp_offset_ns = max(0, self._last_stamp_ns + 2 * EOS_AFTER_NS - frame.stamp_ns)
+            stamp_ns = frame.stamp_ns + self._stamp_offset_ns
             with self._monitor.measure():
                 detections = frame.detections if frame.detections is not None else self._detector.detect(frame.image_bgr)
-                hdr = conversions.header(frame.stamp_ns, self._cfg.frame_id)
+                hdr = conversions.header(stamp_ns, self._cfg.frame_id)
                 self._image_pub.publish(conversions.image_to_msg(frame.image_bgr, hdr))
                 self._det_pub.publish(conversions.detections_to_msg(detections, hdr, frame.frame_index))
                 if frame.ground_truth is not None:
@@ -111,14 +153,7 @@ class CameraNode(Node):
                                         nuisances=",".join(g.nuisances)) for g in frame.ground_truth]))
             self._monitor.count("detections", len(detections))
             self._last_frame_wall = time.monotonic()
-            last_stamp = frame.stamp_ns
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-        if self._source is not None:
-            self._source.close()
+            self._last_stamp_ns = stamp_ns
 
 
 def main() -> None:

@@ -92,6 +92,15 @@ class FrameSelectorNode(Node):
         detections = self._inputs.detections(dets, "camera/detections", frame.shape[1], frame.shape[0])
         if not self._inputs.stamp("camera/detections", stamp):
             return
+        newest = self._tracker.last_stamp_ns
+        if newest is not None and stamp < newest:
+            # Newer than the last frame but older than the end-of-stream marker, which flushed the tracker
+            # at its own stamp (1 s after the camera's last frame): a last frame that arrived after the
+            # marker (other topic, other process). Its card's track has ended: counted and dropped.
+            self._monitor.count("frames_after_end_of_stream")
+            self.get_logger().info(f"dropped frame {stamp}: it arrived after the end of stream ({newest})",
+                                   throttle_duration_sec=5.0)
+            return
         with self._monitor.measure():
             tracked, ended = self._tracker.update(detections, stamp)
             crops = self._selector.select(frame, tracked, stamp)
@@ -119,9 +128,11 @@ class FrameSelectorNode(Node):
             self._selector.set_settled(ident.track_id, ident.final or ident.state in SETTLED_STATES)
 
     def _on_end_of_stream(self, msg: Header) -> None:
-        if not self._inputs.not_ahead("camera/end_of_stream", conversions.stamp_to_ns(msg.stamp)):
+        stamp = conversions.stamp_to_ns(msg.stamp)
+        if not self._inputs.not_ahead("camera/end_of_stream", stamp):
             return
-        self._publish_ends(self._tracker.flush(conversions.stamp_to_ns(msg.stamp)))
+        newest = self._tracker.last_stamp_ns
+        self._publish_ends(self._tracker.flush(max(stamp, newest or stamp)))
         self.get_logger().info("end of stream: every open track ended")
 
     @property

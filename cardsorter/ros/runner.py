@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import pathlib
 import signal
@@ -20,8 +21,9 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from cardsorter.config import check_known_params, default_params_file, load_params_file
-from cardsorter.core.errors import ConfigError
+from cardsorter.core.errors import CardsorterError, ConfigError
 from cardsorter.ros.graph import ALL_NODE_NAMES, NODE_NAMES, spec
+from cardsorter.ros.lifecycle import bring_up
 
 log = logging.getLogger("cardsorter.runner")
 N = TypeVar("N", bound=Node)
@@ -35,33 +37,52 @@ def node_overrides(params_file: pathlib.Path, name: str,
     return [Parameter(k, value=v) for k, v in values.items()]
 
 
+def graph_ros_arguments(params_file: pathlib.Path | None, namespace: str = "",
+                        ros_args: Sequence[str] = ()) -> list[str]:
+    """The rcl arguments of the graph's Context: the parameters file first (the default one unless
+    ``ros_args`` bring their own, as the launch file's do), the namespace, then ``ros_args`` (its later
+    files win). rcl matches each file's node blocks to the nodes, exactly as for one-node processes."""
+    args = ["--ros-args"]
+    if params_file is not None or "--params-file" not in ros_args:
+        args += ["--params-file", str(params_file or default_params_file())]
+    if namespace:
+        args += ["-r", f"__ns:={namespace}"]
+    return args + list(ros_args)
+
+
 class Graph:
-    """Builds and spins the chosen nodes in one rclpy Context; a context manager."""
+    """Builds and spins the chosen nodes in one rclpy Context; a context manager.
+
+    Parameters reach the nodes as in a launch: the parameters file through rcl (``--params-file``),
+    ``overrides`` on top (rclpy ``parameter_overrides``). The managed nodes (camera, embedder,
+    sorter) are then configured and activated, downstream first."""
 
     def __init__(self, params_file: pathlib.Path | None = None, nodes: Sequence[str] = NODE_NAMES,
                  overrides: Mapping[str, Mapping[str, Any]] | None = None, threads: int = 4,
-                 extra_nodes: Sequence[Callable[[Context], Node]] = ()) -> None:
-        self.params_file = pathlib.Path(params_file) if params_file else default_params_file()
+                 extra_nodes: Sequence[Callable[[Context], Node]] = (), namespace: str = "",
+                 ros_args: Sequence[str] = ()) -> None:
         unknown = set((overrides or {}).keys()) - set(ALL_NODE_NAMES)
         if unknown:
             raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}; valid: {', '.join(ALL_NODE_NAMES)}")
         # every override must be a parameter the parameters file has (a misspelt one is not ignored)
-        check_known_params(overrides or {}, "overrides", load_params_file(self.params_file))
+        check_known_params(overrides or {}, "overrides", load_params_file(params_file or default_params_file()))
         self._thread: threading.Thread | None = None
         self.context = Context()
-        rclpy.init(context=self.context, args=[])
+        rclpy.init(context=self.context, args=["cardsorter", *graph_ros_arguments(params_file, namespace, ros_args)])
         self.nodes: dict[str, Node] = {}
         self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
         try:
             for name in nodes:
                 node_cls = spec(name).load()
-                node = node_cls(context=self.context, parameter_overrides=node_overrides(self.params_file, name, overrides))
+                explicit = [Parameter(k, value=v) for k, v in (overrides or {}).get(name, {}).items()]
+                node = node_cls(context=self.context, parameter_overrides=explicit)
                 self.nodes[name] = node
                 self.executor.add_node(node)
             for make in extra_nodes:
                 extra = make(self.context)
                 self.nodes[extra.get_name()] = extra
                 self.executor.add_node(extra)
+            bring_up(self.nodes.values())
         except BaseException:
             self.close()
             raise
@@ -93,7 +114,7 @@ class Graph:
         return done()
 
     def close(self) -> None:
-        for node in reversed(list(self.nodes.values())):
+        for node in self.nodes.values():   # the camera first: nothing new enters while the rest closes
             close = getattr(node, "close", None)
             if callable(close):
                 try:
@@ -119,8 +140,15 @@ def main(argv: list[str] | None = None) -> None:
     """`all_nodes` executable / `cardsorter run`: the whole graph in this process until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="all_nodes", description="run every cardsorter node in one process")
     add_run_arguments(parser)
-    args, _ros_args = parser.parse_known_args(argv if argv is not None else sys.argv[1:])
-    sys.exit(run_from_args(args))
+    argv = list(argv if argv is not None else sys.argv[1:])
+    # `--ros-args ...` (what launch_ros passes: -r __ns:=..., --params-file ...) goes to rcl unchanged.
+    ros_at = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    args = parser.parse_args(argv[:ros_at])
+    try:
+        sys.exit(run_from_args(args, argv[ros_at:]))
+    except CardsorterError as err:
+        print(f"[cardsorter] cannot start: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +158,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", help="reference database directory")
     parser.add_argument("--nodes", default=",".join(NODE_NAMES), help="comma-separated subset of nodes")
     parser.add_argument("--web", action="store_true", help="also start the operator's web view (printed URL)")
+    parser.add_argument("--namespace", default="", help="ROS namespace of every node, e.g. /station2 (default: none)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="override one parameter, e.g. --set camera.synthetic.mode=station (repeatable)")
@@ -168,14 +197,15 @@ def share_inventory_with_web(params_file: pathlib.Path | None, overrides: dict[s
     overrides.setdefault("web", {}).setdefault("inventory_path", sorter)
 
 
-def run_from_args(args: argparse.Namespace) -> int:
+def run_from_args(args: argparse.Namespace, ros_args: Sequence[str] = ()) -> int:
     nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
     if args.web and "web" not in nodes:
         nodes.append("web")
     overrides = {k: v for k, v in overrides_from_args(args).items() if k in nodes}
     if "web" in nodes:
-        share_inventory_with_web(args.params_file, overrides)
-    with Graph(args.params_file, nodes, overrides) as graph:
+        files = [pathlib.Path(a) for f, a in itertools.pairwise(ros_args) if f == "--params-file"]
+        share_inventory_with_web(args.params_file or (files[0] if files else None), overrides)
+    with Graph(args.params_file, nodes, overrides, namespace=args.namespace, ros_args=ros_args) as graph:
         log.info("running %d nodes: %s", len(graph.nodes), ", ".join(graph.nodes))
         announce_web(graph)
         stop = threading.Event()
@@ -186,5 +216,6 @@ def run_from_args(args: argparse.Namespace) -> int:
                 graph.executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # closing: a second Ctrl-C must not cut it short
     log.info("stopped")
     return 0

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
+from rclpy.service import Service
+from rclpy.subscription import Subscription
 from std_msgs.msg import Header, String
 
 from cardsorter.backends.actuators import (
@@ -38,6 +39,7 @@ from cardsorter.inventory_store import open_inventory
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
+from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.main import run_node
 from cardsorter.ros.params import declare_config, declare_value
 from cardsorter.ros.validation import InputGuard
@@ -62,18 +64,29 @@ class SorterNodeConfig:
             raise ValueError(f"actuator_kind must be one of {sorted(ACTUATOR_CONFIGS)}, got '{self.actuator_kind}'")
 
 
-class SorterNode(Node):
+class SorterNode(ManagedNode):
+    """Managed: configure opens the actuator, inventory and sort log; activate subscribes and starts sorting."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sorter", **kwargs)
         self._cfg = declare_config(self, SorterNodeConfig)
-        core_cfg = declare_config(self, SorterConfig)
-        self._core_config = core_cfg
-        belt = declare_config(self, BeltConfig, "flow.")
-        self._rules = load_rules(resolve_path(core_cfg.rules_file))
-        actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator_kind], config_prefix(self._cfg.actuator_kind))
-        manifest = load_manifest(resolve_path(declare_value(self, "model_manifest", str,
-                                                            "model manifest: its id is recorded in inventory rows")))
-        session = declare_config(self, SessionConfig, "session.")
+        self._core_config = declare_config(self, SorterConfig)
+        self._belt = declare_config(self, BeltConfig, "flow.")
+        self._rules = load_rules(resolve_path(self._core_config.rules_file))
+        self._actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator_kind],
+                                            config_prefix(self._cfg.actuator_kind))
+        self._manifest = load_manifest(resolve_path(declare_value(
+            self, "model_manifest", str, "model manifest: its id is recorded in inventory rows")))
+        self._lock = threading.Lock()
+        self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
+        self._work: list[Any] = []   # subscriptions, service and timer of the active state
+        self._session_cfg = declare_config(self, SessionConfig, "session.")
+        self._monitor = StageMonitor(self, f"sort ({self._core_config.mode}, {self._cfg.actuator_kind})",
+                                     health=self._health, hardware_id=f"actuator/{self._cfg.actuator_kind}")
+        self._inputs = InputGuard(self, self._monitor, on_rebase=self._on_clock_jump)
+
+    def open_hardware(self) -> None:
+        core_cfg, manifest, session = self._core_config, self._manifest, self._session_cfg
         self._session_id = uuid.uuid4().hex[:12]
         target = self._cfg.inventory_path
         self._inventory = open_inventory(target if is_url(target) else resolve_path(target),
@@ -89,32 +102,54 @@ class SorterNode(Node):
             if self._sort_log is not None:
                 self._sort_log.write_inventory_row(lost)
         fill = {b: n for b, n in self._inventory.bin_fill().items() if b in self._rules.bins}
-        self._core = SorterCore(core_cfg, self._rules, belt if core_cfg.mode == "flow" else None, initial_fill=fill)
-        self._actuator = actuator_from_config(actuator_cfg, self._rules.bins)
-        self._lock = threading.Lock()
+        self._core = SorterCore(core_cfg, self._rules, self._belt if core_cfg.mode == "flow" else None,
+                                initial_fill=fill)
+        self._actuator = actuator_from_config(self._actuator_cfg, self._rules.bins)
         self._now_ns = 0
-        self._monitor = StageMonitor(self, f"sort ({core_cfg.mode}, {self._cfg.actuator_kind})", health=self._health,
-                                     hardware_id=f"actuator/{self._cfg.actuator_kind}")
-        self._inputs = InputGuard(self, self._monitor, on_rebase=self._on_clock_jump)
         self._stop_reported = False
-        group = MutuallyExclusiveCallbackGroup()
-        self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
-        self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS, callback_group=group)
-        self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS, callback_group=group)
-        self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE, callback_group=group)
-        self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS,
-                                 callback_group=group)
-        self.create_subscription(String, "database/status", self._on_database_status, qos.DATABASE_STATUS,
-                                 callback_group=group)
-        self.create_service(SorterCommand, "sorter/command", self._on_command, callback_group=group)
         self._frame_wall_ns = 0
         self._stream_ended_ns: int | None = None   # set by camera/end_of_stream until a newer frame comes
-        if self._cfg.clock_tick_ms > 0:
-            self.create_timer(self._cfg.clock_tick_ms / 1000.0, self._on_tick, callback_group=group)
         self.get_logger().info(f"sorting in {core_cfg.mode} mode into {len(self._rules.bins)} bins of "
                                f"{self._rules.path} with the {self._cfg.actuator_kind} actuator; session {self._session_id}")
 
+    def start_work(self) -> None:
+        if self._work:
+            return
+        group = MutuallyExclusiveCallbackGroup()
+        self._work = [
+            self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS,
+                                     callback_group=group),
+            self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS, callback_group=group),
+            self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE, callback_group=group),
+            self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS,
+                                     callback_group=group),
+            self.create_subscription(String, "database/status", self._on_database_status, qos.DATABASE_STATUS,
+                                     callback_group=group),
+            self.create_service(SorterCommand, "sorter/command", self._on_command, callback_group=group),
+        ]
+        if self._cfg.clock_tick_ms > 0:
+            self._work.append(self.create_timer(self._cfg.clock_tick_ms / 1000.0, self._on_tick, callback_group=group))
+
+    def stop_work(self) -> None:
+        for entity in self._work:
+            if isinstance(entity, Subscription):
+                self.destroy_subscription(entity)
+            elif isinstance(entity, Service):
+                self.destroy_service(entity)
+            else:
+                self.destroy_timer(entity)
+        self._work = []
+
+    def release_hardware(self) -> None:
+        with self._lock:   # also after a configure that failed half-way: close what was opened
+            for name in ("_actuator", "_inventory", "_sort_log"):
+                opened = self.__dict__.pop(name, None)
+                if opened is not None:
+                    opened.close()
+
     def _health(self) -> tuple[bytes, str]:
+        if not self.active:
+            return WARN, f"not sorting (lifecycle state {self.state_label})"
         state = self._core.state
         if state == SorterState.STOPPED:
             refused = len(self._core.refused_tracks)
@@ -267,13 +302,6 @@ class SorterNode(Node):
     @property
     def core(self) -> SorterCore:
         return self._core
-
-    def close(self) -> None:
-        with self._lock:
-            self._actuator.close()
-            self._inventory.close()
-            if self._sort_log is not None:
-                self._sort_log.close()
 
 
 def main() -> None:
