@@ -6,7 +6,10 @@ Usage: pg_station.py URL STATION N [forever]. Prints 'committed <row id>' after 
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 import sys
+import time
 
 from cardsorter.core.sorting import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
@@ -21,6 +24,11 @@ def main() -> int:
     forever = len(sys.argv) > 4
     inv = open_inventory(url, session_id=f"session-{station}", model_id="m", database_id="d", reject_bin="reject",
                          opened_ns=1, condition="NM", station=station)
+    go = os.environ.get("PG_STATION_GO")
+    if go:   # a start line: both stations are connected before either writes (they really run at once)
+        pathlib.Path(f"{go}.{station}.ready").touch()
+        while not os.path.exists(go):
+            time.sleep(0.01)
     i = 0
     while forever or i < n:
         rec = CARDS[(i * 3 + len(station)) % len(CARDS)]

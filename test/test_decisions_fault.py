@@ -70,7 +70,10 @@ def test_sigkill_between_cards_loses_no_committed_row(tmp_path: pathlib.Path, ki
             _, tid, bin_name, pos = line.split()
             reported.append((int(tid), bin_name, int(pos)))
         os.kill(proc.pid, signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        # read through the same buffered reader: communicate() reads the raw pipe and would miss the
+        # lines readline() had already buffered (seen under load: 3 reported cards "lost")
+        rest = proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -14,6 +14,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -86,9 +87,16 @@ def test_rows_round_trip_append_only_and_bins_per_station(pg_url: str) -> None:
 
 def test_two_stations_write_concurrently_and_exports_match_the_union(pg_url: str, tmp_path: pathlib.Path) -> None:
     n = 150
-    procs = [subprocess.Popen([sys.executable, str(STATION), pg_url, station, str(n)], env=env(),
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, str(STATION), pg_url, station, str(n)],
+                              env={**env(), "PG_STATION_GO": str(go)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for station in ("north", "southeast")]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"go.{s}.ready").exists() for s in ("north", "southeast")) \
+            and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.02)
+    go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     committed = [{int(line.split()[1]) for line in o[0].splitlines()} for o in outs]

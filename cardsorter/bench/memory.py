@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from cardsorter.bench.perception import machine
-from cardsorter.ros.graph import NODES
 
 STOP_GRACE_S = 15.0   # the launch file's own SIGINT → SIGTERM escalation waits about this long
 DONE_MARK = "end of stream: bins"   # the sorter's log line once the stack is sorted
@@ -29,6 +28,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def _commands(mode: str, params_file: pathlib.Path, override_file: pathlib.Path) -> dict[str, list[str]]:
+    from cardsorter.ros.graph import NODES  # rclpy: imported only when the bench runs
     files = ["--params-file", str(params_file), "--params-file", str(override_file)]
     if mode == "single_process":
         return {"all_nodes": [sys.executable, "-c", "from cardsorter.ros.runner import main; main()", "--ros-args", *files]}
