@@ -188,6 +188,34 @@ def _snap(corners_in: np.ndarray, corner_heat: np.ndarray, sub: np.ndarray, radi
     return out
 
 
+def _cell_corners(geo: np.ndarray, row: int, col: int) -> np.ndarray:
+    cx, cy = cell_centre_px(row, col)
+    return np.asarray(geo[0:8, row, col].astype(np.float64).reshape(4, 2) * CORNER_UNIT_PX + np.array([cx, cy]))
+
+
+def _pooled_corners(centre_heat: np.ndarray, geo: np.ndarray, row: int, col: int) -> np.ndarray:
+    """The corners regressed at the peak, averaged with its 3x3 neighbours' (weighted by their heat).
+
+    Each neighbour's corners are first put in the peak's cyclic order (the regression is trained
+    invariant to the starting corner, so neighbouring cells may start at different corners).
+    """
+    h, w = centre_heat.shape
+    ref = _cell_corners(geo, row, col)
+    total = np.zeros((4, 2))
+    weight_sum = 0.0
+    for r in range(max(0, row - 1), min(h, row + 2)):
+        for c in range(max(0, col - 1), min(w, col + 2)):
+            wgt = float(centre_heat[r, c])
+            if wgt <= 0.0:
+                continue
+            q = ref if (r, c) == (row, col) else _cell_corners(geo, r, c)
+            shifts = [np.roll(q, -k, axis=0) for k in range(4)]
+            best = min(shifts, key=lambda s: float(np.sum((s - ref) ** 2)))
+            total += wgt * best
+            weight_sum += wgt
+    return total / weight_sum if weight_sum > 0 else ref
+
+
 def _clip_polygon(subject: np.ndarray, clip: np.ndarray) -> np.ndarray:
     """Sutherland-Hodgman: ``subject`` clipped by the convex clockwise polygon ``clip``."""
     out = [p for p in subject]
@@ -263,9 +291,7 @@ def decode(heatmaps: np.ndarray, geometry: np.ndarray, letterbox: Letterbox, con
     peaks = local_maxima(hm[0], config.score_min, 4 * config.max_cards)
     cards: list[tuple[np.ndarray, float, np.ndarray]] = []
     for row, col, score in peaks:
-        cx, cy = cell_centre_px(row, col)
-        vec = geo[0:8, row, col].astype(np.float64).reshape(4, 2) * CORNER_UNIT_PX
-        corners = vec + np.array([cx, cy])
+        corners = _pooled_corners(hm[0], geo, row, col)
         if config.snap_radius_cells > 0:
             corners = _snap(corners, hm[1], geo[8:10], config.snap_radius_cells, config.snap_score_min, STRIDE)
         quad = letterbox.to_frame(corners)
