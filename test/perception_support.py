@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cardsorter.backends.detectors import OnnxCardDetector, open_detector
+from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.config import from_params, node_params
 from cardsorter.core.frame_selection import FrameSelectorConfig
 from cardsorter.core.tracking import TrackerConfig
@@ -17,11 +17,11 @@ DARK_BELT_BGR = (60, 62, 58)
 LIGHT_BELT_BGR = (225, 228, 222)
 
 
-_DETECTOR: list[OnnxCardDetector] = []
+_DETECTOR: list[CardFinder] = []
 
 
-def detector() -> OnnxCardDetector:
-    """The default (learned) detector from config/sorter.yaml, loaded once per test process."""
+def detector() -> CardFinder:
+    """The default detector (detector.mode in config/sorter.yaml), loaded once per test process."""
     if not _DETECTOR:
         _DETECTOR.append(open_detector(node_params("camera")))
     return _DETECTOR[0]

@@ -61,8 +61,8 @@ def test_identify_finds_a_card_on_a_play_mat_that_the_classical_detector_missed(
         world: dict[str, pathlib.Path], capsys: pytest.CaptureFixture[str]) -> None:
     from perception_support import paste_card, pose_quad
 
-    from cardsorter.bench.classical_detector import ClassicalDetector
     from cardsorter.bench.perception import CLASSICAL_CONFIG
+    from cardsorter.core.classical_detection import ClassicalDetector
 
     card = sorted((world["catalog"] / "images").glob("*.png"))[5]
     frame = play_mat()

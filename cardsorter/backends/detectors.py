@@ -1,9 +1,13 @@
-"""Card detectors behind one Protocol: the learned CardDet on ONNX Runtime (CPU), four ordered corners per card.
+"""Card detectors behind one Protocol: the learned CardDet on ONNX Runtime (CPU), alone or with the classical one.
 
-``open_detector(params)`` builds the default one from the camera node's flat ``detector.*``
-parameters. The network's outputs are decoded by ``cardsorter.core.card_detector_decode`` (the
-same code the IMX500 post-processing uses); the corners are then optionally moved onto the
-card's colour edges at full resolution (``cardsorter.core.detection.refine_quad_edges``).
+``open_detector(params)`` builds the configured one from the camera node's flat ``detector.*``
+parameters (``detector.mode``: learned | hybrid | classical). The network's outputs are decoded by
+``cardsorter.core.card_detector_decode`` (the same code the IMX500 post-processing uses); the
+corners are then optionally moved onto the card's colour edges at full resolution
+(``cardsorter.core.detection.refine_quad_edges``). ``hybrid`` keeps the classical detector's cards
+(sub-pixel corners, double-feed shape check on plain belts) and adds the learned detector's cards
+that it did not find (textured backgrounds, near-background borders) — see models/README.md for
+the measurements that chose it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import numpy as np
 
 from cardsorter.config import doc, from_params, resolve_path
 from cardsorter.core.card_detector_decode import CLASS_CARD, DecodeConfig, Letterbox, decode, letterbox_for
+from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
 from cardsorter.core.detection import box_quad, refine_quad_edges
 from cardsorter.core.detector_manifest import DetectorManifest, load_detector_manifest
 from cardsorter.core.errors import ModelError
 from cardsorter.core.types import BoxPx, Detection, Quad
 from cardsorter.core.warp import check_bgr_image
 
+MODES = ("learned", "hybrid", "classical")
+HYBRID_SAME_CARD_IOU = 0.3
+"""A learned card whose box overlaps a classical detection this much is that card (not added again)."""
 MAX_FRAME_SIDE_PX = 16384
 """Frames larger than this on a side are refused (a decoding bomb, not a photo)."""
 
@@ -38,6 +46,8 @@ class CardFinder(Protocol):
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    mode: str = doc("learned (CardDet only) | hybrid (classical cards + the learned ones it missed) | classical")
+    hybrid_score_min: float = doc("hybrid: minimum learned score to add a card the classical detector missed")
     model_manifest: str = doc("card detector manifest (models/carddet.yaml)")
     threads: int = doc("onnxruntime intra-op threads for the detector")
     score_min: float = doc("minimum card-centre heatmap peak (0-1) for a detection")
@@ -55,6 +65,8 @@ class DetectorConfig:
     refine_min_iou: float = doc("min IoU between an IMX500 box and the found card's box to accept it")
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.threads < 1:
             raise ValueError("threads must be >= 1")
         if self.edge_search_px <= 0 or self.edge_refine_max_px <= 0:
@@ -122,6 +134,11 @@ class OnnxCardDetector:
             raise ModelError(f"{manifest.file}: no output named {missing[0]!r} (has {outputs})")
         self._mean = np.array(manifest.mean, np.float32).reshape(1, 3, 1, 1)
         self._inv_std = (1.0 / np.array(manifest.std, np.float32)).reshape(1, 3, 1, 1)
+        self._uniform_std = len(set(manifest.std)) == 1
+        self._scale = 1.0 / manifest.std[0]
+        # blobFromImage subtracts the mean in the input's (BGR) order, before the swap
+        mean = manifest.mean[::-1] if manifest.colour_order == "rgb" else manifest.mean
+        self._mean_bgr = tuple(float(v) for v in mean)
         self.infer(np.zeros((manifest.input_height, manifest.input_width, 3), np.uint8))   # fail at start
 
     @property
@@ -134,8 +151,12 @@ class OnnxCardDetector:
 
     def infer(self, input_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw outputs (heatmaps, geometry) for one input-sized BGR image."""
-        img = input_bgr[:, :, ::-1] if self._m.colour_order == "rgb" else input_bgr
-        x = (img.transpose(2, 0, 1)[None].astype(np.float32) - self._mean) * self._inv_std
+        if self._uniform_std:   # one OpenCV call: swap, subtract, scale, HWC -> NCHW (4x faster than numpy)
+            x = cv2.dnn.blobFromImage(input_bgr, self._scale, swapRB=self._m.colour_order == "rgb",
+                                      mean=self._mean_bgr)
+        else:
+            img = input_bgr[:, :, ::-1] if self._m.colour_order == "rgb" else input_bgr
+            x = (img.transpose(2, 0, 1)[None].astype(np.float32) - self._mean) * self._inv_std
         heat, geo = self._session.run(list(self._m.output_names), {self._m.input_name: np.ascontiguousarray(x)})
         return heat, geo
 
@@ -198,13 +219,58 @@ def _as_quad(points: np.ndarray) -> Quad:
     return (p[0], p[1], p[2], p[3])
 
 
-def detector_from_config(cfg: DetectorConfig) -> OnnxCardDetector:
-    """The card detector of a validated config (the camera node declares its parameters itself)."""
-    return OnnxCardDetector(load_detector_manifest(resolve_path(cfg.model_manifest)), cfg)
+class HybridCardDetector:
+    """The classical detector's cards, plus the learned detector's cards it did not find."""
+
+    def __init__(self, learned: OnnxCardDetector, classical: ClassicalDetector, add_score_min: float) -> None:
+        self._learned = learned
+        self._classical = classical
+        self._add_score_min = add_score_min
+
+    @property
+    def learned(self) -> OnnxCardDetector:
+        return self._learned
+
+    def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        _check_frame(image_bgr)
+        found = self._classical.detect(image_bgr)
+        for det in self._learned.detect(image_bgr):
+            if det.score >= self._add_score_min and all(det.bbox_px.iou(c.bbox_px) < HYBRID_SAME_CARD_IOU
+                                                        for c in found):
+                found.append(det)
+        return found
+
+    def refine(self, image_bgr: np.ndarray, box: BoxPx, score: float) -> Detection:
+        det = self._classical.refine(image_bgr, box, score)
+        if det.quad_px == box_quad(box):            # the classical search found nothing inside the box
+            return self._learned.refine(image_bgr, box, score)
+        return det
 
 
-def open_detector(params: Mapping[str, Any], prefix: str = "detector.") -> OnnxCardDetector:
+def detector_from_config(cfg: DetectorConfig, classical: ClassicalConfig | None = None) -> CardFinder:
+    """The configured detector (the camera node declares its parameters itself)."""
+    if cfg.mode == "classical":
+        if classical is None:
+            raise ModelError("detector.mode classical needs the detector.classical.* parameters")
+        return ClassicalDetector(classical)
+    learned = OnnxCardDetector(load_detector_manifest(resolve_path(cfg.model_manifest)), cfg)
+    if cfg.mode == "learned":
+        return learned
+    if classical is None:
+        raise ModelError("detector.mode hybrid needs the detector.classical.* parameters")
+    return HybridCardDetector(learned, ClassicalDetector(classical), cfg.hybrid_score_min)
+
+
+def open_detector(params: Mapping[str, Any], prefix: str = "detector.") -> CardFinder:
     """The card detector from flat parameters (the camera node's ``detector.*``)."""
-    return detector_from_config(from_params(DetectorConfig, params, prefix))
+    cfg = from_params(DetectorConfig, params, prefix)
+    classical = from_params(ClassicalConfig, params, f"{prefix}classical.") if cfg.mode != "learned" else None
+    return detector_from_config(cfg, classical)
+
+
+def open_learned_detector(params: Mapping[str, Any], prefix: str = "detector.") -> OnnxCardDetector:
+    """The learned detector alone, whatever the configured mode (benchmarks, tests)."""
+    cfg = from_params(DetectorConfig, params, prefix)
+    return OnnxCardDetector(load_detector_manifest(resolve_path(cfg.model_manifest)), cfg)
 
 

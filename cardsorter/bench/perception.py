@@ -4,7 +4,7 @@
 as a dict (for `bench`). In one run: the real validation set (read from DIR, never downloaded; see
 cardsorter/bench/real_val.py), the synthetic belt with one nuisance forced on at a time, for the
 learned detector (with and without the sub-pixel edge refinement) and the former classical one
-(cardsorter/bench/classical_detector.py), the learned detector's CPU time per 640x480 frame (one
+(cardsorter/core/classical_detection.py), the learned detector's CPU time per 640x480 frame (one
 thread), and the gate on a belt run with the default nuisance mix (detector → tracker → frame
 selector) against embedding every detected card in every frame. Nothing here is asserted in
 tests: a benchmark measures.
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.backends.detectors import CardFinder, OnnxCardDetector, open_detector
-from cardsorter.bench.classical_detector import ClassicalConfig, ClassicalDetector
+from cardsorter.backends.detectors import CardFinder, HybridCardDetector, OnnxCardDetector, open_learned_detector
 from cardsorter.config import from_params, node_params, resolve_path
+from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
 from cardsorter.core.detection import CLASS_CARD, CLASS_DOUBLE_FEED, quad_corner_error_px
 from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
 from cardsorter.core.model_manifest import load_manifest
@@ -49,11 +49,6 @@ DOUBLE_FEED_IOU_MIN = 0.3
 IN_VIEW_MARGIN_PX = 2.0      # a card is expected to be found when all corners are this far inside the frame
 VIEWS_TO_SETTLE = 3          # simulated smoother: a track is settled after this many embedded views
 TIMING_FRAMES = 200          # 640x480 frames timed for the CPU figure
-CLASSICAL_CONFIG = ClassicalConfig(
-    min_area_frac=0.01, max_area_frac=0.6, min_contrast=20.0, canny_low=30.0, canny_high=90.0, aspect_tolerance=0.12,
-    shape_fit_min=0.85, edge_search_px=3.0, orientation_margin=0.15, work_max_width_px=640, refine_pad_frac=0.15,
-    refine_min_iou=0.3, rim_gap_max=0.02, shadow_gain_min=0.35)
-"""The classical detector's parameters as config/sorter.yaml had them when it was the default."""
 
 
 def machine() -> dict[str, Any]:
@@ -208,32 +203,39 @@ def gate_on_belt(cards: list[SceneCard], params: dict[str, Any], fs_params: dict
 
 
 def detectors(params: dict[str, Any]) -> dict[str, CardFinder]:
-    """The detectors compared: the default (learned + edge refinement), learned alone, and the classical one."""
-    learned = open_detector(params)
+    """The detectors compared: hybrid, learned (with and without edge refinement), and the classical one."""
+    learned = open_learned_detector(params)
     alone = OnnxCardDetector(learned.manifest, dataclasses.replace(learned.config, edge_refine=False))
-    return {"learned": learned, "learned_no_edge_refine": alone, "classical": ClassicalDetector(CLASSICAL_CONFIG)}
+    classical = ClassicalDetector(from_params(ClassicalConfig, params, "detector.classical."))
+    hybrid = HybridCardDetector(learned, classical, float(params["detector.hybrid_score_min"]))
+    return {"hybrid": hybrid, "learned": learned, "learned_no_edge_refine": alone, "classical": classical}
 
 
-def cpu_time(detector: OnnxCardDetector, cards: list[SceneCard], params: dict[str, Any]) -> dict[str, Any]:
-    """p50 / p95 ms per 640x480 frame, whole detect() and the network alone (threads as configured)."""
+def cpu_time(detector: CardFinder, cards: list[SceneCard], params: dict[str, Any]) -> dict[str, Any]:
+    """p50 / p95 ms per 640x480 frame of detect() (one thread), and of the network alone where there is one."""
     scene_cfg = dataclasses.replace(from_params(SceneConfig, params, "synthetic."), mode="belt", cards=6, seed=5)
     scene = SyntheticScene(scene_cfg, from_params(NuisanceConfig, params, "synthetic.nuisance."), cards, 30.0,
                            (640, 480))
     frames = [scene.render(i % scene.frame_count)[0] for i in range(0, 4 * TIMING_FRAMES, 4)]
     whole, net = [], []
-    small = np.zeros((detector.manifest.input_height, detector.manifest.input_width, 3), np.uint8)
+    learned = detector.learned if isinstance(detector, HybridCardDetector) else detector
+    network = learned if isinstance(learned, OnnxCardDetector) else None
+    small = np.zeros((192, 256, 3), np.uint8) if network is None else np.zeros(
+        (network.manifest.input_height, network.manifest.input_width, 3), np.uint8)
     for frame in frames[:10]:
         detector.detect(frame)
     for frame in frames:
         t0 = time.perf_counter()
         detector.detect(frame)
         t1 = time.perf_counter()
-        detector.infer(small)
+        if network is not None:
+            network.infer(small)
         t2 = time.perf_counter()
         whole.append(1000 * (t1 - t0))
         net.append(1000 * (t2 - t1))
-    return {"frames": len(frames), "threads": detector.config.threads, "detect_ms_p50": float(np.median(whole)),
-            "detect_ms_p95": float(np.percentile(whole, 95)), "network_ms_p50": float(np.median(net))}
+    return {"frames": len(frames), "detect_ms_p50": float(np.median(whole)),
+            "detect_ms_p95": float(np.percentile(whole, 95)),
+            "network_ms_p50": float(np.median(net)) if network is not None else None}
 
 
 def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | None = None) -> dict[str, Any]:
@@ -260,13 +262,13 @@ def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | N
         cards = _catalog(catalog_dir, Path(tmp))
         result["detector"] = {name: {nz: detector_on_nuisance(nz, cards, params, d, n_cards, stride)
                                      for nz in ("none", *NUISANCES)} for name, d in found.items()}
-        learned = found["learned"]
-        assert isinstance(learned, OnnxCardDetector)
-        result["cpu"] = cpu_time(learned, cards, params)
+        default = found[str(params["detector.mode"])]
+        result["cpu"] = {name: cpu_time(found[name], cards, params) for name in ("hybrid", "learned", "classical")}
+        result["default_mode"] = params["detector.mode"]
         belt_cards = 6 if quick else 30
-        result["gate"] = [gate_on_belt(cards, params, fs_params, belt_cards, "belt", False, learned),
-                          gate_on_belt(cards, params, fs_params, belt_cards, "belt", True, learned),
-                          gate_on_belt(cards, params, fs_params, max(2, belt_cards // 5), "station", True, learned)]
+        result["gate"] = [gate_on_belt(cards, params, fs_params, belt_cards, "belt", False, default),
+                          gate_on_belt(cards, params, fs_params, belt_cards, "belt", True, default),
+                          gate_on_belt(cards, params, fs_params, max(2, belt_cards // 5), "station", True, default)]
     return result
 
 
@@ -307,10 +309,10 @@ def print_report(result: dict[str, Any]) -> None:
                   f"{_fmt(r['corner_error_px_p95'], '.2f'):>7} {_fmt(r['corner_err_p95_pct'], '.2f'):>6} "
                   f"{_fmt(r['orientation_known'], '.2f'):>12} {_fmt(r['orientation_correct_when_known'], '.2f'):>9} "
                   f"{_fmt(r['detect_ms'], '.1f'):>9}")
-    c = result["cpu"]
-    print(f"CPU (learned detector, {c['threads']} thread(s), {c['frames']} frames 640x480): detect p50 "
-          f"{c['detect_ms_p50']:.1f} ms, p95 {c['detect_ms_p95']:.1f} ms; network alone p50 {c['network_ms_p50']:.1f} ms")
-    print("gate (learned detector; every detection of every frame would be one embedding run):")
+    for name, c in result["cpu"].items():
+        print(f"CPU {name:<10} (1 thread, {c['frames']} frames 640x480): detect p50 {c['detect_ms_p50']:.1f} ms, "
+              f"p95 {c['detect_ms_p95']:.1f} ms; network alone p50 {_fmt(c['network_ms_p50'], '.1f')} ms")
+    print(f"gate ({result['default_mode']} detector; every detection of every frame would be one embedding run):")
     for g in result["gate"]:
         print(f"  {g['mode']:<7} settle-feedback={g['settle_feedback']!s:<5} frames={g['frames']} "
               f"detections={g['detections']} crops={g['crops_requested']} saved={g['embeddings_saved_ratio']:.1%} "

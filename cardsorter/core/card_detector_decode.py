@@ -146,17 +146,20 @@ def start_at_short_top(quad: np.ndarray) -> np.ndarray:
 def order_by_up(quad: np.ndarray, up: np.ndarray, orientation_min: float) -> tuple[np.ndarray, Orientation]:
     """Cyclic shift putting the card's top-left first, from the up vector; and the orientation.
 
-    The shift whose top edge (corner 0→1) lies most in the up direction from the centre wins.
-    With an up vector shorter than ``orientation_min`` the order is geometric (short side nearer
-    the image top first) and the orientation UNKNOWN.
+    A card's top edge is one of its short sides (63 of 88 mm): of the two shifts that start at a
+    short side, the one whose top edge lies more in the up direction from the centre wins. With an
+    up vector shorter than ``orientation_min`` the order is geometric (short side nearer the image
+    top first) and the orientation UNKNOWN.
     """
     q = clockwise(quad)
     norm = float(np.linalg.norm(up))
     if not math.isfinite(norm) or norm < orientation_min:
         return start_at_short_top(q), Orientation.UNKNOWN
     centre = q.mean(axis=0)
+    sides = np.linalg.norm(np.roll(q, -1, axis=0) - q, axis=1)
+    first = 0 if sides[0] + sides[2] <= sides[1] + sides[3] else 1
     best, best_dot = q, -math.inf
-    for r in range(4):
+    for r in (first, first + 2):
         cand = np.roll(q, -r, axis=0)
         mid = (cand[0] + cand[1]) / 2.0 - centre
         dot = float(mid @ up) / max(1e-9, float(np.linalg.norm(mid)))

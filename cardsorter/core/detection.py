@@ -3,7 +3,7 @@
 The learned detector (backends/detectors.py) finds the cards; ``refine_quad_edges`` then moves each
 side onto the colour edge along its normal on the full-resolution image (robust line fits, the
 sides re-intersected), which is what this module keeps of the former classical detector
-(cardsorter/bench/classical_detector.py is that detector, kept as the benchmark's baseline).
+(core/classical_detection.py is that detector).
 """
 
 from __future__ import annotations

@@ -84,8 +84,8 @@ def parse_detector_manifest(raw: Any, path: Path) -> DetectorManifest:
     if min(std) <= 0:
         raise ModelError(f"detector manifest {path}: key 'std' must be positive")
     outputs = _need(raw, "outputs", dict, path)
-    if tuple(outputs) != OUTPUT_NAMES:
-        raise ModelError(f"detector manifest {path}: key 'outputs' must name {list(OUTPUT_NAMES)} in that order")
+    if set(outputs) != set(OUTPUT_NAMES):
+        raise ModelError(f"detector manifest {path}: key 'outputs' must name exactly {list(OUTPUT_NAMES)}")
     pad = _need(raw, "letterbox_pad_grey", int, path)
     if not 0 <= pad <= 255:
         raise ModelError(f"detector manifest {path}: key 'letterbox_pad_grey' must be 0-255")

@@ -1,7 +1,8 @@
-"""The former classical card detector (colour mask + Canny, robust side lines): the perception benchmark's baseline.
+"""Classical card detector (colour mask + Canny, robust side lines): precise on plain belts, blind on textures.
 
-Replaced on every product path by the learned detector (backends/detectors.py); kept here, and only
-here, so `python -m cardsorter.bench.perception` can compare the two in one run.
+The default detector (backends/detectors.py, mode hybrid) runs it next to the learned CardDet: its
+cards, when it finds them, come with sub-pixel corners and the double-feed shape check; the learned
+detector adds the cards it cannot separate from a textured background. Mode ``learned`` drops it.
 """
 
 from __future__ import annotations
