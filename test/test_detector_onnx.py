@@ -141,3 +141,26 @@ def test_edge_refinement_moves_corners_closer_on_a_sharp_card(detector: OnnxCard
         with_refine.append(quad_corner_error_px(a.quad_px, as_quad(quad)))      # type: ignore[arg-type]
         without.append(quad_corner_error_px(b.quad_px, as_quad(quad)))          # type: ignore[arg-type]
     assert float(np.mean(with_refine)) < float(np.mean(without))
+
+
+def test_hybrid_keeps_classical_corners_on_a_belt_and_adds_learned_cards_on_a_mat() -> None:
+    from test_foundation_identify_db import play_mat
+
+    from cardsorter.backends.detectors import HybridCardDetector
+    from cardsorter.config import from_params
+    from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
+
+    params = node_params("camera")
+    hybrid = open_detector({**params, "detector.mode": "hybrid"})
+    assert isinstance(hybrid, HybridCardDetector)
+    classical = ClassicalDetector(from_params(ClassicalConfig, params, "detector.classical."))
+    quad = pose_quad((320, 240), 240, 6.0)
+    belt = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
+    paste_card(belt, card_image(11), quad)
+    (h,), (c,) = hybrid.detect(belt), classical.detect(belt)
+    assert h.quad_px == c.quad_px                      # the classical card, sub-pixel corners
+    mat = play_mat()
+    paste_card(mat, card_image(11), quad)
+    assert classical.detect(mat) == []
+    (found,) = hybrid.detect(mat)
+    assert found.quad_px is not None and quad_corner_error_px(found.quad_px, as_quad(quad)) < 6.0
