@@ -21,7 +21,14 @@ import cv2
 import numpy as np
 
 from cardsorter.config import doc, from_params, resolve_path
-from cardsorter.core.card_detector_decode import CLASS_CARD, DecodeConfig, Letterbox, decode, letterbox_for
+from cardsorter.core.card_detector_decode import (
+    CLASS_CARD,
+    CLASS_DOUBLE_FEED,
+    DecodeConfig,
+    Letterbox,
+    decode,
+    letterbox_for,
+)
 from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
 from cardsorter.core.detection import box_quad, refine_quad_edges
 from cardsorter.core.detector_manifest import DetectorManifest, load_detector_manifest
@@ -32,6 +39,9 @@ from cardsorter.core.warp import check_bgr_image
 MODES = ("learned", "hybrid", "classical")
 HYBRID_SAME_CARD_IOU = 0.3
 """A learned card whose box overlaps a classical detection this much is that card (not added again)."""
+HYBRID_AGREE_FRAC = 0.08
+"""The classical corner fit inside a learned card's box replaces the learned corners when no corner moves
+further than this share of the card's diagonal (the fit found the same card, only more precisely)."""
 MAX_FRAME_SIDE_PX = 16384
 """Frames larger than this on a side are refused (a decoding bomb, not a photo)."""
 
@@ -205,6 +215,13 @@ class OnnxCardDetector:
         return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
 
 
+def _inside(inner: BoxPx, outer: BoxPx, share: float = 0.7) -> bool:
+    """At least ``share`` of ``inner``'s area lies in ``outer``."""
+    ix = max(0.0, min(inner.x + inner.w, outer.x + outer.w) - max(inner.x, outer.x))
+    iy = max(0.0, min(inner.y + inner.h, outer.y + outer.h) - max(inner.y, outer.y))
+    return inner.area_px2 > 0 and ix * iy >= share * inner.area_px2
+
+
 def _check_frame(image_bgr: np.ndarray) -> None:
     check_bgr_image(image_bgr, "frame")
     h, w = image_bgr.shape[:2]
@@ -222,23 +239,52 @@ def _as_quad(points: np.ndarray) -> Quad:
 class HybridCardDetector:
     """The classical detector's cards, plus the learned detector's cards it did not find."""
 
-    def __init__(self, learned: OnnxCardDetector, classical: ClassicalDetector, add_score_min: float) -> None:
+    def __init__(self, learned: OnnxCardDetector, classical: ClassicalDetector, add_score_min: float,
+                 classical_corners: bool = True) -> None:
         self._learned = learned
         self._classical = classical
         self._add_score_min = add_score_min
+        self._classical_corners = classical_corners
 
     @property
     def learned(self) -> OnnxCardDetector:
         return self._learned
 
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
+        """The classical cards, then each learned card that no classical detection overlaps.
+
+        A classical double feed holding two or more separate learned cards is cards lying side by
+        side (the blob merged them): those learned cards replace it. Each added learned card gets
+        the classical corner fit inside its box where that fit agrees with it (``_classical_fit``).
+        """
         _check_frame(image_bgr)
-        found = self._classical.detect(image_bgr)
-        for det in self._learned.detect(image_bgr):
-            if det.score >= self._add_score_min and all(det.bbox_px.iou(c.bbox_px) < HYBRID_SAME_CARD_IOU
-                                                        for c in found):
-                found.append(det)
+        learned = [d for d in self._learned.detect(image_bgr) if d.score >= self._add_score_min]
+        classical = [c for c in self._classical.detect(image_bgr) if c.class_name != CLASS_DOUBLE_FEED
+                     or sum(1 for d in learned if d.class_name == CLASS_CARD and _inside(d.bbox_px, c.bbox_px)) < 2]
+        found = list(classical)
+        for det in learned:
+            if all(det.bbox_px.iou(c.bbox_px) < HYBRID_SAME_CARD_IOU for c in classical):
+                found.append(self._classical_fit(image_bgr, det) if self._classical_corners else det)
         return found
+
+    def _classical_fit(self, image_bgr: np.ndarray, det: Detection) -> Detection:
+        """The learned card with the classical corner fit inside its box, where that fit agrees with it."""
+        if det.class_name != CLASS_CARD or det.quad_px is None:
+            return det
+        fit = self._classical.refine(image_bgr, det.bbox_px, det.score)
+        if fit.class_name != CLASS_CARD or fit.quad_px is None or fit.quad_px == box_quad(det.bbox_px):
+            return det
+        learned = np.asarray(det.quad_px, np.float64)
+        fitted = np.asarray(fit.quad_px, np.float64)
+        order = [int(np.argmin(np.linalg.norm(fitted - p, axis=1))) for p in learned]
+        if len(set(order)) != 4:
+            return det
+        fitted = fitted[order]                       # the learned corner order (its orientation)
+        diag = float(np.linalg.norm(learned[2] - learned[0]))
+        if float(np.max(np.linalg.norm(fitted - learned, axis=1))) > HYBRID_AGREE_FRAC * diag:
+            return det
+        q = _as_quad(fitted)
+        return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
 
     def refine(self, image_bgr: np.ndarray, box: BoxPx, score: float) -> Detection:
         det = self._classical.refine(image_bgr, box, score)
