@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.config import from_params, node_params
-from cardsorter.core.detection import CardDetector, DetectorConfig
 from cardsorter.core.frame_selection import FrameSelectorConfig
 from cardsorter.core.tracking import TrackerConfig
 from cardsorter.core.types import BoxPx, Detection, Quad
@@ -17,8 +17,14 @@ DARK_BELT_BGR = (60, 62, 58)
 LIGHT_BELT_BGR = (225, 228, 222)
 
 
-def detector() -> CardDetector:
-    return CardDetector(from_params(DetectorConfig, node_params("camera"), "detector."))
+_DETECTOR: list[CardFinder] = []
+
+
+def detector() -> CardFinder:
+    """The default detector (detector.mode in config/sorter.yaml), loaded once per test process."""
+    if not _DETECTOR:
+        _DETECTOR.append(open_detector(node_params("camera")))
+    return _DETECTOR[0]
 
 
 def tracker_config() -> TrackerConfig:

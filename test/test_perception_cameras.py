@@ -12,8 +12,9 @@ import pytest
 from perception_support import DARK_BELT_BGR, as_quad, card_image, paste_card
 
 from cardsorter.backends.cameras import STATUS_LOADING, STATUS_OK, open_camera
-from cardsorter.config import from_params, node_params
-from cardsorter.core.detection import CardDetector, DetectorConfig, quad_corner_error_px
+from cardsorter.backends.detectors import open_detector
+from cardsorter.config import node_params
+from cardsorter.core.detection import quad_corner_error_px
 from cardsorter.core.errors import CameraError, ConfigError
 from cardsorter.sim.scene import read_catalog_dir
 
@@ -233,7 +234,7 @@ def test_synthetic_ground_truth_matches_what_the_detector_finds(tmp_path: Path, 
     for name in ("tilt", "motion_blur", "focus_blur", "glare", "haze", "hand_shadow", "finger", "exposure",
                  "noise", "rotated_180", "double_feed", "close", "empty"):
         params[f"synthetic.nuisance.{name}"] = 0.0
-    detector = CardDetector(from_params(DetectorConfig, params, "detector."))
+    detector = open_detector(params)
     frames = read_all(open_camera("synthetic", params))
     checked = 0
     for frame in frames[::5]:

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.config import doc, from_params, resolve_path
-from cardsorter.core.detection import CardDetector, DetectorConfig
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
 from cardsorter.core.types import BoxPx, Detection
 from cardsorter.sim.scene import (
@@ -49,7 +49,7 @@ class CameraFrame:
     image_bgr: np.ndarray
     stamp_ns: int
     frame_index: int
-    detections: list[Detection] | None     # None: no detector in this source (run CardDetector.detect)
+    detections: list[Detection] | None     # None: no detector in this source (run the CPU detector)
     ground_truth: list[GroundTruthCard] | None
 
 
@@ -120,8 +120,7 @@ def open_camera(source: str, params: Mapping[str, Any]) -> CameraSource:
     """The camera source named ``source`` built from the camera node's flat (dotted) parameters."""
     camera = from_params(CameraConfig, params)
     if source == "imx500":
-        return Imx500Source(from_params(Imx500Config, params, "imx500."), camera,
-                            CardDetector(from_params(DetectorConfig, params, "detector.")))
+        return Imx500Source(from_params(Imx500Config, params, "imx500."), camera, open_detector(params))
     if source == "video":
         return VideoSource(from_params(VideoConfig, params, "video."), camera)
     if source == "synthetic":
@@ -293,10 +292,10 @@ class Imx500Source:
     detection, defaults), a preview configuration with a raw stream (convert_inference_coords needs
     it), the firmware progress bar, start, then the auto aspect ratio when the network asks for it.
     Each read is one ``capture_request``: metadata and image come from that request, the request is
-    released at once. Boxes are refined to four corners on the CPU (CardDetector.refine).
+    released at once. Boxes are refined to four corners on the CPU (CardFinder.refine: the learned detector).
     """
 
-    def __init__(self, config: Imx500Config, camera: CameraConfig, detector: CardDetector) -> None:
+    def __init__(self, config: Imx500Config, camera: CameraConfig, detector: CardFinder) -> None:
         self._cfg = config
         self._detector = detector
         self._index = 0

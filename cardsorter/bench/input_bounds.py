@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from cardsorter.backends.cameras import open_camera
+from cardsorter.backends.detectors import open_detector
 from cardsorter.backends.embedders import open_embedder
-from cardsorter.config import from_params, node_params, resolve_path
-from cardsorter.core.detection import CardDetector, DetectorConfig
+from cardsorter.config import node_params, resolve_path
 from cardsorter.sim.catalog import generate_catalog
 
 
@@ -26,7 +26,7 @@ def corner_overshoot_px(catalog: pathlib.Path, mode: str, frames: int, seed: int
     params = node_params("camera")
     params.update({"synthetic.catalog_dir": str(catalog), "synthetic.realtime": False, "synthetic.cards": 12,
                    "synthetic.mode": mode, "synthetic.seed": seed})
-    detector = CardDetector(from_params(DetectorConfig, params, "detector."))
+    detector = open_detector(params)
     source = open_camera("synthetic", params)
     worst, quads, seen = -float("inf"), 0, 0
     try:

@@ -1,9 +1,13 @@
-"""Perception benchmark: detector recall / precision / corner error per nuisance, and the gate's savings.
+"""Perception benchmark: learned vs classical detector on real photos and the synthetic suite, CPU time, the gate.
 
-`python -m cardsorter.bench.perception` prints the numbers; `run()` returns them as a dict (for
-`bench`). Scenes are the synthetic belt with one nuisance forced on at a time; the gate is measured
-on a belt run with the default nuisance mix, detector → tracker → frame selector, against embedding
-every detected card in every frame. Nothing here is asserted in tests: a benchmark measures.
+`python -m cardsorter.bench.perception [--real-val DIR]` prints the numbers; `run()` returns them
+as a dict (for `bench`). In one run: the real validation set (read from DIR, never downloaded; see
+cardsorter/bench/real_val.py), the synthetic belt with one nuisance forced on at a time, for the
+learned detector (with and without the sub-pixel edge refinement) and the former classical one
+(cardsorter/core/classical_detection.py), the learned detector's CPU time per 640x480 frame (one
+thread), and the gate on a belt run with the default nuisance mix (detector → tracker → frame
+selector) against embedding every detected card in every frame. Nothing here is asserted in
+tests: a benchmark measures.
 """
 
 from __future__ import annotations
@@ -22,14 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from cardsorter.backends.detectors import CardFinder, HybridCardDetector, OnnxCardDetector, open_learned_detector
 from cardsorter.config import from_params, node_params, resolve_path
-from cardsorter.core.detection import (
-    CLASS_CARD,
-    CLASS_DOUBLE_FEED,
-    CardDetector,
-    DetectorConfig,
-    quad_corner_error_px,
-)
+from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
+from cardsorter.core.detection import CLASS_CARD, CLASS_DOUBLE_FEED, quad_corner_error_px
 from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.tracking import CardTracker, TrackerConfig
@@ -48,6 +48,7 @@ MATCH_IOU_MIN = 0.5          # a detection counts for a ground-truth card when t
 DOUBLE_FEED_IOU_MIN = 0.3
 IN_VIEW_MARGIN_PX = 2.0      # a card is expected to be found when all corners are this far inside the frame
 VIEWS_TO_SETTLE = 3          # simulated smoother: a track is settled after this many embedded views
+TIMING_FRAMES = 200          # 640x480 frames timed for the CPU figure
 
 
 def machine() -> dict[str, Any]:
@@ -85,7 +86,7 @@ def _match(dets: list[Detection], truth: list[GroundTruthCard]) -> dict[int, int
     return matched
 
 
-def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, Any], detector: CardDetector,
+def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, Any], detector: CardFinder,
                          n_cards: int, stride: int) -> dict[str, Any]:
     """Detector scores on a belt where nuisance ``name`` hits every card ("none": a clean belt)."""
     probabilities = dict.fromkeys(NUISANCES, 0.0)
@@ -98,6 +99,7 @@ def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, An
     expected = found = correct_class = false_pos = detections = 0
     errors: list[float] = []
     errors_any_rotation: list[float] = []
+    errors_pct: list[float] = []
     orientation_known = orientation_right = 0
     render_s = detect_s = 0.0
     frames = 0
@@ -132,6 +134,10 @@ def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, An
                 errors.append(quad_corner_error_px(d.quad_px, g.quad_px))
                 free = quad_corner_error_px(d.quad_px, g.quad_px, allow_180=True)
                 errors_any_rotation.append(free)
+                f, t = np.asarray(d.quad_px), np.asarray(g.quad_px)
+                worst = min(float(np.max(np.linalg.norm(f - t, axis=1))),
+                            float(np.max(np.linalg.norm(np.roll(f, 2, axis=0) - t, axis=1))))
+                errors_pct.append(100.0 * worst / float(np.linalg.norm(t[2] - t[0])))
                 if d.orientation != Orientation.UNKNOWN:
                     orientation_known += 1
                     orientation_right += int(abs(errors[-1] - free) < 1e-9)
@@ -143,6 +149,7 @@ def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, An
         "false_positives": false_pos,
         "corner_error_px_mean": float(np.mean(errors_any_rotation)) if errors_any_rotation else None,
         "corner_error_px_p95": float(np.percentile(errors_any_rotation, 95)) if errors_any_rotation else None,
+        "corner_err_p95_pct": float(np.percentile(errors_pct, 95)) if errors_pct else None,
         "orientation_known": orientation_known / len(errors) if errors else None,
         "orientation_correct_when_known": orientation_right / orientation_known if orientation_known else None,
         "render_ms": 1000 * render_s / frames if frames else None,
@@ -151,13 +158,12 @@ def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, An
 
 
 def gate_on_belt(cards: list[SceneCard], params: dict[str, Any], fs_params: dict[str, Any], n_cards: int,
-                 mode: str, settle_feedback: bool) -> dict[str, Any]:
+                 mode: str, settle_feedback: bool, detector: CardFinder) -> dict[str, Any]:
     """Detector → tracker → frame selector over a whole run with the default nuisance mix."""
     scene_cfg = dataclasses.replace(from_params(SceneConfig, params, "synthetic."), mode=mode, cards=n_cards)
     size = (int(params["width"]), int(params["height"]))
     scene = SyntheticScene(scene_cfg, from_params(NuisanceConfig, params, "synthetic.nuisance."), cards,
                            float(params["fps"]), size)
-    detector = CardDetector(from_params(DetectorConfig, params, "detector."))
     tracker = CardTracker(from_params(TrackerConfig, fs_params, "tracker."))
     crop_wh = load_manifest(resolve_path(str(fs_params["model_manifest"]))).input_size_wh
     selector = FrameSelector(from_params(FrameSelectorConfig, fs_params, "gate."), crop_wh)
@@ -196,21 +202,74 @@ def gate_on_belt(cards: list[SceneCard], params: dict[str, Any], fs_params: dict
     }
 
 
-def run(quick: bool = False, catalog_dir: Path | None = None) -> dict[str, Any]:
+def detectors(params: dict[str, Any]) -> dict[str, CardFinder]:
+    """The detectors compared: hybrid, learned (with and without edge refinement), and the classical one."""
+    learned = open_learned_detector(params)
+    alone = OnnxCardDetector(learned.manifest, dataclasses.replace(learned.config, edge_refine=False))
+    classical = ClassicalDetector(from_params(ClassicalConfig, params, "detector.classical."))
+    hybrid = HybridCardDetector(learned, classical, float(params["detector.hybrid_score_min"]))
+    return {"hybrid": hybrid, "learned": learned, "learned_no_edge_refine": alone, "classical": classical}
+
+
+def cpu_time(detector: CardFinder, cards: list[SceneCard], params: dict[str, Any]) -> dict[str, Any]:
+    """p50 / p95 ms per 640x480 frame of detect() (one thread), and of the network alone where there is one."""
+    scene_cfg = dataclasses.replace(from_params(SceneConfig, params, "synthetic."), mode="belt", cards=6, seed=5)
+    scene = SyntheticScene(scene_cfg, from_params(NuisanceConfig, params, "synthetic.nuisance."), cards, 30.0,
+                           (640, 480))
+    frames = [scene.render(i % scene.frame_count)[0] for i in range(0, 4 * TIMING_FRAMES, 4)]
+    whole, net = [], []
+    learned = detector.learned if isinstance(detector, HybridCardDetector) else detector
+    network = learned if isinstance(learned, OnnxCardDetector) else None
+    small = np.zeros((192, 256, 3), np.uint8) if network is None else np.zeros(
+        (network.manifest.input_height, network.manifest.input_width, 3), np.uint8)
+    for frame in frames[:10]:
+        detector.detect(frame)
+    for frame in frames:
+        t0 = time.perf_counter()
+        detector.detect(frame)
+        t1 = time.perf_counter()
+        if network is not None:
+            network.infer(small)
+        t2 = time.perf_counter()
+        whole.append(1000 * (t1 - t0))
+        net.append(1000 * (t2 - t1))
+    return {"frames": len(frames), "detect_ms_p50": float(np.median(whole)),
+            "detect_ms_p95": float(np.percentile(whole, 95)),
+            "network_ms_p50": float(np.median(net)) if network is not None else None}
+
+
+def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | None = None) -> dict[str, Any]:
     params = dict(node_params("camera"))
     fs_params = dict(node_params("frame_selector"))
-    detector = CardDetector(from_params(DetectorConfig, params, "detector."))
+    found = detectors(params)
     n_cards, stride = (3, 6) if quick else (8, 3)
+    result: dict[str, Any] = {"benchmark": "perception", "machine": machine(),
+                              "frame_wh": [params["width"], params["height"]], "views_to_settle": VIEWS_TO_SETTLE}
+    if real_val is not None:
+        from cardsorter.backends.embedders import open_embedder
+        from cardsorter.bench import real_val as rv
+
+        images = rv.load_real_val(real_val)
+        embedder = open_embedder("onnx", resolve_path(str(fs_params["model_manifest"])), 1)
+        try:
+            result["real_val"] = {"path": str(real_val), "images": len(images),
+                                  "detectors": {name: rv.evaluate(images, d.detect, lambda c: embedder.embed(c)[0],
+                                                                  embedder.input_size_wh)
+                                                for name, d in found.items()}}
+        finally:
+            embedder.close()
     with tempfile.TemporaryDirectory(prefix="cardsorter-bench-perception-") as tmp:
         cards = _catalog(catalog_dir, Path(tmp))
-        per_nuisance = {name: detector_on_nuisance(name, cards, params, detector, n_cards, stride)
-                        for name in ("none", *NUISANCES)}
+        result["detector"] = {name: {nz: detector_on_nuisance(nz, cards, params, d, n_cards, stride)
+                                     for nz in ("none", *NUISANCES)} for name, d in found.items()}
+        default = found[str(params["detector.mode"])]
+        result["cpu"] = {name: cpu_time(found[name], cards, params) for name in ("hybrid", "learned", "classical")}
+        result["default_mode"] = params["detector.mode"]
         belt_cards = 6 if quick else 30
-        gate = [gate_on_belt(cards, params, fs_params, belt_cards, "belt", False),
-                gate_on_belt(cards, params, fs_params, belt_cards, "belt", True),
-                gate_on_belt(cards, params, fs_params, max(2, belt_cards // 5), "station", True)]
-    return {"benchmark": "perception", "machine": machine(), "frame_wh": [params["width"], params["height"]],
-            "detector": per_nuisance, "gate": gate, "views_to_settle": VIEWS_TO_SETTLE}
+        result["gate"] = [gate_on_belt(cards, params, fs_params, belt_cards, "belt", False, default),
+                          gate_on_belt(cards, params, fs_params, belt_cards, "belt", True, default),
+                          gate_on_belt(cards, params, fs_params, max(2, belt_cards // 5), "station", True, default)]
+    return result
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -221,14 +280,39 @@ def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"perception benchmark on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
           f"frames {result['frame_wh'][0]}x{result['frame_wh'][1]}")
-    print(f"{'nuisance':<12} {'expected':>8} {'recall':>7} {'prec':>6} {'corner px':>9} {'p95 px':>7} "
-          f"{'orient known':>12} {'orient ok':>9} {'render ms':>9} {'detect ms':>9}")
-    for name, r in result["detector"].items():
-        print(f"{name:<12} {r['expected']:>8} {_fmt(r['recall'], '.3f'):>7} {_fmt(r['precision'], '.3f'):>6} "
-              f"{_fmt(r['corner_error_px_mean'], '.2f'):>9} {_fmt(r['corner_error_px_p95'], '.2f'):>7} "
-              f"{_fmt(r['orientation_known'], '.2f'):>12} {_fmt(r['orientation_correct_when_known'], '.2f'):>9} "
-              f"{_fmt(r['render_ms'], '.1f'):>9} {_fmt(r['detect_ms'], '.1f'):>9}")
-    print("gate (every detection of every frame would be one embedding run):")
+    if "real_val" in result:
+        rv = result["real_val"]
+        print(f"REAL validation set {rv['path']} ({rv['images']} photos): box IoU >= 0.5; corner error = worst "
+              "corner, % of the card diagonal; e2e top-1 = detected-corner crop finds its own true-corner crop")
+        print(f"{'detector':<24} {'subset':<7} {'cards':>5} {'recall':>7} {'prec':>6} {'err mean%':>9} "
+              f"{'err p95%':>8} {'orient':>6} {'e2e top1':>8} {'ms/img':>7}")
+        for name, r in rv["detectors"].items():
+            ident = r.get("identification", {})
+            for subset in ("single", "multi"):
+                s = r[subset]
+                top1 = ident.get(subset, {}).get("top1_detected")
+                print(f"{name:<24} {subset:<7} {s['cards']:>5} {_fmt(s['recall'], '.3f'):>7} "
+                      f"{_fmt(s['precision'], '.3f'):>6} {_fmt(s['corner_err_mean_pct'], '.2f'):>9} "
+                      f"{_fmt(s['corner_err_p95_pct'], '.2f'):>8} {_fmt(s['orientation_accuracy'], '.2f'):>6} "
+                      f"{_fmt(top1, '.3f'):>8} {_fmt(s['ms_per_image_p50'], '.1f'):>7}")
+            tags = {k: v for k, v in ident.items() if k not in ("single", "multi")}
+            if tags:
+                print(f"{'':<24} e2e top-1 by tag (true corners: 1.000 by construction): " + ", ".join(
+                    f"{k} {v['top1_detected']:.3f} ({v['cards']})" for k, v in tags.items()))
+    print("SYNTHETIC suite (one nuisance on every card):")
+    print(f"{'detector':<24} {'nuisance':<12} {'expected':>8} {'recall':>7} {'prec':>6} {'corner px':>9} {'p95 px':>7} "
+          f"{'p95 %':>6} {'orient known':>12} {'orient ok':>9} {'detect ms':>9}")
+    for dname, per in result["detector"].items():
+        for name, r in per.items():
+            print(f"{dname:<24} {name:<12} {r['expected']:>8} {_fmt(r['recall'], '.3f'):>7} "
+                  f"{_fmt(r['precision'], '.3f'):>6} {_fmt(r['corner_error_px_mean'], '.2f'):>9} "
+                  f"{_fmt(r['corner_error_px_p95'], '.2f'):>7} {_fmt(r['corner_err_p95_pct'], '.2f'):>6} "
+                  f"{_fmt(r['orientation_known'], '.2f'):>12} {_fmt(r['orientation_correct_when_known'], '.2f'):>9} "
+                  f"{_fmt(r['detect_ms'], '.1f'):>9}")
+    for name, c in result["cpu"].items():
+        print(f"CPU {name:<10} (1 thread, {c['frames']} frames 640x480): detect p50 {c['detect_ms_p50']:.1f} ms, "
+              f"p95 {c['detect_ms_p95']:.1f} ms; network alone p50 {_fmt(c['network_ms_p50'], '.1f')} ms")
+    print(f"gate ({result['default_mode']} detector; every detection of every frame would be one embedding run):")
     for g in result["gate"]:
         print(f"  {g['mode']:<7} settle-feedback={g['settle_feedback']!s:<5} frames={g['frames']} "
               f"detections={g['detections']} crops={g['crops_requested']} saved={g['embeddings_saved_ratio']:.1%} "
@@ -240,9 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cardsorter.bench.perception", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer cards and frames")
     parser.add_argument("--catalog", type=Path, default=None, help="catalogue folder (default: generate one)")
+    parser.add_argument("--real-val", type=Path, default=None,
+                        help="real validation set folder (annotations.json, single/, multi/); read, never downloaded")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.catalog)
+    result = run(args.quick, args.catalog, args.real_val)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()

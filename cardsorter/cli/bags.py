@@ -56,8 +56,8 @@ def _record(args: argparse.Namespace) -> int:
 def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, image_topic: str | None = None,
                params_file: pathlib.Path | None = None, detect: str = "auto") -> dict[str, Any]:
     """Feed a bag's frames through the real graph (frame selector → sorter) and write its sort log."""
-    from cardsorter.config import from_params, node_params, resolve_path
-    from cardsorter.core.detection import CardDetector, DetectorConfig
+    from cardsorter.backends.detectors import open_detector
+    from cardsorter.config import node_params, resolve_path
     from cardsorter.core.errors import BagError
     from cardsorter.ros import conversions
     from cardsorter.ros.bags import FramePublisher, bag_has_detections, read_frames
@@ -69,7 +69,7 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
         raise BagError(f"{bag} has no camera/detections: use --detect cpu")
     detector = None
     if not use_detections:
-        detector = CardDetector(from_params(DetectorConfig, node_params("camera", params_file), "detector."))
+        detector = open_detector(node_params("camera", params_file))
     work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-replay-"))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     if out_csv.exists():

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.config import from_params, node_params
-from cardsorter.core.detection import CardDetector, DetectorConfig
 from cardsorter.core.errors import ImageError
 from cardsorter.imagefiles import MIN_STILL_SIDE_PX, read_image_file
 
@@ -27,11 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=_identify)
 
 
-def detector_from_params(params_file: str | None = None) -> CardDetector:
-    return CardDetector(from_params(DetectorConfig, node_params("camera", params_file), "detector."))
+def detector_from_params(params_file: str | None = None) -> CardFinder:
+    return open_detector(node_params("camera", params_file))
 
 
-def detect_in_images(paths: Iterable[str | Path], detector: CardDetector,
+def detect_in_images(paths: Iterable[str | Path], detector: CardFinder,
                      images: dict[str, np.ndarray] | None = None) -> Iterator[dict[str, Any]]:
     """One dict per detected card: image, bbox [x, y, w, h], quad [[x, y] x4] clockwise from the card's
     top-left, score, class_name and orientation (upright / rotated_180 / unknown). An image that cannot
@@ -71,7 +71,7 @@ def _identify(args: argparse.Namespace) -> int:
     return _identify_with_db(args, detector)
 
 
-def _identify_with_db(args: argparse.Namespace, detector: CardDetector) -> int:
+def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     """Detect, rectify to the model's input, embed, match: the identity fields for every card."""
     from cardsorter.backends.card_index import SearchConfig
     from cardsorter.backends.embedders import open_embedder

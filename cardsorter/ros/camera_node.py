@@ -10,8 +10,9 @@ from typing import Any
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from cardsorter.backends.detectors import DetectorConfig, detector_from_config
 from cardsorter.config import check_ranges, doc
-from cardsorter.core.detection import CardDetector, DetectorConfig
+from cardsorter.core.classical_detection import ClassicalConfig
 from cardsorter.core.errors import CameraError, CardsorterError
 from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
@@ -47,7 +48,8 @@ class CameraNode(ManagedNode):
         # their values, and validated by the source's own config; the rest is declared field by field.
         super().__init__("camera", automatically_declare_parameters_from_overrides=True, **kwargs)
         self._cfg = declare_config(self, CameraNodeConfig)
-        self._detector = CardDetector(declare_config(self, DetectorConfig, "detector."))
+        self._detector = detector_from_config(declare_config(self, DetectorConfig, "detector."),
+                                              declare_config(self, ClassicalConfig, "detector.classical."))
         self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.CAMERA_FRAMES)
         self._det_pub = self.create_publisher(CardDetectionArray, "camera/detections", qos.PIPELINE)
         self._truth_pub = self.create_publisher(GroundTruth, "camera/ground_truth", qos.DECISIONS)
