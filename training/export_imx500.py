@@ -95,7 +95,7 @@ def import_torchvision_cpu() -> None:
     import torch
 
     try:
-        import torchvision  # noqa: F401
+        import torchvision
         return
     except RuntimeError as err:
         if "torchvision::nms" not in str(err):
@@ -106,7 +106,7 @@ def import_torchvision_cpu() -> None:
     lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     globals()["_TORCHVISION_SCHEMAS"] = lib      # the definitions live as long as the library object
-    import torchvision  # noqa: F401,F811
+    import torchvision  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -239,9 +239,9 @@ def evaluate(run: Callable[[Any], tuple[Any, Any]], images: Any, labels: list[li
                 e_rot = float(np.linalg.norm(np.roll(f, 2, axis=0) - q, axis=1).max())
                 errors.append(100.0 * min(e_same, e_rot) / diag)
                 orient_ok += int(e_same <= e_rot)
-            false_pos += sum(1 for di in range(len(dets)) if di not in used and not any(
+            false_pos += sum(int(di not in used and not any(
                 BoxPx.from_quad(tuple(map(tuple, q))).iou(dets[di].bbox_px) > 0.3  # type: ignore[arg-type]
-                for q, _ in labels[i]))
+                for q, _ in labels[i])) for di in range(len(dets)))
     figures = {"cards": float(expected), "recall": found / max(1, expected),
                "precision": found / max(1, found + false_pos),
                "corner_err_mean_pct": float(np.mean(errors)) if errors else math.nan,
@@ -317,7 +317,7 @@ def _versions() -> dict[str, str]:
 
     names = ("model-compression-toolkit", "mct-quantizers", "imx500-converter", "uni-pytorch", "sdspconv", "torch")
     out = {n: version(n) for n in names}
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
     out["java"] = (java.stderr or java.stdout).splitlines()[0] if (java.stderr or java.stdout) else "?"
     return out
 
@@ -367,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("give --shards (compositor shards) or --images (a folder) for the representative data")
     sys.path.insert(0, str(REPO))
 
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
@@ -386,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # representative data: the first shards; the held-out check: the last shard (never calibrated on)
     held_images: Any = None
+    held_source = ""
     held_labels: list[list[tuple[Any, float]]] = []
     if args.shards is not None:
         shard_paths = sorted(args.shards.glob("shard-*.npz"))
@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             held_images, held_labels = load_shards(shard_paths[-1:])
             held_images, held_labels = held_images[:args.eval], held_labels[:args.eval]
         calib_source = f"compositor shard {shard_paths[0].name} of {args.shards}"
+        held_source = shard_paths[-1].name
     else:
         calib_images = load_folder(args.images, args.calib, input_wh)
         calib_source = f"images of {args.images}"
@@ -432,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         f_fig, f_quads = evaluate(run_float, held_images, held_labels, input_wh)
         q_fig, q_quads = evaluate(run_quant, held_images, held_labels, input_wh)
         report["accuracy"] = {
-            "data": f"{len(held_images)} held-out composites ({sorted(args.shards.glob('shard-*.npz'))[-1].name}; "
+            "data": f"{len(held_images)} held-out composites ({held_source}; "
                     "synthetic), corner error in % of the card diagonal, input 256x192",
             "float": {k: round(v, 4) for k, v in f_fig.items()},
             "quantised": {k: round(v, 4) for k, v in q_fig.items()},
