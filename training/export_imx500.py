@@ -13,7 +13,8 @@ newest MCT that resolves with it. The converter is Java: it needs a JRE (Debian
 
 Steps: load the checkpoint (``training/train_detector.py`` format: ``{"model": state_dict,
 "model_args": {...}}``); post-training quantisation with the IMX500 target platform capabilities
-(MCT's ``imx500`` TPC v1: 8-bit activations, per-channel weights) on representative scenes from
+(``--tpc``: MCT's IMX500 v1, 8-bit activations, or edge-mdt-tpc's 4.0 with ``--geometry-bits 16``
+for a 16-bit geometry output) on representative scenes from
 the training compositor's shards (``--shards``, images at the network's input size) or a folder of
 images (``--images``, letterboxed like the CPU backend); quantised vs float accuracy on held-out
 composites (``--eval``); export of MCT's quantised ONNX; ``imxconv-pt`` (the converter's PyTorch
@@ -46,8 +47,11 @@ DEFAULT_VENV = Path(os.environ.get("CARDSORTER_IMX500_VENV", "/work/data/venvs/i
 REQUIREMENTS = REPO / "requirements" / "export-imx500.txt"
 TORCH_PIN = "torch==2.13.0"
 """Installed first so pip takes the CPU build (a local wheel, or PyTorch's CPU wheel index), never the CUDA one."""
-TPC_VERSION = "v1"
-"""MCT 2.5.1 ships one IMX500 target platform model (``get_target_platform_capabilities`` accepts only v1)."""
+TPCS = ("mct-v1", "edgemdt-4.0")
+"""Target platform capabilities: MCT 2.5.1's own IMX500 v1 (8-bit activations only), or edge-mdt-tpc's
+IMX500 4.0 (Sony's TPC package, Apache-2.0; allows 16-bit activations, needed for ``--geometry-bits 16``)."""
+GEOMETRY_NODE = "geom_2"
+"""MCT's name for CardDet's last geometry convolution (``geom[2]``): the ``geometry`` output tensor."""
 NETWORK_NAME = "carddet_imx500"
 CALIB_BATCH = 16
 EVAL_IOU_MIN = 0.5
@@ -315,7 +319,8 @@ def convert(onnx_path: Path, out_dir: Path) -> dict[str, Any]:
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    names = ("model-compression-toolkit", "mct-quantizers", "imx500-converter", "uni-pytorch", "sdspconv", "torch")
+    names = ("model-compression-toolkit", "mct-quantizers", "edge-mdt-tpc", "imx500-converter", "uni-pytorch",
+             "sdspconv", "torch")
     out = {n: version(n) for n in names}
     java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
     out["java"] = (java.stderr or java.stdout).splitlines()[0] if (java.stderr or java.stdout) else "?"
@@ -351,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval", type=int, default=400, help="held-out composites for quantised vs float (0: skip)")
     p.add_argument("--out", type=Path, default=REPO / "var" / "imx500")
     p.add_argument("--manifest", type=Path, default=None, help="detector manifest to get the imx500 section")
+    p.add_argument("--tpc", choices=TPCS, default="mct-v1", help="target platform capabilities (default %(default)s)")
+    p.add_argument("--geometry-bits", type=int, choices=(8, 16), default=8,
+                   help="activation bits of the geometry output (16 needs --tpc edgemdt-4.0)")
     p.add_argument("--no-convert", action="store_true", help="quantise and check only")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -407,16 +415,29 @@ def main(argv: list[str] | None = None) -> int:
         for s in range(0, len(calib), CALIB_BATCH):
             yield [torch.from_numpy(calib[s:s + CALIB_BATCH])]
 
-    tpc = mct.get_target_platform_capabilities("pytorch", "imx500", target_platform_version=TPC_VERSION)
+    if args.tpc == "mct-v1":
+        if args.geometry_bits != 8:
+            raise SystemExit("MCT's own IMX500 TPC v1 has 8-bit activations only: use --tpc edgemdt-4.0")
+        tpc = mct.get_target_platform_capabilities("pytorch", "imx500", target_platform_version="v1")
+    else:
+        from edgemdt_tpc import get_target_platform_capabilities
+
+        tpc = get_target_platform_capabilities(tpc_version="4.0", device_type="imx500")
+    core_config = mct.core.CoreConfig()
+    if args.geometry_bits != 8:
+        core_config.bit_width_config.set_manual_activation_bit_width(
+            mct.core.network_editor.NodeNameFilter(GEOMETRY_NODE), args.geometry_bits)
     t0 = time.time()
-    q_model, _ = mct.ptq.pytorch_post_training_quantization(model, representative, target_platform_capabilities=tpc)
+    q_model, _ = mct.ptq.pytorch_post_training_quantization(model, representative, core_config=core_config,
+                                                            target_platform_capabilities=tpc)
     q_model.eval()
     quant_seconds = time.time() - t0
     print(f"quantised in {quant_seconds:.0f} s on {len(calib)} representative images ({calib_source})", flush=True)
 
     report: dict[str, Any] = {
         "network": NETWORK_NAME, "checkpoint": str(args.checkpoint), "checkpoint_sha256": _sha256(args.checkpoint),
-        "checkpoint_facts": ckpt.get("facts", {}), "versions": _versions(), "tpc": f"imx500 {TPC_VERSION}",
+        "checkpoint_facts": ckpt.get("facts", {}), "versions": _versions(),
+        "tpc": args.tpc, "geometry_bits": args.geometry_bits,
         "calibration": {"source": calib_source, "images": len(calib)}, "quantise_seconds": round(quant_seconds, 1)}
 
     if held_images is not None and len(held_images):
@@ -475,7 +496,8 @@ def manifest_section(report: dict[str, Any]) -> dict[str, Any]:
         "quantised_onnx_sha256": report["quantised_onnx"]["sha256"],
         "toolchain": {"model-compression-toolkit": v["model-compression-toolkit"], "mct-quantizers": v["mct-quantizers"],
                       "imx500-converter": v["imx500-converter"], "uni-pytorch": v["uni-pytorch"],
-                      "sdspconv": v["sdspconv"], "torch": v["torch"], "tpc": report["tpc"]},
+                      "sdspconv": v["sdspconv"], "torch": v["torch"], "tpc": report["tpc"],
+                      "geometry_activation_bits": report["geometry_bits"]},
         "calibration": report["calibration"],
         "memory": {"usage": mem["Memory Usage"], "available": mem["Total Memory Available On Chip"],
                    "utilisation": mem["Memory Utilization"], "fits": bool(mem["Fit In Chip"]),
