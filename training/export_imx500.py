@@ -200,11 +200,19 @@ def to_input(images_bgr: Any) -> Any:
 # --- accuracy --------------------------------------------------------------------------------
 
 
+def _inside(quad: Any, input_wh: tuple[int, int], margin_px: float = 2.0) -> bool:
+    """Every corner at least ``margin_px`` inside the input (cards cut by the edge are not counted)."""
+    w, h = input_wh
+    return bool((quad[:, 0] >= margin_px).all() and (quad[:, 0] <= w - 1 - margin_px).all()
+                and (quad[:, 1] >= margin_px).all() and (quad[:, 1] <= h - 1 - margin_px).all())
+
+
 def evaluate(run: Callable[[Any], tuple[Any, Any]], images: Any, labels: list[list[tuple[Any, float]]],
              input_wh: tuple[int, int]) -> tuple[dict[str, float], list[list[Any]]]:
     """Recall / precision at box IoU 0.5 and corner error (% of the card's diagonal) on composites.
 
-    The same definition as training/train_detector.py's validation: per card the largest of its
+    The same definition as training/train_detector.py's validation (cards hidden < 30 % and inside
+    the frame; false positives: detections overlapping no card by IoU 0.3): per card the largest of its
     four corner errors, the smaller of the card read upright or turned 180°; orientation is right
     when the upright reading is the closer one. Returns the figures and every image's quads.
     """
@@ -223,7 +231,7 @@ def evaluate(run: Callable[[Any], tuple[Any, Any]], images: Any, labels: list[li
             i = start + k
             dets = decode(heat[k], geo[k], lb, DEFAULT_DECODE)
             quads.append([np.asarray(d.quad_px) for d in dets])
-            truth = [q for q, h in labels[i] if h < EVAL_HIDDEN_MAX]
+            truth = [q for q, h in labels[i] if h < EVAL_HIDDEN_MAX and _inside(q, input_wh)]
             used: set[int] = set()
             for q in truth:
                 expected += 1
