@@ -369,7 +369,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="activation bits of the geometry output (16 needs --tpc edgemdt-4.0)")
     p.add_argument("--no-convert", action="store_true", help="quantise and check only")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--from-report", type=Path, default=None,
+                   help="only write --manifest's imx500 section from this imx500_report.json (no venv needed)")
     args = p.parse_args(argv)
+
+    if args.from_report is not None:
+        if args.manifest is None:
+            raise SystemExit("--from-report needs --manifest")
+        report = json.loads(args.from_report.read_text(encoding="utf-8"))
+        update_manifest(args.manifest, manifest_section(report))
+        print(f"updated {args.manifest} (imx500 section) from {args.from_report}")
+        return 0
 
     if args.setup:
         setup_venv(args.venv)
