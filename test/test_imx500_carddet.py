@@ -267,3 +267,46 @@ def test_carddet_refine_moves_the_corners_onto_the_card_and_keeps_the_networks_o
     assert quad_corner_error_px(r.quad_px, as_quad(truth)) > 3.0
     assert quad_corner_error_px(f.quad_px, as_quad(truth)) < 1.0
     assert f.orientation == Orientation.ROTATED_180 and f.score == r.score
+
+
+def test_carddets_own_onnx_outputs_pass_through_the_sensor_path_unchanged(rig: Any) -> None:
+    """The real network's tensors (CPU ONNX on the frame as the sensor would scale it), through the fake
+    camera, give the same cards as decoding them directly with the CPU backend's letterbox."""
+    import cv2
+
+    from cardsorter.core.card_detector_decode import DEFAULT_DECODE, decode, letterbox_for
+
+    model = Path(__file__).resolve().parents[1] / "models" / "carddet.onnx"
+    if not model.is_file():
+        pytest.skip(f"{model} is not in this checkout (the trained detector ships with it)")
+    import onnxruntime as ort
+    from picamera2._rig import RigFrame
+
+    rng = np.random.default_rng(5)
+    texture = cv2.resize(rng.integers(40, 200, (12, 16, 3)).astype(np.uint8), STREAM_WH,
+                         interpolation=cv2.INTER_CUBIC)                     # a mottled mat, not a plain belt
+    frame = np.ascontiguousarray(texture)
+    quads = [pose_quad((210, 240), 260, 6), pose_quad((470, 230), 240, 180 - 10)]
+    for quad, seed in zip(quads, (2, 3), strict=True):
+        paste_card(frame, card_image(seed), quad)
+    tensor_img = cv2.resize(frame, INPUT_WH, interpolation=cv2.INTER_AREA)        # the sensor's 4:3 scaling
+    x = np.ascontiguousarray(tensor_img[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    heat, geo = session.run(None, {session.get_inputs()[0].name: x})
+    assert [heat.shape[1:], geo.shape[1:]] == CONVERTED_OUTPUT_SHAPES
+    rig.frames = [RigFrame(frame, 0, [heat[0], geo[0]])]
+    d = DEFAULT_DECODE
+    source = open_camera("imx500", params(rig, score_min=d.score_min, iou_max=d.nms_iou, max_detections=d.max_cards,
+                                          **{"carddet.edge_margin_px": -1000.0,
+                                             "carddet.snap_radius_cells": d.snap_radius_cells,
+                                             "carddet.snap_score_min": d.snap_score_min,
+                                             "carddet.orientation_min": d.orientation_min,
+                                             "carddet.double_feed_overlap": d.double_feed_overlap}))
+    got = source.read()
+    assert got is not None and got.detections is not None
+    want = decode(heat, geo, letterbox_for(STREAM_WH, INPUT_WH), DEFAULT_DECODE)
+    assert want, "the shipped detector finds neither of two large cards on a mat"
+    assert len(got.detections) == len(want)
+    for g, w in zip(got.detections, want, strict=True):
+        assert (g.class_name, g.orientation) == (w.class_name, w.orientation)
+        assert quad_corner_error_px(g.quad_px, w.quad_px) < 0.01
