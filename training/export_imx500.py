@@ -364,9 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval", type=int, default=400, help="held-out composites for quantised vs float (0: skip)")
     p.add_argument("--out", type=Path, default=REPO / "var" / "imx500")
     p.add_argument("--manifest", type=Path, default=None, help="detector manifest to get the imx500 section")
-    p.add_argument("--tpc", choices=TPCS, default="mct-v1", help="target platform capabilities (default %(default)s)")
-    p.add_argument("--geometry-bits", type=int, choices=(8, 16), default=8,
-                   help="activation bits of the geometry output (16 needs --tpc edgemdt-4.0)")
+    # defaults: the better of the two measured on run2/best.pt (models/README.md): 16-bit geometry, same memory
+    p.add_argument("--tpc", choices=TPCS, default="edgemdt-4.0", help="target platform capabilities (default %(default)s)")
+    p.add_argument("--geometry-bits", type=int, choices=(8, 16), default=16,
+                   help="activation bits of the geometry output (16 needs --tpc edgemdt-4.0; default %(default)s)")
     p.add_argument("--no-convert", action="store_true", help="quantise and check only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--from-report", type=Path, default=None,
@@ -513,7 +514,7 @@ def manifest_section(report: dict[str, Any]) -> dict[str, Any]:
         "checkpoint_sha256": report["checkpoint_sha256"],
         "quantised_onnx_sha256": report["quantised_onnx"]["sha256"],
         "toolchain": {"model-compression-toolkit": v["model-compression-toolkit"], "mct-quantizers": v["mct-quantizers"],
-                      "imx500-converter": v["imx500-converter"], "uni-pytorch": v["uni-pytorch"],
+                      "edge-mdt-tpc": v.get("edge-mdt-tpc", "-"), "imx500-converter": v["imx500-converter"], "uni-pytorch": v["uni-pytorch"],
                       "sdspconv": v["sdspconv"], "torch": v["torch"], "tpc": report["tpc"],
                       "geometry_activation_bits": report["geometry_bits"]},
         "calibration": report["calibration"],
