@@ -62,7 +62,7 @@ def frame_with_card_at(box_xywh: tuple[float, float, float, float], seed: int = 
 
 
 def test_imx500_is_opened_before_picamera2_and_started_with_a_raw_stream(rig: Any) -> None:
-    rig.intrinsics["preserve_aspect_ratio"] = True
+    rig.intrinsics["input_aspect_ratio"] = {"width": 1, "height": 1}   # what preserve_aspect_ratio=True stores
     source = open_camera("imx500", imx500_params(rig))
     assert rig.events[:2] == [f"IMX500({rig.network_path})", "Picamera2(0)"]
     assert rig.events.index("show_network_fw_progress_bar") < rig.events.index("start")

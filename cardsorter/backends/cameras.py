@@ -7,6 +7,7 @@ imported lazily inside the IMX500 source (it exists only on a Raspberry Pi).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ import numpy as np
 
 from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.config import doc, from_params, resolve_path
+from cardsorter.core import card_detector_decode as carddet
+from cardsorter.core.detection import box_quad
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
-from cardsorter.core.types import BoxPx, Detection
+from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
 from cardsorter.sim.scene import (
     GroundTruthCard,
     NuisanceConfig,
@@ -28,8 +31,9 @@ from cardsorter.sim.scene import (
     read_catalog_dir,
 )
 
-__all__ = ["SOURCES", "CameraConfig", "CameraFrame", "CameraSource", "GroundTruthCard", "Imx500Config",
-           "Imx500Source", "SyntheticSource", "SyntheticSourceConfig", "VideoConfig", "VideoSource", "open_camera"]
+__all__ = ["SOURCES", "CameraConfig", "CameraFrame", "CameraSource", "CarddetTensorConfig", "GroundTruthCard",
+           "Imx500Config", "Imx500Source", "SyntheticSource", "SyntheticSourceConfig", "VideoConfig", "VideoSource",
+           "open_camera", "tensor_to_stream"]
 
 LOG = logging.getLogger(__name__)
 SOURCES = ("imx500", "video", "synthetic")
@@ -40,6 +44,9 @@ STATUS_NO_INFERENCE = "inference missing"
 STATUS_ENDED = "end of stream"
 STATUS_CLOSED = "closed"
 _NS_PER_S = 1_000_000_000
+IMX500_POSTPROCESS = ("auto", "pp", "nanodet", "carddet")
+IMX500_FULL_SENSOR = (0, 0, 4056, 3040)
+"""The IMX500's full-resolution pixel array; ROI and ScalerCrop are in these pixels (picamera2 0.3.38)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,8 @@ class CameraConfig:
 @dataclass(frozen=True)
 class Imx500Config:
     network_path: str = doc("IMX500 network firmware (.rpk)")
-    postprocess: str = doc("auto (from the network's intrinsics) | pp (on-chip NMS outputs) | nanodet")
+    postprocess: str = doc("auto (from the network's intrinsics) | pp (on-chip NMS outputs) | nanodet | carddet "
+                           "(our CardDet heatmaps + geometry, docs/IMX500.md)")
     bbox_order: str = doc("auto | yx | xy: order of the box coordinates the network outputs")
     bbox_normalization: str = doc("auto | on | off: boxes are in input-tensor pixels (on) or 0-1 (off)")
     class_filter: str = doc("comma-separated labels to keep; empty keeps every class")
@@ -86,10 +94,11 @@ class Imx500Config:
     iou_max: float = doc("NMS IoU threshold for nanodet post-processing")
     max_detections: int = doc("keep at most this many detections per frame (highest scores)")
     buffer_count: int = doc("picamera2 buffers (the demo uses 12 so requests can be held)")
+    refine: bool = doc("carddet: refine each card's corners on the CPU inside its box (the CPU detector)")
 
     def __post_init__(self) -> None:
-        if self.postprocess not in ("auto", "pp", "nanodet"):
-            raise ValueError(f"postprocess must be auto, pp or nanodet, got {self.postprocess!r}")
+        if self.postprocess not in IMX500_POSTPROCESS:
+            raise ValueError(f"postprocess must be one of {', '.join(IMX500_POSTPROCESS)}, got {self.postprocess!r}")
         if self.bbox_order not in ("auto", "yx", "xy"):
             raise ValueError(f"bbox_order must be auto, yx or xy, got {self.bbox_order!r}")
         if self.bbox_normalization not in ("auto", "on", "off"):
@@ -100,6 +109,18 @@ class Imx500Config:
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(c.strip() for c in self.class_filter.split(",") if c.strip())
+
+
+@dataclass(frozen=True)
+class CarddetTensorConfig:
+    """Decoding of CardDet's tensors on the camera (score, count and NMS IoU come from Imx500Config)."""
+
+    snap_radius_cells: int = doc("corner snap: search this many heatmap cells around a regressed corner (0: off)")
+    snap_score_min: float = doc("corner snap: minimum corner-heatmap peak to move a regressed corner onto it")
+    orientation_min: float = doc("up-vector length (0-1) needed to report the orientation; below: unknown")
+    double_feed_overlap: float = doc("two cards whose quads overlap by this share of the smaller: one double feed")
+    edge_margin_px: float = doc("main-stream pixels: a card with a corner closer than this to the image edge is "
+                                "dropped (negative: allowed beyond it)")
 
 
 @dataclass(frozen=True)
@@ -120,7 +141,8 @@ def open_camera(source: str, params: Mapping[str, Any]) -> CameraSource:
     """The camera source named ``source`` built from the camera node's flat (dotted) parameters."""
     camera = from_params(CameraConfig, params)
     if source == "imx500":
-        return Imx500Source(from_params(Imx500Config, params, "imx500."), camera, open_detector(params))
+        return Imx500Source(from_params(Imx500Config, params, "imx500."), camera, open_detector(params),
+                            from_params(CarddetTensorConfig, params, "imx500.carddet."))
     if source == "video":
         return VideoSource(from_params(VideoConfig, params, "video."), camera)
     if source == "synthetic":
@@ -285,19 +307,62 @@ def _to_bgr(image: np.ndarray, what: str) -> np.ndarray:
 # --- IMX500 (picamera2) ----------------------------------------------------------------------
 
 
+def _rect(value: Any) -> tuple[float, float, float, float]:
+    """(x, y, w, h) of a libcamera Rectangle (picamera2's ``config['roi']``) or a 4-sequence (ScalerCrop)."""
+    if hasattr(value, "width"):
+        return (float(value.x), float(value.y), float(value.width), float(value.height))
+    x, y, w, h = (float(v) for v in value)
+    return (x, y, w, h)
+
+
+def tensor_to_stream(points_px: np.ndarray, tensor_wh: tuple[int, int], roi: tuple[float, float, float, float],
+                     scaler_crop: tuple[float, float, float, float], stream_wh: tuple[int, int]) -> np.ndarray:
+    """Input-tensor pixels → stream pixels (both pixel-centre coordinates), without rounding.
+
+    The sensor fills the input tensor from the inference ROI (full-sensor pixels, picamera2
+    ``set_inference_roi_abs``); the ISP fills the stream from ``ScalerCrop`` (full-sensor pixels).
+    This is ``IMX500.convert_inference_coords``'s geometry (which goes through the raw size, where
+    the scale cancels) for points, without its integer truncation and without its clipping to the
+    visible crop; with the default full-sensor ROI its normalised input is the same.
+    """
+    p = np.asarray(points_px, dtype=np.float64)
+    tw, th = tensor_wh
+    rx, ry, rw, rh = roi
+    cx, cy, cw, ch = scaler_crop
+    sw, sh = stream_wh
+    out = np.empty_like(p)
+    out[..., 0] = (rx + (p[..., 0] + 0.5) / tw * rw - cx) * sw / cw - 0.5
+    out[..., 1] = (ry + (p[..., 1] + 0.5) / th * rh - cy) * sh / ch - 0.5
+    return out
+
+
+def _aligned_to(quad: Quad, reference: Quad) -> Quad:
+    """``quad``'s corners, clockwise, cyclically shifted so corner 0 lies nearest ``reference``'s corner 0."""
+    q = carddet.clockwise(np.asarray(quad, dtype=np.float64))
+    ref = np.asarray(reference, dtype=np.float64)
+    best = min(range(4), key=lambda r: float(np.linalg.norm(np.roll(q, -r, axis=0) - ref, axis=1).sum()))
+    p = [(float(x), float(y)) for x, y in np.roll(q, -best, axis=0)]
+    return (p[0], p[1], p[2], p[3])
+
+
 class Imx500Source:
-    """Raspberry Pi AI Camera: frames paired with the on-sensor network's boxes of the same request.
+    """Raspberry Pi AI Camera: frames paired with the on-sensor network's detections of the same request.
 
     Construction follows PLATFORM_NOTES.md §1: IMX500 before Picamera2, intrinsics (task object
     detection, defaults), a preview configuration with a raw stream (convert_inference_coords needs
     it), the firmware progress bar, start, then the auto aspect ratio when the network asks for it.
     Each read is one ``capture_request``: metadata and image come from that request, the request is
-    released at once. Boxes are refined to four corners on the CPU (CardFinder.refine: the learned detector).
+    released at once. Box networks (pp, nanodet) are refined to four corners on the CPU
+    (``detector.refine``); CardDet (carddet) gives four ordered corners and the orientation itself,
+    decoded by ``core.card_detector_decode`` and mapped from the input tensor to the main stream
+    (``tensor_to_stream``), optionally refined on the CPU inside each card's box.
     """
 
-    def __init__(self, config: Imx500Config, camera: CameraConfig, detector: CardFinder) -> None:
+    def __init__(self, config: Imx500Config, camera: CameraConfig, detector: CardFinder,
+                 carddet_config: CarddetTensorConfig | None = None) -> None:
         self._cfg = config
         self._detector = detector
+        self._carddet_cfg = carddet_config
         self._index = 0
         self._status = "starting"
         self._inference_seen = False
@@ -309,25 +374,40 @@ class Imx500Source:
         except ImportError as err:
             raise CameraError("the imx500 source needs picamera2 (Raspberry Pi OS: apt install python3-picamera2; "
                               "a venv needs --system-site-packages)") from err
-        if not Path(config.network_path).is_file():
-            raise CameraError(f"IMX500 network file not found: {config.network_path}")
+        network = resolve_path(config.network_path)
+        if not network.is_file():
+            raise CameraError(f"IMX500 network file not found: {config.network_path} (for CardDet: imx500-package "
+                              "the converter's packerOut.zip on the Pi, docs/IMX500.md)")
         try:
-            self._imx500 = IMX500(config.network_path)          # must come before Picamera2
+            self._imx500 = IMX500(str(network))                 # must come before Picamera2
         except RuntimeError as err:
-            raise CameraError(f"cannot open the IMX500 with {config.network_path}: {err}") from err
+            raise CameraError(f"cannot open the IMX500 with {network}: {err}") from err
         intrinsics = self._imx500.network_intrinsics or NetworkIntrinsics()
         if intrinsics.task is None:
             intrinsics.task = "object detection"
         if intrinsics.task != "object detection":
-            raise CameraError(f"network {config.network_path} is a '{intrinsics.task}' network, not object detection")
+            raise CameraError(f"network {network} is a '{intrinsics.task}' network, not object detection")
         intrinsics.update_with_defaults()
         self._intrinsics = intrinsics
         self._postprocess = config.postprocess if config.postprocess != "auto" else (
-            "nanodet" if intrinsics.postprocess == "nanodet" else "pp")
+            str(intrinsics.postprocess) if intrinsics.postprocess in ("nanodet", "carddet") else "pp")
+        if self._postprocess == "carddet":
+            if carddet_config is None:
+                raise ConfigError("imx500.postprocess carddet needs the imx500.carddet.* parameters")
+            try:
+                self._decode_cfg = carddet.DecodeConfig(
+                    score_min=config.score_min, max_cards=config.max_detections, nms_iou=config.iou_max,
+                    snap_radius_cells=carddet_config.snap_radius_cells, snap_score_min=carddet_config.snap_score_min,
+                    orientation_min=carddet_config.orientation_min,
+                    double_feed_overlap=carddet_config.double_feed_overlap,
+                    edge_margin_px=-math.inf)               # the edge is checked in the main stream instead
+            except ValueError as err:
+                raise ConfigError(f"invalid imx500 CardDet decoding parameters: {err}") from err
         self._bbox_order = config.bbox_order if config.bbox_order != "auto" else str(intrinsics.bbox_order or "yx")
         self._bbox_normalization = (config.bbox_normalization == "on") if config.bbox_normalization != "auto" else (
             bool(intrinsics.bbox_normalization))
-        labels = list(intrinsics.labels or [])
+        labels = ([carddet.CLASS_CARD, carddet.CLASS_DOUBLE_FEED] if self._postprocess == "carddet"
+                  else list(intrinsics.labels or []))
         self._labels = labels
         self._keep_classes = set(config.classes)
         unknown = self._keep_classes - set(labels)
@@ -346,7 +426,14 @@ class Imx500Source:
                 self._imx500.set_auto_aspect_ratio()
         except (RuntimeError, IndexError, OSError) as err:
             raise CameraError(f"cannot start the AI camera: {err}") from err
-        self._input_w, self._input_h = self._imx500.get_input_size()
+        self._input_w, self._input_h = (int(v) for v in self._imx500.get_input_size())
+        if self._postprocess == "carddet":
+            grid = (self._input_h // carddet.STRIDE, self._input_w // carddet.STRIDE)
+            self._carddet_shapes = {"chw": ((carddet.HEATMAP_CHANNELS, *grid), (carddet.GEOMETRY_CHANNELS, *grid)),
+                                    "hwc": ((*grid, carddet.HEATMAP_CHANNELS), (*grid, carddet.GEOMETRY_CHANNELS))}
+            roi = self._imx500.config.get("roi")
+            self._roi = _rect(roi if roi is not None else IMX500_FULL_SENSOR)
+            self._stream_wh = tuple(int(v) for v in self._picam2.camera_configuration()["main"]["size"])
         self._clock_offset_ns = time.time_ns() - time.monotonic_ns()   # SensorTimestamp is CLOCK_MONOTONIC
         self._status = STATUS_LOADING
 
@@ -383,6 +470,8 @@ class Imx500Source:
             return []                                          # warm-up: no detections until outputs arrive
         self._inference_seen = True
         self._status = STATUS_OK
+        if self._postprocess == "carddet":
+            return self._carddet_detections(image, metadata, outputs)
         boxes, scores, classes = self._parse(outputs)
         order = np.argsort(-scores, kind="stable")
         found: list[Detection] = []
@@ -401,6 +490,67 @@ class Imx500Source:
             if len(found) >= self._cfg.max_detections:
                 break
         return found
+
+    # --- CardDet ---------------------------------------------------------------------------
+
+    def carddet_tensors(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(heatmaps (2, H, W), geometry (12, H, W)) from ``get_outputs(..., add_batch=True)``.
+
+        The converted network outputs (C, H, W) per tensor (dnnParams ordinals; docs/IMX500.md);
+        (H, W, C) is accepted too, in case the sensor's serialisation turns out channel-last on
+        hardware. Anything else is a CameraError naming the shapes.
+        """
+        shapes = [[int(v) for v in np.shape(t)[1:]] for t in outputs]
+        for layout, (hm_shape, geo_shape) in self._carddet_shapes.items():
+            if len(outputs) == 2 and shapes == [list(hm_shape), list(geo_shape)]:
+                heat, geo = np.asarray(outputs[0][0], np.float32), np.asarray(outputs[1][0], np.float32)
+                if layout == "hwc":
+                    heat, geo = heat.transpose(2, 0, 1), geo.transpose(2, 0, 1)
+                return heat, geo
+        want = self._carddet_shapes["chw"]
+        raise CameraError(f"IMX500 network gave output tensors {shapes}; CardDet with a {self._input_w}x"
+                          f"{self._input_h} input gives heatmaps {list(want[0])} and geometry {list(want[1])} "
+                          "(or channel-last): is imx500.network_path a CardDet network?")
+
+    def _carddet_detections(self, image: np.ndarray, metadata: Mapping[str, Any],
+                            outputs: list[np.ndarray]) -> list[Detection]:
+        assert self._carddet_cfg is not None
+        heat, geo = self.carddet_tensors(outputs)
+        tensor_wh = (self._input_w, self._input_h)
+        in_tensor = carddet.decode(heat, geo, carddet.letterbox_for(tensor_wh, tensor_wh), self._decode_cfg)
+        crop = _rect(metadata.get("ScalerCrop", IMX500_FULL_SENSOR))
+        sw, sh = self._stream_wh
+        m = self._carddet_cfg.edge_margin_px
+        found: list[Detection] = []
+        for det in in_tensor:
+            if self._keep_classes and det.class_name not in self._keep_classes:
+                continue
+            q = tensor_to_stream(np.asarray(det.quad_px), tensor_wh, self._roi, crop, (sw, sh))
+            if not bool(np.all((q[:, 0] >= m) & (q[:, 0] <= sw - 1 - m) & (q[:, 1] >= m) & (q[:, 1] <= sh - 1 - m))):
+                continue
+            quad: Quad = ((q[0, 0], q[0, 1]), (q[1, 0], q[1, 1]), (q[2, 0], q[2, 1]), (q[3, 0], q[3, 1]))
+            mapped = Detection(BoxPx.from_quad(quad), quad, det.score, det.class_name, det.orientation)
+            found.append(self._refined(image, mapped) if self._cfg.refine and det.class_name == carddet.CLASS_CARD
+                         else mapped)
+        return found
+
+    def _refined(self, image: np.ndarray, det: Detection) -> Detection:
+        """The CPU detector's corners inside the card's box; the network's when it finds none.
+
+        A refiner that cannot tell the orientation keeps the network's: its corners are re-ordered
+        to start at the corner nearest the network's top-left.
+        """
+        assert det.quad_px is not None
+        box = det.bbox_px
+        refined = self._detector.refine(image, box, det.score)
+        if refined.quad_px is None or refined.quad_px == box_quad(box):
+            return det
+        if refined.orientation == Orientation.UNKNOWN and det.orientation != Orientation.UNKNOWN:
+            quad = _aligned_to(refined.quad_px, det.quad_px)
+            return Detection(BoxPx.from_quad(quad), quad, det.score, refined.class_name, det.orientation)
+        return Detection(refined.bbox_px, refined.quad_px, det.score, refined.class_name, refined.orientation)
+
+    # --- box networks ----------------------------------------------------------------------
 
     def _parse(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes as normalised (y0, x0, y1, x1), scores, classes (PLATFORM_NOTES.md §1.4)."""

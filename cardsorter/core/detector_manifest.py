@@ -13,7 +13,7 @@ from cardsorter.core.errors import ModelError
 
 REQUIRED_KEYS = ("model_id", "file", "sha256", "input_name", "input_width", "input_height", "colour_order", "layout",
                  "normalisation", "mean", "std", "outputs", "stride", "corner_unit_px", "letterbox_pad_grey")
-OPTIONAL_KEYS = ("decoding", "operators", "description", "training", "figures")
+OPTIONAL_KEYS = ("decoding", "operators", "description", "training", "figures", "imx500")
 OUTPUT_NAMES = ("heatmaps", "geometry")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from picamera2._rig import RIG
+from picamera2.devices.imx500.imx500 import pack_output_tensor_info
 
 __all__ = ["RIG", "CompletedRequest", "Picamera2"]
 
@@ -89,9 +90,11 @@ class Picamera2:
         metadata: dict[str, Any] = {"SensorTimestamp": frame.sensor_timestamp_ns,
                                     "ScalerCrop": frame.scaler_crop}
         if frame.output_tensors is not None:
+            # libcamera's IMX500 helper: one flat float array, each tensor with its first dimension varying
+            # fastest (hence picamera2's reshape order='F'), and the sizes in a CnnOutputTensorInfoExported
             flat = np.concatenate([t.reshape(-1, order="F") for t in frame.output_tensors]).astype(np.float32)
             metadata["CnnOutputTensor"] = flat.tolist()
-            metadata["CnnOutputTensorInfo"] = [list(t.shape) for t in frame.output_tensors]
+            metadata["CnnOutputTensorInfo"] = pack_output_tensor_info([tuple(t.shape) for t in frame.output_tensors])
         RIG.events.append("capture_request")
         RIG.held_requests += 1
         return CompletedRequest(self, metadata, {"main": image})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import Any
 
@@ -10,6 +11,52 @@ import numpy as np
 from picamera2._rig import RIG
 
 FULL_SENSOR = (0, 0, 4056, 3040)
+NETWORK_NAME_LEN = 64
+MAX_NUM_TENSORS = 16
+MAX_NUM_DIMENSIONS = 16
+
+
+class OutputTensorInfo(ctypes.LittleEndianStructure):
+    """struct OutputTensorInfo from libcamera (as picamera2 0.3.38 declares it)."""
+
+    _fields_ = [("tensor_data_num", ctypes.c_uint32), ("num_dimensions", ctypes.c_uint32),
+                ("size", ctypes.c_uint16 * MAX_NUM_DIMENSIONS)]
+
+
+class CnnOutputTensorInfoExported(ctypes.LittleEndianStructure):
+    """struct CnnOutputTensorInfoExported from libcamera: what metadata['CnnOutputTensorInfo'] holds."""
+
+    _fields_ = [("network_name", ctypes.c_char * NETWORK_NAME_LEN), ("num_tensors", ctypes.c_uint32),
+                ("info", OutputTensorInfo * MAX_NUM_TENSORS), ("frameCount", ctypes.c_uint8)]
+
+
+def pack_output_tensor_info(shapes: list[tuple[int, ...]], network_name: str = "network") -> list[int]:
+    """The bytes libcamera's IMX500 helper exports for these tensor shapes (sizes in dnnParams ordinal order)."""
+    info = CnnOutputTensorInfoExported()
+    info.network_name = network_name.encode()[:NETWORK_NAME_LEN - 1]
+    info.num_tensors = len(shapes)
+    for i, shape in enumerate(shapes):
+        info.info[i].tensor_data_num = int(np.prod(shape))
+        info.info[i].num_dimensions = len(shape)
+        for j, size in enumerate(shape):
+            info.info[i].size[j] = size
+    return list(bytes(info))
+
+
+class Rectangle:
+    """The few members of libcamera.Rectangle that picamera2's IMX500 code and cardsorter use."""
+
+    def __init__(self, x: int, y: int, width: int, height: int) -> None:
+        self.x, self.y, self.width, self.height = int(x), int(y), int(width), int(height)
+
+    def to_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.width, self.height)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rectangle) and self.to_tuple() == other.to_tuple()
+
+    def __repr__(self) -> str:
+        return f"Rectangle{self.to_tuple()}"
 
 
 class NetworkIntrinsics:
@@ -68,7 +115,9 @@ class NetworkIntrinsics:
 
     @property
     def preserve_aspect_ratio(self) -> bool | None:
-        return self._get("preserve_aspect_ratio")
+        """As the real one: stored as ``input_aspect_ratio`` {width, height}; True when they are equal."""
+        ratio = self._get("input_aspect_ratio")
+        return None if ratio is None else bool(ratio["width"] == ratio["height"])
 
     @property
     def labels(self) -> list[str] | None:
@@ -113,6 +162,7 @@ class IMX500:
         w, h = RIG.input_size_wh
         self.__cfg: dict[str, Any] = {"network_file": network_file, "input_tensor_size": (w, h),
                                       "input_tensor": {"width": w, "height": h}}
+        self.set_inference_roi_abs(FULL_SENSOR)             # as the real constructor does
 
     @property
     def camera_num(self) -> int:
@@ -132,21 +182,50 @@ class IMX500:
     def show_network_fw_progress_bar(self) -> None:
         RIG.events.append("show_network_fw_progress_bar")
 
+    def set_inference_roi_abs(self, roi: tuple[int, int, int, int]) -> None:
+        """Full-sensor (x, y, w, h); bounded to the sensor and stored as config['roi'] (a Rectangle)."""
+        x, y, w, h = _bounded_to(tuple(int(v) for v in roi), FULL_SENSOR)  # type: ignore[arg-type]
+        self.__cfg["roi"] = Rectangle(x, y, w, h)
+
+    def set_inference_aspect_ratio(self, aspect_ratio: tuple[int, int]) -> None:
+        """A centred crop of the full sensor with this aspect ratio (libcamera bounded_to_aspect_ratio)."""
+        fw, fh = FULL_SENSOR[2], FULL_SENSOR[3]
+        aw, ah = aspect_ratio
+        if fw * ah > fh * aw:
+            w, h = fh * aw // ah, fh
+        else:
+            w, h = fw, fw * ah // aw
+        self.set_inference_roi_abs(((fw - w) // 2, (fh - h) // 2, w, h))
+
     def set_auto_aspect_ratio(self) -> None:
         RIG.events.append("set_auto_aspect_ratio")
+        self.set_inference_aspect_ratio(self.__cfg["input_tensor_size"])
 
     def get_outputs(self, metadata: dict[str, Any], add_batch: bool = False) -> list[np.ndarray] | None:
+        """As picamera2 0.3.38: the flat float tensor split by get_output_shapes, reshaped order='F'."""
         output_tensor = metadata.get("CnnOutputTensor")
         if not output_tensor:
             return None
         flat = np.fromiter(output_tensor, dtype=np.float32)
         outputs, offset = [], 0
-        for shape in metadata["CnnOutputTensorInfo"]:
+        for shape in self.get_output_shapes(metadata):
             size = int(np.prod(shape))
             tensor = flat[offset:offset + size].reshape(shape, order="F")
             outputs.append(np.expand_dims(tensor, 0) if add_batch else tensor)
             offset += size
         return outputs
+
+    def get_output_shapes(self, metadata: dict[str, Any]) -> list[list[int]]:
+        info = metadata.get("CnnOutputTensorInfo")
+        if not info:
+            return []
+        raw = bytes(info)
+        size = ctypes.sizeof(CnnOutputTensorInfoExported)
+        if len(raw) != size:
+            raise ValueError(f"tensor info length {len(raw)} does not match expected size {size}")
+        parsed = CnnOutputTensorInfoExported()
+        ctypes.memmove(ctypes.addressof(parsed), raw, size)
+        return [list(t.size)[:t.num_dimensions] for t in parsed.info[:parsed.num_tensors]]
 
     def convert_inference_coords(self, coords: tuple[float, float, float, float], metadata: dict[str, Any],
                                  picam2: Any, stream: str = "main") -> tuple[int, int, int, int]:
@@ -159,6 +238,9 @@ class IMX500:
         obj = tuple(int(v) for v in np.maximum(
             np.array([x0 * width, y0 * height, (x1 - x0) * width, (y1 - y0) * height]), 0).astype(np.int32))
         sensor_crop = _scaled_by(scaler_crop, sensor_output_size, (width, height))  # type: ignore[arg-type]
+        roi = self.__cfg.get("roi")
+        if roi is not None and roi != Rectangle(0, 0, 0, 0):   # bounded to the user's ROI, as picamera2 does
+            obj = _bounded_to(obj, roi.to_tuple())  # type: ignore[arg-type]
         obj_sensor = _scaled_by(obj, sensor_output_size, (width, height))  # type: ignore[arg-type]
         obj_bound = _bounded_to(obj_sensor, sensor_crop)
         obj_translated = (obj_bound[0] - sensor_crop[0], obj_bound[1] - sensor_crop[1], obj_bound[2], obj_bound[3])
