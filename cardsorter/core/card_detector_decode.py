@@ -196,6 +196,11 @@ def _cell_corners(geo: np.ndarray, row: int, col: int) -> np.ndarray:
     return np.asarray(geo[0:8, row, col].astype(np.float64).reshape(4, 2) * CORNER_UNIT_PX + np.array([cx, cy]))
 
 
+POOL_AGREE_PX = 8.0
+"""A neighbour's corners are averaged in only when within 8 input px of the peak's on average (half a
+corner unit): where two cards overlap, neighbouring cells regress the other card."""
+
+
 def _pooled_corners(centre_heat: np.ndarray, geo: np.ndarray, row: int, col: int) -> np.ndarray:
     """The corners regressed at the peak, averaged with its 3x3 neighbours' (weighted by their heat).
 
@@ -214,6 +219,8 @@ def _pooled_corners(centre_heat: np.ndarray, geo: np.ndarray, row: int, col: int
             q = ref if (r, c) == (row, col) else _cell_corners(geo, r, c)
             shifts = [np.roll(q, -k, axis=0) for k in range(4)]
             best = min(shifts, key=lambda s: float(np.sum((s - ref) ** 2)))
+            if float(np.mean(np.linalg.norm(best - ref, axis=1))) > POOL_AGREE_PX:
+                continue   # that cell describes another card (two cards overlapping): not averaged in
             total += wgt * best
             weight_sum += wgt
     return total / weight_sum if weight_sum > 0 else ref
