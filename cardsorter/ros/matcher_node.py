@@ -37,7 +37,7 @@ class MatcherNode(Node):
         manifest_path = declare_value(self, "model_manifest", str, "model manifest: its model id must match the database's")
         self._model_id = load_manifest(resolve_path(manifest_path)).model_id
         self._lock = threading.Lock()
-        self._db = self._load(self._cfg.database)
+        self._db, self._db_bands = self._load(self._cfg.database)
         self._last_embedding: dict[int, np.ndarray] = {}
         self._monitor = StageMonitor(self, "search+bands", health=self._health)
         self._inputs = InputGuard(self, self._monitor)
@@ -48,11 +48,14 @@ class MatcherNode(Node):
         self.create_service(EnrolCard, "matcher/enrol_card", self._on_enrol)
         self._publish_status()
 
-    def _load(self, path: str) -> ReferenceDatabase:
+    def _load(self, path: str) -> tuple[ReferenceDatabase, MatchBandsConfig]:
         db = ReferenceDatabase.load(resolve_path(path), self._model_id, self._search, self._cfg.verify_checksums)
+        bands, source = db.bands(self._bands)   # the database's calibration unless the YAML sets a number
         self.get_logger().info(f"database {db.database_id}: {db.card_count} cards, {db.row_count} templates, "
-                               f"{'exact' if db.exact else 'HNSW'} search")
-        return db
+                               f"{'exact' if db.exact else 'HNSW'} search; bands ({source}): confirm ≤ "
+                               f"{bands.confirm_distance_max:.4f} margin ≥ {bands.confirm_margin_min:.4f}, "
+                               f"unknown > {bands.uncertain_distance_max:.4f}")
+        return db, bands
 
     def _set_bands(self, bands: MatchBandsConfig) -> None:
         with self._lock:
@@ -83,7 +86,7 @@ class MatcherNode(Node):
         track_ids, vectors = embeddings
         with self._monitor.measure(), self._lock:
             results = self._db.search(vectors, self._cfg.k) if track_ids else []
-            matches = [decide_match(tid, cands, self._db.art_group, self._bands)
+            matches = [decide_match(tid, cands, self._db.art_group, self._db_bands)
                        for tid, cands in zip(track_ids, results)]
         for tid, vec in zip(track_ids, vectors):
             self._last_embedding.pop(tid, None)
@@ -97,12 +100,12 @@ class MatcherNode(Node):
     def _on_reload(self, request: ReloadDatabase.Request, response: ReloadDatabase.Response) -> ReloadDatabase.Response:
         path = request.path or str(self._db.path)
         try:
-            db = self._load(path)
+            db, bands = self._load(path)
         except CardsorterError as err:
             response.success, response.message = False, str(err)
             return response
         with self._lock:
-            self._db = db
+            self._db, self._db_bands = db, bands
         self._publish_status()
         response.success, response.message = True, f"loaded {path}"
         response.database_id, response.cards = db.database_id, db.card_count
