@@ -29,9 +29,9 @@ from cardsorter.db.build import (
     templates_max_of,
     views_for_images,
 )
+from cardsorter.db.calibrate import empty_views, load_views
 from cardsorter.db.database import CombinedSearch, ReferenceDatabase
 from cardsorter.db.errors import DuplicateIdError, listed
-from cardsorter.db.calibrate import empty_views, load_views
 from cardsorter.db.store import CALIBRATION_VIEWS_FILE, USEARCH_FILE, write_block
 
 
