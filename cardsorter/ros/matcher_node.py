@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from typing import Any
 
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -33,6 +35,7 @@ class MatcherNode(Node):
         super().__init__("matcher", **kwargs)
         self._cfg = declare_config(self, MatcherConfig)
         self._bands = declare_config(self, MatchBandsConfig, "bands.", on_change=self._set_bands)
+        self.add_on_set_parameters_callback(self._check_bands_against_database)
         self._search = declare_config(self, SearchConfig, "search.")
         manifest_path = declare_value(self, "model_manifest", str, "model manifest: its model id must match the database's")
         self._model_id = load_manifest(resolve_path(manifest_path)).model_id
@@ -60,7 +63,29 @@ class MatcherNode(Node):
     def _set_bands(self, bands: MatchBandsConfig) -> None:
         with self._lock:
             self._bands = bands
-        self.get_logger().info(f"decision bands changed: {bands}")
+            self._db_bands, source = self._db.bands(bands)
+        self.get_logger().info(f"decision bands changed: {self._db_bands} ({source})")
+
+    def _check_bands_against_database(self, params: list[Any]) -> SetParametersResult:
+        """A runtime band that crosses the database's calibrated one (e.g. confirm above its unknown) is refused."""
+        changes = {p.name[len("bands."):]: p.value for p in params if p.name.startswith("bands.")}
+        if not changes or not hasattr(self, "_db"):
+            return SetParametersResult(successful=True)
+        try:
+            candidate = dataclasses.replace(self._bands, **changes)
+        except (TypeError, ValueError) as err:
+            return SetParametersResult(successful=False, reason=f"refused: {err}")
+        base, _ = self._db.bands(dataclasses.replace(candidate, confirm_distance_max=-1.0,
+                                                     uncertain_distance_max=-1.0))   # the database's (or fallback)
+        confirm = (candidate.confirm_distance_max if candidate.confirm_distance_max >= 0
+                   else base.confirm_distance_max)
+        unknown = (candidate.uncertain_distance_max if candidate.uncertain_distance_max >= 0
+                   else base.uncertain_distance_max)
+        if confirm > unknown:
+            return SetParametersResult(successful=False, reason=(
+                f"refused: confirm_distance_max {confirm} is above uncertain_distance_max {unknown} "
+                "(the database's unless set)"))
+        return SetParametersResult(successful=True)
 
     def _health(self) -> tuple[bytes, str]:
         wrong = self._monitor.counters.get("wrong_model", 0)
