@@ -89,3 +89,27 @@ def test_cli_check_reports_a_named_error(tmp_path: pathlib.Path, cli_model: path
     (db / "index.json").write_text((db / "index.json").read_text() + " ")
     assert main(["db", "check", str(db)]) == 2
     assert "sha256 differs from the manifest for index.json" in capsys.readouterr().err
+
+
+def test_cli_build_prints_the_calibration_and_check_plots_it(tmp_path: pathlib.Path, cli_model: pathlib.Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from cardsorter.config import default_params_file
+
+    params = tmp_path / "params.yaml"
+    params.write_text(default_params_file().read_text().replace("calibration_cards_min: 100",
+                                                                "calibration_cards_min: 20"))
+    standard_images(tmp_path / "images", n=24)
+    db = tmp_path / "db"
+    model = ["--model", str(cli_model), "--backend", "onnx"]
+    assert main(["db", "--params", str(params), "build", "--images", str(tmp_path / "images"), "--out", str(db),
+                 *model]) == 0
+    out = capsys.readouterr().out
+    assert "calibration (target 0.50% false accepts per view" in out and "per card (3 agreeing views" in out
+    assert main(["db", "--params", str(params), "check", str(db), "--report", str(tmp_path / "cal.png")]) == 0
+    assert "confirm_distance_max" in capsys.readouterr().out and (tmp_path / "cal.png").is_file()
+    small = tmp_path / "small"
+    standard_images(tmp_path / "few", n=3)
+    assert main(["db", "build", "--images", str(tmp_path / "few"), "--out", str(small), *model]) == 0
+    assert "calibration: not usable" in capsys.readouterr().out
+    assert main(["db", "check", str(small), "--report", str(tmp_path / "none.png")]) == 2
+    assert "no usable calibration" in capsys.readouterr().err

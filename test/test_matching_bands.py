@@ -17,8 +17,10 @@ from cardsorter.core.matching import (
 )
 from cardsorter.core.types import Candidate, CardRecord, MatchBand
 
+FALLBACK = {"fallback_confirm_distance_max": 0.25, "fallback_confirm_margin_min": 0.05,
+            "fallback_uncertain_distance_max": 0.40}
 CFG = MatchBandsConfig(confirm_distance_max=0.25, confirm_margin_min=0.05, art_margin_min=0.02,
-                       uncertain_distance_max=0.40)
+                       uncertain_distance_max=0.40, **FALLBACK)
 ART = {"a1": "art-a", "a2": "art-a", "a3": "art-a"}
 
 
@@ -71,7 +73,7 @@ def test_bands_config_from_the_parameters_file() -> None:
 
 def test_inverted_bands_are_a_config_error() -> None:
     params = {"bands.confirm_distance_max": 0.5, "bands.confirm_margin_min": 0.05, "bands.art_margin_min": 0.02,
-              "bands.uncertain_distance_max": 0.4}
+              "bands.uncertain_distance_max": 0.4, **{"bands." + k: v for k, v in FALLBACK.items()}}
     with pytest.raises(ConfigError, match="uncertain_distance_max"):
         from_params(MatchBandsConfig, params, "bands.")
 
@@ -88,3 +90,24 @@ def test_group_templates_keeps_the_best_template_per_card() -> None:
 def test_group_templates_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="must be equal"):
         group_templates(np.zeros((1, 3), int), np.zeros((1, 2)), ["a"], k=1)
+
+
+def test_negative_bands_take_the_database_calibration_and_numbers_override() -> None:
+    from cardsorter.core.matching import resolve_bands
+
+    yaml_cfg = MatchBandsConfig(confirm_distance_max=-1.0, confirm_margin_min=-1.0, art_margin_min=0.02,
+                                uncertain_distance_max=-1.0, **FALLBACK)
+    with pytest.raises(ValueError, match="resolved"):
+        decide_match(1, cands(("x", 0.1)), art_of, yaml_cfg)
+    bands, source = resolve_bands(yaml_cfg, (0.07, 0.03, 0.12))
+    assert source == "database"
+    assert (bands.confirm_distance_max, bands.confirm_margin_min, bands.uncertain_distance_max) == (0.07, 0.03, 0.12)
+    assert decide_match(1, cands(("x", 0.10), ("y", 0.30)), art_of, bands).band == MatchBand.UNCERTAIN
+    fallback, source = resolve_bands(yaml_cfg, None)
+    assert source == "fallback" and fallback.confirm_distance_max == 0.25
+    override = MatchBandsConfig(confirm_distance_max=0.2, confirm_margin_min=-1.0, art_margin_min=0.02,
+                                uncertain_distance_max=-1.0, **FALLBACK)
+    mixed, source = resolve_bands(override, (0.07, 0.03, 0.12))
+    assert mixed.confirm_distance_max == 0.2 and mixed.confirm_margin_min == 0.03
+    assert mixed.uncertain_distance_max == 0.2   # never below confirm when sources mix
+    assert "confirm_distance_max:parameters" in source

@@ -184,6 +184,128 @@ def search_benchmark(sizes: Sequence[int], dim: int, kinds: Sequence[str], searc
     return results
 
 
+ROTATED_COPY_ROWS = 1_000_000   # sizes above the cache are made of randomly rotated copies of it (see below)
+
+
+def _rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return (q * np.sign(np.diag(r))).astype(np.float32)
+
+
+def model_dataset(cache: dict[str, np.ndarray], rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """(references, queries, how made) from a bench.model_embeddings cache. Up to the cache's size:
+    its first ``rows`` real-model embeddings. Above: ceil(rows / cache) copies of the cache, each turned
+    by its own random orthogonal matrix (distances inside a copy are the model's exactly; copies are
+    nearly orthogonal to each other), queries spread over the copies."""
+    refs, queries, base = cache["references"], cache["queries"], cache["query_base"]
+    n = len(refs)
+    if rows <= n:
+        return np.ascontiguousarray(refs[:rows]), queries, f"first {rows} of {n} real-model embeddings"
+    copies = -(-rows // n)
+    rng = np.random.default_rng([seed, rows])
+    out = np.empty((rows, refs.shape[1]), np.float32)
+    q_out = np.empty_like(queries)
+    which = rng.integers(0, copies, len(queries))
+    for c in range(copies):
+        rot = np.eye(refs.shape[1], dtype=np.float32) if c == 0 else _rotation(refs.shape[1], rng)
+        take = min(n, rows - c * n)
+        out[c * n:c * n + take] = refs[:take] @ rot
+        q_out[which == c] = queries[which == c] @ rot
+    del base
+    return out, q_out, (f"{copies} copies of {n} real-model embeddings, each rotated by a random orthogonal "
+                        "matrix (synthetic beyond the cache: within-copy geometry is the model's)")
+
+
+def _rss_mb() -> float:
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def model_search_benchmark(cache_path: pathlib.Path, sizes: Sequence[int], dtypes: Sequence[str],
+                           search_config: SearchConfig, ef_sweep: Sequence[int], repeats: int, k: int,
+                           seed: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Exact (BLAS) and usearch HNSW side by side on real-model embeddings: p50/p95 per query (batch 1,
+    the path the matcher runs: CardIndex.search incl. exact re-ranking), recall@1 and recall@k vs
+    exact, index memory, build time; 'chosen' is the smallest ef with recall@1 1.000 and recall@k >= 0.999."""
+    from cardsorter.backends.card_index import CardIndex, build_usearch_index, recall_vs_exact
+
+    with np.load(cache_path, allow_pickle=False) as data:
+        cache = {name: np.asarray(data[name]) for name in ("references", "queries", "query_base")}
+        made = {"model_id": str(data["model_id"]), "base_images": int(data["bases"]),
+                "faces": str(data["faces"]), "procedural_cards": int(data["procedural"])}
+    results: list[dict[str, Any]] = []
+    for rows in sizes:
+        refs, queries, how = model_dataset(cache, rows, seed)
+        log(f"  model {rows}: {how}")
+        exact_rows, exact_d = exact_top_rows(refs, queries, k)
+        exact_cfg = dataclasses.replace(search_config, exact_max_rows=rows)
+        exact_index = CardIndex(refs, None, exact_cfg)
+        entry: dict[str, Any] = {"dataset": "model", "rows": rows, "dim": int(refs.shape[1]), "made": how,
+                                 **made, "queries": len(queries), "k": k, "methods": {}}
+        entry["methods"]["exact (BLAS inner product, f32)"] = {
+            "batch1": time_batches(functools.partial(exact_index.search, count=k), queries, 1, repeats),
+            "recall_at_1": 1.0, "recall_at_k": 1.0, "memory_mb": round(refs.nbytes / 2**20, 1)}
+        for dtype in dtypes:
+            cfg = dataclasses.replace(search_config, exact_max_rows=1, dtype=dtype)
+            rss0 = _rss_mb()
+            t0 = time.perf_counter()
+            hnsw = build_usearch_index(refs, cfg)
+            build_s = time.perf_counter() - t0
+            index = CardIndex(refs, hnsw, cfg)
+            memory = getattr(hnsw, "memory_usage", None)
+            sweep = []
+            chosen = None
+            for ef in sorted(ef_sweep):
+                index.expansion_search = ef
+                rows_f, d_f = index.search(queries, k)
+                r1, rk = recall_vs_exact(rows_f, d_f, exact_rows, exact_d, k)
+                rec = {"ef": ef, "recall_at_1": round(r1, 5), "recall_at_k": round(rk, 5),
+                       "batch1": time_batches(functools.partial(index.search, count=k), queries, 1, repeats)}
+                sweep.append(rec)
+                log(f"  model {rows} HNSW {dtype} ef {ef}: recall@1 {r1:.4f} recall@{k} {rk:.4f} "
+                    f"p50 {rec['batch1']['p50_ms']} ms")
+                if chosen is None and r1 >= 1.0 and rk >= 0.999:
+                    chosen = rec
+                    break
+            label = f"usearch HNSW {dtype} M={cfg.connectivity} ef_add={cfg.expansion_add}"
+            entry["methods"][label] = {"build_s": round(build_s, 1),
+                                       "memory_mb": round(memory / 2**20, 1) if memory else None,
+                                       "rss_growth_mb": round(_rss_mb() - rss0, 1), "sweep": sweep,
+                                       "chosen": chosen}
+            del index, hnsw
+        exact_p50 = entry["methods"]["exact (BLAS inner product, f32)"]["batch1"]["p50_ms"]
+        for m in entry["methods"].values():
+            if m.get("chosen"):
+                m["speedup_vs_exact_p50"] = round(exact_p50 / max(m["chosen"]["batch1"]["p50_ms"], 1e-6), 1)
+        results.append(entry)
+        del refs
+    return results
+
+
+def print_model_report(entries: Sequence[dict[str, Any]], stream: Any = None) -> None:
+    out = stream or sys.stdout
+    for e in entries:
+        print(f"\nreal-model embeddings, {e['rows']} x {e['dim']} ({e['made']}; model {e['model_id']}, "
+              f"{e['base_images']} base images), {e['queries']} queries, k={e['k']}:", file=out)
+        print(f"  {'method':<44} {'ef':>5} {'p50 ms':>8} {'p95 ms':>8} {'R@1':>7} {'R@k':>7} {'MB':>7} "
+              f"{'build s':>8} {'x exact':>8}", file=out)
+        for name, m in e["methods"].items():
+            c = m.get("chosen") or (m["sweep"][-1] if m.get("sweep") else None)
+            if c is None:
+                print(f"  {name:<44} {'-':>5} {m['batch1']['p50_ms']:>8.3f} {m['batch1']['p95_ms']:>8.3f} "
+                      f"{1.0:>7.4f} {1.0:>7.4f} {m['memory_mb']:>7} {'-':>8} {'1':>8}", file=out)
+                continue
+            flag = "" if m.get("chosen") else "  (recall target not reached)"
+            print(f"  {name:<44} {c['ef']:>5} {c['batch1']['p50_ms']:>8.3f} {c['batch1']['p95_ms']:>8.3f} "
+                  f"{c['recall_at_1']:>7.4f} {c['recall_at_k']:>7.4f} {m['memory_mb']!s:>7} {m['build_s']:>8} "
+                  f"{m.get('speedup_vs_exact_p50', '-')!s:>8}{flag}", file=out)
+
+
 class PixelBaselineEmbedder:
     """NOT the model: mean-removed 12x16 colour thumbnails. Used only when no trained model is available,
     so the open-set numbers are labelled 'pixel baseline'."""
@@ -231,6 +353,7 @@ def open_set_benchmark(embedder: Embedder, label: str, cards: int, unknown: int,
                    search_config=search_config, metadata_path=workdir / "catalog" / "metadata.json")
     build_s = time.perf_counter() - t0
     db = ReferenceDatabase.load(workdir / "db", embedder.model_id, search_config)
+    bands, _ = db.bands(bands)   # the database's calibration unless the YAML sets a number
     mix = tuple((n, p) for n, p in TRAINING_MIX if n != "rot180")  # orientation is fixed upstream
     rng = np.random.default_rng(seed + 1)
 
@@ -416,7 +539,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pixel-baseline", action="store_true",
                    help="open set with raw thumbnail pixels instead of the model (a reference point)")
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--model-embeddings", metavar="NPZ",
+                   help="real-model embeddings from `python -m cardsorter.bench.model_embeddings`: measure exact "
+                        "vs HNSW on them (at --model-sizes) instead of the random/clustered data and open set")
+    p.add_argument("--model-sizes", type=int, nargs="+", default=[USER_CATALOGUE_ROWS, SCALED_ROWS, ROTATED_COPY_ROWS])
+    p.add_argument("--dtypes", nargs="+", default=["f16", "i8"])
+    p.add_argument("--model-ef", type=int, nargs="+", default=[16, 24, 32, 48, 64, 96, 128, 192, 256, 512])
     args = p.parse_args(argv)
+    if args.model_embeddings:
+        search_config = from_params(SearchConfig, node_params("matcher"), "search.")
+        say = (lambda s: print(s, file=sys.stderr, flush=True))
+        result_m = {"machine": machine(), "search_config": dataclasses.asdict(search_config),
+                    "model_search": model_search_benchmark(pathlib.Path(args.model_embeddings), args.model_sizes,
+                                                           args.dtypes, search_config, args.model_ef, args.repeats,
+                                                           K, 0, say)}
+        m = result_m["machine"]
+        print(f"machine: {m['cpu']}, {m['cores']} cores, load(1m) {m['load_average_1m']}, usearch {m['usearch']}")
+        print_model_report(result_m["model_search"])
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(result_m, indent=1) + "\n", encoding="utf-8")
+        return 0
     result = run(args.sizes, args.dim, args.kinds, args.queries, args.repeats, not args.no_hnsw, args.ef,
                  args.open_set_cards, args.open_set_unknown, args.views, args.model, args.backend,
                  log=lambda s: print(s, file=sys.stderr, flush=True), pixel_baseline=args.pixel_baseline)

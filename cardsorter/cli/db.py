@@ -34,6 +34,47 @@ def _configs(params_file: str | None) -> tuple[Any, SearchConfig, dict[str, Any]
     return (from_params(BuildConfig, params, "build."), from_params(SearchConfig, params, "search."), params)
 
 
+def _agreeing_views(params_file: str | None) -> int:
+    """smoother.confirm_views: the per-card false-accept rate of the calibration is measured for it."""
+    return int(node_params("smoother", params_file)["confirm_views"])
+
+
+def _print_search(searched: Any, out: Any) -> None:
+    if not searched:
+        return
+    if searched.get("mode") == "exact":
+        print(f"search: exact ({searched['rows']} rows <= search.exact_max_rows)", file=out)
+        return
+    raised = (f"raised ef from {searched['raised_from']} to {searched['expansion_search']}"
+              if searched["expansion_search"] != searched["raised_from"] else f"ef {searched['expansion_search']}")
+    verdict = "" if searched["reached_1_000"] else " — BELOW 1.000 at the largest ef tried (search.tune_expansion_max)"
+    print(f"search: HNSW {searched['dtype']} M={searched['connectivity']}, {raised}: recall@1 "
+          f"{searched['recall_at_1']:.4f}, recall@{searched['k']} {searched['recall_at_k']:.4f} vs exact on "
+          f"{searched['queries']} augmented views{verdict}", file=out)
+
+
+def _print_calibration(calibration: Any, out: Any) -> None:
+    if not calibration:
+        print("calibration: none recorded (database built before calibration existed): the matcher uses "
+              "bands.fallback_*", file=out)
+        return
+    if not calibration.get("usable"):
+        print(f"calibration: not usable: {calibration.get('reason')}", file=out)
+        return
+    b, pv, pc = calibration["bands"], calibration["per_view"], calibration["per_card"]
+    print(f"calibration (target {calibration['target_false_accept_per_view']:.2%} false accepts per view; "
+          f"{calibration['known_views']} known views, {calibration['unknown_views']} left-out views): "
+          f"confirm_distance_max {b['confirm_distance_max']:.4f}, confirm_margin_min {b['confirm_margin_min']:.4f}, "
+          f"uncertain_distance_max {b['uncertain_distance_max']:.4f}", file=out)
+    print(f"  per view: unknown confirmed {pv['unknown_false_accept']:.2%}, known confirmed right "
+          f"{pv['known_confirmed_right']:.2%} / wrong {pv['known_confirmed_wrong']:.2%}, known banded UNKNOWN "
+          f"{pv['known_banded_unknown']:.2%}", file=out)
+    print(f"  per card ({calibration['agreeing_views']} agreeing views of {pc['views_per_card']:g}): unknown "
+          f"confirmed {pc['unknown_false_accept']:.2%} (independent views: "
+          f"{calibration['per_card_unknown_false_accept_if_independent']:.2e}), known confirmed right "
+          f"{pc['known_confirmed_right']:.2%}, not confirmed {pc['known_not_confirmed']:.2%}", file=out)
+
+
 def _resolve(path: str) -> pathlib.Path:
     p = pathlib.Path(path)
     if p.exists() or p.is_absolute():
@@ -108,10 +149,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
         report = build_database(pathlib.Path(args.images), pathlib.Path(args.out), embedder,
                                 build_config=build_config, search_config=search_config,
                                 metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
-                                model_sha256=sha, progress=progress_bar(), metadata_format=args.metadata_format)
+                                model_sha256=sha, progress=progress_bar(), metadata_format=args.metadata_format,
+                                agreeing_views=_agreeing_views(args.params))
     finally:
         embedder.close()
     _print_build(report, "built")
+    _print_calibration(report.calibration, sys.stdout)
+    _print_search(getattr(report, "search", None), sys.stdout)
     return 0
 
 
@@ -124,10 +168,13 @@ def _cmd_add(args: argparse.Namespace) -> int:
         report = add_to_database(pathlib.Path(args.db), pathlib.Path(args.images), embedder,
                                  build_config=build_config, search_config=search_config,
                                  metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
-                                 progress=progress_bar(), metadata_format=args.metadata_format)
+                                 progress=progress_bar(), metadata_format=args.metadata_format,
+                                 agreeing_views=_agreeing_views(args.params))
     finally:
         embedder.close()
     _print_build(report, "added to")
+    _print_calibration(report.calibration, sys.stdout)
+    _print_search(getattr(report, "search", None), sys.stdout)
     return 0
 
 
@@ -136,8 +183,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
     build_config, search_config, _ = _configs(args.params)
     report = merge_database(pathlib.Path(args.db), pathlib.Path(args.out) if args.out else None,
-                            build_config=build_config, search_config=search_config, progress=progress_bar())
+                            build_config=build_config, search_config=search_config, progress=progress_bar(),
+                            agreeing_views=_agreeing_views(args.params))
     _print_build(report, "merged into")
+    _print_calibration(report.calibration, sys.stdout)
+    _print_search(getattr(report, "search", None), sys.stdout)
     return 0
 
 
@@ -156,6 +206,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
           f"{report.rows} templates ({report.delta_rows} in the delta), {report.art_grouped_cards} cards in "
           "art groups; checksums, rows/metadata, ids, norms, finiteness: pass")
     _print_self_retrieval(report.self_retrieval, sys.stdout)
+    _print_calibration(report.calibration, sys.stdout)
+    if args.report:
+        from cardsorter.db.calibrate import plot_calibration
+
+        plot_calibration(report.calibration or {}, pathlib.Path(args.report))
+        print(f"wrote {args.report}")
     return 0
 
 
@@ -190,6 +246,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("check", help="run every integrity check and the self-retrieval check")
     p.add_argument("db", metavar="DB")
+    p.add_argument("--report", metavar="PNG", help="plot the open-set calibration (distances, accept curves) here")
     _embedder_args(p)
     p.set_defaults(func=_cmd_check)
 

@@ -130,7 +130,10 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnostics: dict[str, dict[str, str]],
                  distances: dict[str, list[float]], bins: list[str], args: argparse.Namespace,
                  catalog: pathlib.Path, database: pathlib.Path) -> None:
-    from cardsorter.config import node_params
+    from cardsorter.backends.card_index import SearchConfig
+    from cardsorter.config import from_params, node_params
+    from cardsorter.core.matching import MatchBandsConfig
+    from cardsorter.db.database import ReferenceDatabase
     from cardsorter.report import (
         bin_counts,
         markdown_table,
@@ -140,11 +143,13 @@ def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnos
         stage_latencies,
     )
 
-    bands = node_params("matcher", args.params_file)
+    params = node_params("matcher", args.params_file)
+    db = ReferenceDatabase.load(database, None, from_params(SearchConfig, params, "search."), verify_checksums=False)
+    bands, _ = db.bands(from_params(MatchBandsConfig, params, "bands."))   # as the matcher resolved them
     latency = stage_latencies(diagnostics)
     plot_latency(latency, out / "latency.png")
-    plot_bands(distances, {"confirm": bands["bands.confirm_distance_max"],
-                           "unknown": bands["bands.uncertain_distance_max"]}, out / "bands.png")
+    plot_bands(distances, {"confirm": bands.confirm_distance_max,
+                           "unknown": bands.uncertain_distance_max}, out / "bands.png")
     counts = bin_counts(bins)
     plot_bins(counts, out / "bins.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

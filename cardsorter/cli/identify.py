@@ -91,6 +91,7 @@ def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     try:
         db = ReferenceDatabase.load(resolve_path(args.db), embedder.model_id,
                                     from_params(SearchConfig, matcher_params, "search."))
+        bands, _ = db.bands(bands)   # the database's calibration unless the YAML sets a number
         images: dict[str, np.ndarray] = {}
         for record in detect_in_images(args.images, detector, images):
             if "error" in record:

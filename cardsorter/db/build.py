@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
@@ -11,11 +12,12 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from cardsorter.backends.card_index import CardIndex, SearchConfig
+from cardsorter.backends.card_index import CardIndex, SearchConfig, tune_expansion
 from cardsorter.backends.embedders import Embedder
 from cardsorter.config import doc
 from cardsorter.core.errors import DatabaseError, ImageError
 from cardsorter.core.types import CardRecord
+from cardsorter.db.calibrate import CalibrationSettings, CalibrationViews, calibrate, render_views, select_cards
 from cardsorter.db.catalog_images import ImageMatch, match_images, records_from_match
 from cardsorter.db.errors import DuplicateIdError, listed
 from cardsorter.db.importers import ImportProblem, ImportResult, import_catalogue
@@ -42,8 +44,32 @@ class BuildConfig:
     art_group_distance_max: float = doc(
         "cards whose templates are within this cosine distance of each other are recorded as one art "
         "group (art-identical printings, duplicate images) by the self-retrieval check")
+    calibration_target_false_accept: float = doc(
+        "open-set calibration: largest fraction of unknown (left-out) views the chosen bands may confirm")
+    calibration_known_unknown_rate: float = doc(
+        "uncertain_distance_max is the known-view distance quantile 1 - this (known views banded UNKNOWN)")
+    calibration_nuisances: list[str] = doc(  # noqa: RUF009 - doc() is a field() with no default
+        "one augmented view of each calibration card per nuisance (cardsorter.sim.augment names)")
+    calibration_cards_max: int = doc("at most this many cards get calibration views (a deterministic sample)")
+    calibration_cards_min: int = doc(
+        "below this many cards with views the database records no usable calibration (fallback bands)")
+    calibration_folds: int = doc("leave-out folds: each fold's art groups are removed and queried as unknowns")
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.calibration_target_false_accept < 1.0:
+            raise ValueError(f"calibration_target_false_accept must be in (0, 1), got "
+                             f"{self.calibration_target_false_accept}")
+        if not 0.0 <= self.calibration_known_unknown_rate < 1.0:
+            raise ValueError(f"calibration_known_unknown_rate must be in [0, 1), got "
+                             f"{self.calibration_known_unknown_rate}")
+        from cardsorter.sim.augment import NUISANCES
+
+        bad = [n for n in self.calibration_nuisances if n not in NUISANCES]
+        if bad or not self.calibration_nuisances:
+            raise ValueError(f"calibration_nuisances must be non-empty names from {', '.join(NUISANCES)}; "
+                             f"unknown: {bad}")
+        if self.calibration_cards_max < 1 or self.calibration_cards_min < 1 or self.calibration_folds < 2:
+            raise ValueError("calibration_cards_max and calibration_cards_min must be >= 1, calibration_folds >= 2")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.art_group_distance_max < 1.0:
@@ -88,6 +114,8 @@ class BuildReport:
     without_metadata: list[str] = field(default_factory=list)
     metadata_without_image: int = 0
     self_retrieval: SelfRetrievalReport | None = None
+    calibration: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
     metadata_format: str = ""
     catalogue_records: int = 0
     import_problems: list[ImportProblem] = field(default_factory=list)
@@ -228,10 +256,65 @@ def embed_matched(sources: Sources, embedder: Embedder, batch_size: int, progres
     return vectors, rows, records_from_match(sources.match, matched, sources.records), skipped
 
 
+def calibration_settings(config: BuildConfig, agreeing_views: int) -> CalibrationSettings:
+    return CalibrationSettings(config.calibration_target_false_accept, config.calibration_known_unknown_rate,
+                               tuple(config.calibration_nuisances), config.calibration_cards_max,
+                               config.calibration_cards_min, config.calibration_folds, agreeing_views)
+
+
+def views_for_images(paths: Sequence[pathlib.Path], rows: Sequence[TemplateRow], embedder: Embedder,
+                     config: BuildConfig, settings: CalibrationSettings, exclude_cards: Sequence[str] = (),
+                     progress: ProgressFn | None = None) -> CalibrationViews:
+    """Augmented views of one template image of each sampled card (cards in ``exclude_cards`` skipped)."""
+    skip = set(exclude_cards)
+    first: dict[str, pathlib.Path] = {}
+    for path, row in zip(paths, rows):
+        if row.card_id not in skip:
+            first.setdefault(row.card_id, path)
+    chosen = select_cards(list(first), settings.cards_max, settings.seed)
+    images = []
+    for card in chosen:
+        try:
+            images.append((card, read_image(first[card])))
+        except DatabaseError as err:   # read once already; a file changed since is reported and skipped
+            LOG.warning("calibration: skipping %s", err)
+    return render_views(images, embedder, settings, config.batch_size, progress)
+
+
+def calibrate_rows(vectors: np.ndarray, rows: Sequence[TemplateRow], records: Mapping[str, CardRecord],
+                   near: Sequence[NearDuplicate], views: CalibrationViews,
+                   settings: CalibrationSettings) -> dict[str, Any]:
+    """The calibration section for these rows, art groups as the matcher forms them."""
+    from cardsorter.db.database import art_group_labels
+
+    labels = art_group_labels(records.values(), near)
+    return calibrate(vectors, [r.card_id for r in rows], lambda c: labels.get(c, c), views, settings)
+
+
+SEARCH_QUERIES_MAX = 10_000   # augmented views (else templates) the build's recall@k is measured on
+
+
+def search_report(index: CardIndex, vectors: np.ndarray, views: CalibrationViews,
+                  config: SearchConfig) -> dict[str, Any]:
+    """Exact: recall 1 by construction. HNSW: ef raised until recall@1 and recall@k vs exact search on
+    the catalogue's own augmented views are 1.000 (the manifest records the ef and the trace)."""
+    if index.exact:
+        return {"mode": "exact", "rows": len(vectors), "recall_at_1": 1.0, "recall_at_k": 1.0, "k": config.recall_k}
+    queries = views.vectors[:SEARCH_QUERIES_MAX] if len(views) else np.asarray(vectors[:SEARCH_QUERIES_MAX])
+    result = tune_expansion(index, vectors, np.ascontiguousarray(queries, np.float32), config)
+    result["rows"] = len(vectors)
+    if not result["reached_1_000"]:
+        LOG.warning("HNSW recall@%d vs exact is %.5f (recall@1 %.5f) at the largest ef tried (%d): raise "
+                    "search.tune_expansion_max or search.exact_max_rows", config.recall_k, result["recall_at_k"],
+                    result["recall_at_1"], result["expansion_search"])
+    return result
+
+
 def build_database(images_dir: pathlib.Path, out_dir: pathlib.Path, embedder: Embedder, *,
                    build_config: BuildConfig, search_config: SearchConfig,
                    metadata_path: pathlib.Path | None = None, model_sha256: str = "",
-                   progress: ProgressFn | None = None, metadata_format: str = "auto") -> BuildReport:
+                   progress: ProgressFn | None = None, metadata_format: str = "auto",
+                   agreeing_views: int = 3) -> BuildReport:
     """Embed every image in ``images_dir`` into a new immutable database at ``out_dir``."""
     if out_dir.exists():
         raise DatabaseError(f"{out_dir} already exists: a database is immutable, choose a new --out")
@@ -248,8 +331,19 @@ def build_database(images_dir: pathlib.Path, out_dir: pathlib.Path, embedder: Em
     index = CardIndex.in_memory(vectors, search_config)
     report = self_retrieval(vectors, rows, index, rows, templates_max_of(rows),
                             build_config.art_group_distance_max, progress)
-    return _finish(out_dir, vectors, rows, records, report, sources, skipped, embedder.model_id, model_sha256,
-                   search_config, index)
+    settings = calibration_settings(build_config, agreeing_views)
+    views = views_for_images(row_paths(sources, rows), rows, embedder, build_config, settings, progress=progress)
+    calibration = calibrate_rows(vectors, rows, records, report.near_duplicates, views, settings)
+    searched = search_report(index, vectors, views, search_config)
+    built = _finish(out_dir, vectors, rows, records, report, sources, skipped, embedder.model_id, model_sha256,
+                    search_config, index, calibration, views, searched)
+    return dataclasses.replace(built, calibration=calibration, search=searched)
+
+
+def row_paths(sources: Sources, rows: Sequence[TemplateRow]) -> list[pathlib.Path]:
+    """The image file of each row (the calibration renders its views from it)."""
+    path_of = {(m.card_id, m.source): m.path for m in sources.match.images}
+    return [pathlib.Path(path_of[(r.card_id, r.source)]) for r in rows]
 
 
 def import_report(sources: Sources) -> dict[str, Any]:
@@ -263,12 +357,14 @@ def import_report(sources: Sources) -> dict[str, Any]:
 
 def _finish(out_dir: pathlib.Path, vectors: np.ndarray, rows: list[TemplateRow], records: dict[str, CardRecord],
             report: SelfRetrievalReport, sources: Sources, skipped: list[SkippedImage], model_id: str,
-            model_sha256: str, search_config: SearchConfig, index: CardIndex) -> BuildReport:
+            model_sha256: str, search_config: SearchConfig, index: CardIndex,
+            calibration: dict[str, Any] | None = None, views: CalibrationViews | None = None,
+            searched: dict[str, Any] | None = None) -> BuildReport:
     without = list(sources.match.named_from_file)
     manifest = write_block(
         out_dir, vectors, rows, records, report.near_duplicates, model_id=model_id,
         model_sha256=model_sha256, kind="snapshot", parent_database_id="", search_config=search_config,
-        usearch_index=index.hnsw,
+        usearch_index=index.hnsw, calibration=calibration, calibration_views=views, search_measured=searched,
         report={"skipped_images": [[s.path, s.reason] for s in skipped], "without_metadata": without,
                 "self_retrieval": report.as_dict(), "import": import_report(sources)})
     return build_report(out_dir, str(manifest["database_id"]), rows, records, skipped, sources, report)

@@ -6,20 +6,23 @@ import logging
 import math
 import pathlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from cardsorter.backends.card_index import CardIndex, SearchConfig
+from cardsorter.core.calibration import bands_from_calibration
 from cardsorter.core.errors import DatabaseError
-from cardsorter.core.matching import group_templates
+from cardsorter.core.matching import MatchBandsConfig, group_templates, resolve_bands
 from cardsorter.core.types import Candidate, CardRecord
+from cardsorter.db.calibrate import CalibrationViews, load_views
 from cardsorter.db.errors import (
     DeltaMismatchError,
     DimensionMismatchError,
     ModelMismatchError,
 )
 from cardsorter.db.store import (
+    CALIBRATION_VIEWS_FILE,
     DELTA_DIR,
     USEARCH_FILE,
     Block,
@@ -98,6 +101,31 @@ class _ArtGroups:
         return {c: out[c] for c in cards if c in out}
 
 
+def _measured_ef(block: Block) -> int | None:
+    """The HNSW ef the build measured recall 1.000 at (manifest 'search'), if any."""
+    searched = block.manifest.get("search")
+    if isinstance(searched, dict) and searched.get("mode") == "hnsw":
+        try:
+            return int(searched["expansion_search"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None
+
+
+def art_group_labels(records: Iterable[CardRecord], near: Iterable[NearDuplicate]) -> dict[str, str]:
+    """card → art group label (metadata art_id, or near-duplicate templates); cards alone are absent."""
+    groups = _ArtGroups()
+    ids = []
+    for rec in records:
+        ids.append(rec.card_id)
+        groups.find(rec.card_id)
+        if rec.art_id:
+            groups.union(rec.card_id, "art:" + rec.art_id)
+    for n in near:
+        groups.union(n.card_a, n.card_b)
+    return groups.labels(ids)
+
+
 class ReferenceDatabase:
     """Snapshot + delta, memory-mapped, searched in one batch per frame; ``enrol`` appends to the delta.
 
@@ -108,7 +136,8 @@ class ReferenceDatabase:
         self._path = path
         self._snapshot = snapshot
         self._search_config = search_config
-        self._snapshot_index = CardIndex.open(snapshot.vectors, snapshot.path / USEARCH_FILE, search_config)
+        self._snapshot_index = CardIndex.open(snapshot.vectors, snapshot.path / USEARCH_FILE, search_config,
+                                              _measured_ef(snapshot))
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one delta writer at a time
         self._install_delta(delta)
@@ -129,7 +158,7 @@ class ReferenceDatabase:
         db = cls(path, snapshot, delta, search_config)
         LOG.info("loaded database %s (%s): %d cards, %d rows%s, %s search", path, db.database_id, db.card_count,
                  db.row_count, f", delta {len(delta.rows)} rows" if delta else "",
-                 "exact" if db._snapshot_index.exact else "HNSW")
+                 "exact" if db._snapshot_index.exact else f"HNSW ef {db.expansion_search}")
         return db
 
     @staticmethod
@@ -150,16 +179,12 @@ class ReferenceDatabase:
         rows = list(snap.rows) + (list(delta.rows) if delta else [])
         records = dict(delta.records) if delta else {}
         records.update(snap.records)  # the snapshot's record of a card is authoritative
-        groups = _ArtGroups()
-        for rec in records.values():
-            groups.find(rec.card_id)
-            if rec.art_id:
-                groups.union(rec.card_id, "art:" + rec.art_id)
-        for near in list(snap.near_duplicates) + (list(delta.near_duplicates) if delta else []):
-            groups.union(near.card_a, near.card_b)
+        labels = art_group_labels(records.values(),
+                                  list(snap.near_duplicates) + (list(delta.near_duplicates) if delta else []))
         indexes = [self._snapshot_index]
         if delta is not None:
-            indexes.append(CardIndex.open(delta.vectors, delta.path / USEARCH_FILE, self._search_config))
+            indexes.append(CardIndex.open(delta.vectors, delta.path / USEARCH_FILE, self._search_config,
+                                          _measured_ef(delta)))
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.card_id] = counts.get(r.card_id, 0) + 1
@@ -168,7 +193,7 @@ class ReferenceDatabase:
             self._rows = rows
             self._row_cards = [r.card_id for r in rows]
             self._records = records
-            self._art_groups = groups.labels(list(records))
+            self._art_groups = labels
             self._searcher = CombinedSearch(indexes)
             self._templates_max = max(counts.values(), default=1)
 
@@ -206,6 +231,37 @@ class ReferenceDatabase:
     @property
     def manifest(self) -> dict[str, object]:
         return dict(self._snapshot.manifest)
+
+    @property
+    def snapshot_measured_ef(self) -> int | None:
+        return _measured_ef(self._snapshot)
+
+    @property
+    def expansion_search(self) -> int | None:
+        """The ef the snapshot's HNSW is searched with (None: exact search)."""
+        return self._snapshot_index.expansion_search
+
+    @property
+    def calibration(self) -> dict[str, object] | None:
+        """The open-set calibration served: the delta's (made over snapshot + delta) when it has one."""
+        delta = self._delta
+        if delta is not None and isinstance(delta.manifest.get("calibration"), dict):
+            return dict(delta.manifest["calibration"])
+        cal = self._snapshot.manifest.get("calibration")
+        return dict(cal) if isinstance(cal, dict) else None
+
+    def bands(self, config: MatchBandsConfig) -> tuple[MatchBandsConfig, str]:
+        """The matcher's bands for this database: YAML numbers >= 0, else its calibration, else fallback."""
+        t = bands_from_calibration(self.calibration)
+        return resolve_bands(config, None if t is None else
+                             (t.confirm_distance_max, t.confirm_margin_min, t.uncertain_distance_max))
+
+    def calibration_views(self) -> CalibrationViews:
+        """The augmented views stored with the snapshot and the delta (for add/merge recalibration)."""
+        views = load_views(self._snapshot.path / CALIBRATION_VIEWS_FILE, self.dimension)
+        if self._delta is not None:
+            views = views.concat(load_views(self._delta.path / CALIBRATION_VIEWS_FILE, self.dimension))
+        return views
 
     def card_ids(self) -> list[str]:
         return sorted(self._records)
@@ -296,13 +352,24 @@ class ReferenceDatabase:
                          {"enrolled": [record.card_id]})
 
     def write_delta(self, vectors: np.ndarray, rows: list[TemplateRow], records: dict[str, CardRecord],
-                    near: list[NearDuplicate], report: dict[str, object]) -> None:
-        """Replace DB/delta with these rows (all of the delta, old and new) and serve it at once."""
+                    near: list[NearDuplicate], report: dict[str, object],
+                    calibration: dict[str, object] | None = None,
+                    calibration_views: CalibrationViews | None = None,
+                    search_measured: dict[str, object] | None = None) -> None:
+        """Replace DB/delta with these rows (all of the delta, old and new) and serve it at once.
+
+        Without a new ``calibration`` the delta keeps the one it had (enrolment does not recalibrate)."""
         snap = self._snapshot
+        old = self._delta
+        if calibration is None and old is not None and isinstance(old.manifest.get("calibration"), dict):
+            calibration = dict(old.manifest["calibration"])
+        if calibration_views is None and old is not None:
+            calibration_views = load_views(old.path / CALIBRATION_VIEWS_FILE, self.dimension)
         write_block(self._path / DELTA_DIR, vectors, rows, records, near, model_id=snap.model_id,
                     model_sha256=str(snap.manifest["model"].get("sha256", "")), kind="delta",
                     parent_database_id=snap.database_id, search_config=self._search_config, report=report,
-                    replace=True)
+                    replace=True, calibration=calibration, calibration_views=calibration_views,
+                    search_measured=search_measured)
         delta = read_block(self._path / DELTA_DIR, snap.model_id, verify_checksums=True, mmap=False)
         self._install_delta(delta)
 

@@ -47,6 +47,8 @@ def identify_crops(crops_bgr: Sequence[np.ndarray], embedder: Embedder, db: Refe
                                  f"the embedder is '{embedder.model_id}'")
     if not crops_bgr:
         return []
+    if not bands.resolved:   # YAML placeholders: the database's calibration (else the fallback bands)
+        bands, _ = db.bands(bands)
     vectors, ok = embedder.embed([fit_to_model(c, embedder.input_size_wh) for c in crops_bgr])
     good = np.flatnonzero(ok)
     found = db.search(vectors[good], k) if len(good) else []

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from cardsorter.backends.card_index import (
-    USEARCH_DTYPE,
     USEARCH_METRIC,
     SearchConfig,
     save_usearch_index,
@@ -43,6 +42,7 @@ INDEX_FILE = "index.json"
 USEARCH_FILE = "usearch.index"
 MANIFEST_FILE = "manifest.json"
 DATA_FILES = (EMBEDDINGS_FILE, METADATA_FILE, INDEX_FILE, USEARCH_FILE)
+CALIBRATION_VIEWS_FILE = "calibration_views.npz"   # optional: the augmented views the calibration used
 DELTA_DIR = "delta"
 NORM_MIN = 0.99  # unit-length sanity window from the scaling plan's integrity checks
 NORM_MAX = 1.01
@@ -174,11 +174,15 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
                 records: Mapping[str, CardRecord], near_duplicates: Sequence[NearDuplicate], *,
                 model_id: str, model_sha256: str, kind: str, parent_database_id: str,
                 search_config: SearchConfig, report: Mapping[str, Any], replace: bool = False,
-                usearch_index: Any = None) -> dict[str, Any]:
+                usearch_index: Any = None, calibration: Mapping[str, Any] | None = None,
+                calibration_views: Any = None, search_measured: Mapping[str, Any] | None = None,
+                ) -> dict[str, Any]:
     """Verify and write one block into a new directory ``path`` (atomically, via a temporary sibling).
 
     Snapshots are immutable: ``path`` must not exist unless ``replace`` (used for the delta only).
-    Returns the manifest.
+    ``calibration`` (open-set bands and curves, cardsorter.db.calibrate) and ``search_measured``
+    (HNSW recall at build) go into the manifest; ``calibration_views`` (CalibrationViews) into
+    calibration_views.npz. Returns the manifest.
     """
     where = f"database {path}"
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -202,7 +206,13 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
             "near_duplicates": [[d.card_a, d.card_b, round(d.distance_cos, 6)] for d in near_duplicates],
         })
         save_usearch_index(vectors, tmp / USEARCH_FILE, search_config, usearch_index)
-        files = {name: sha256_file(tmp / name) for name in DATA_FILES}
+        names = list(DATA_FILES)
+        if calibration_views is not None and len(calibration_views):
+            from cardsorter.db.calibrate import save_views
+
+            save_views(tmp / CALIBRATION_VIEWS_FILE, calibration_views)
+            names.append(CALIBRATION_VIEWS_FILE)
+        files = {name: sha256_file(tmp / name) for name in names}
         content = hashlib.sha256()
         for part in (model_id, files[EMBEDDINGS_FILE], files[METADATA_FILE], files[INDEX_FILE]):
             content.update(part.encode())
@@ -220,11 +230,15 @@ def write_block(path: pathlib.Path, vectors: np.ndarray, rows: Sequence[Template
             "metric": USEARCH_METRIC,
             "counts": {"rows": len(rows), "cards": len(counts), "templates_max": max(counts.values(), default=0)},
             "built_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "usearch": {"dtype": USEARCH_DTYPE, "connectivity": search_config.connectivity,
+            "usearch": {"dtype": search_config.dtype, "connectivity": search_config.connectivity,
                         "expansion_add": search_config.expansion_add},
             "files": files,
             "report": dict(report),
         }
+        if search_measured is not None:
+            manifest["search"] = dict(search_measured)
+        if calibration is not None:
+            manifest["calibration"] = dict(calibration)
         _write_json(tmp / MANIFEST_FILE, manifest)
         if path.exists():  # replace (delta): swap directories, then drop the old one
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
@@ -272,7 +286,11 @@ def read_block(path: pathlib.Path, expected_model_id: str | None = None, verify_
         if name not in files:
             raise FormatError(f"{where}: manifest has no checksum for {name}")
     if verify_checksums:
-        bad = [name for name in DATA_FILES if sha256_file(path / name) != files[name]]
+        optional = [CALIBRATION_VIEWS_FILE] if CALIBRATION_VIEWS_FILE in files else []
+        missing = [name for name in optional if not (path / name).is_file()]
+        if missing:
+            raise MissingFileError(f"{where}: missing file {', '.join(missing)}")
+        bad = [name for name in (*DATA_FILES, *optional) if sha256_file(path / name) != files[name]]
         if bad:
             raise ChecksumMismatchError(f"{where}: sha256 differs from the manifest for {', '.join(bad)} "
                                         "(modified or truncated after the build)")

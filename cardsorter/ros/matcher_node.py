@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from typing import Any
 
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -33,11 +35,12 @@ class MatcherNode(Node):
         super().__init__("matcher", **kwargs)
         self._cfg = declare_config(self, MatcherConfig)
         self._bands = declare_config(self, MatchBandsConfig, "bands.", on_change=self._set_bands)
+        self.add_on_set_parameters_callback(self._check_bands_against_database)
         self._search = declare_config(self, SearchConfig, "search.")
         manifest_path = declare_value(self, "model_manifest", str, "model manifest: its model id must match the database's")
         self._model_id = load_manifest(resolve_path(manifest_path)).model_id
         self._lock = threading.Lock()
-        self._db = self._load(self._cfg.database)
+        self._db, self._db_bands = self._load(self._cfg.database)
         self._last_embedding: dict[int, np.ndarray] = {}
         self._monitor = StageMonitor(self, "search+bands", health=self._health)
         self._inputs = InputGuard(self, self._monitor)
@@ -48,16 +51,41 @@ class MatcherNode(Node):
         self.create_service(EnrolCard, "matcher/enrol_card", self._on_enrol)
         self._publish_status()
 
-    def _load(self, path: str) -> ReferenceDatabase:
+    def _load(self, path: str) -> tuple[ReferenceDatabase, MatchBandsConfig]:
         db = ReferenceDatabase.load(resolve_path(path), self._model_id, self._search, self._cfg.verify_checksums)
+        bands, source = db.bands(self._bands)   # the database's calibration unless the YAML sets a number
         self.get_logger().info(f"database {db.database_id}: {db.card_count} cards, {db.row_count} templates, "
-                               f"{'exact' if db.exact else 'HNSW'} search")
-        return db
+                               f"{'exact' if db.exact else 'HNSW'} search; bands ({source}): confirm ≤ "
+                               f"{bands.confirm_distance_max:.4f} margin ≥ {bands.confirm_margin_min:.4f}, "
+                               f"unknown > {bands.uncertain_distance_max:.4f}")
+        return db, bands
 
     def _set_bands(self, bands: MatchBandsConfig) -> None:
         with self._lock:
             self._bands = bands
-        self.get_logger().info(f"decision bands changed: {bands}")
+            self._db_bands, source = self._db.bands(bands)
+        self.get_logger().info(f"decision bands changed: {self._db_bands} ({source})")
+
+    def _check_bands_against_database(self, params: list[Any]) -> SetParametersResult:
+        """A runtime band that crosses the database's calibrated one (e.g. confirm above its unknown) is refused."""
+        changes = {p.name[len("bands."):]: p.value for p in params if p.name.startswith("bands.")}
+        if not changes or not hasattr(self, "_db"):
+            return SetParametersResult(successful=True)
+        try:
+            candidate = dataclasses.replace(self._bands, **changes)
+        except (TypeError, ValueError) as err:
+            return SetParametersResult(successful=False, reason=f"refused: {err}")
+        base, _ = self._db.bands(dataclasses.replace(candidate, confirm_distance_max=-1.0,
+                                                     uncertain_distance_max=-1.0))   # the database's (or fallback)
+        confirm = (candidate.confirm_distance_max if candidate.confirm_distance_max >= 0
+                   else base.confirm_distance_max)
+        unknown = (candidate.uncertain_distance_max if candidate.uncertain_distance_max >= 0
+                   else base.uncertain_distance_max)
+        if confirm > unknown:
+            return SetParametersResult(successful=False, reason=(
+                f"refused: confirm_distance_max {confirm} is above uncertain_distance_max {unknown} "
+                "(the database's unless set)"))
+        return SetParametersResult(successful=True)
 
     def _health(self) -> tuple[bytes, str]:
         wrong = self._monitor.counters.get("wrong_model", 0)
@@ -83,7 +111,7 @@ class MatcherNode(Node):
         track_ids, vectors = embeddings
         with self._monitor.measure(), self._lock:
             results = self._db.search(vectors, self._cfg.k) if track_ids else []
-            matches = [decide_match(tid, cands, self._db.art_group, self._bands)
+            matches = [decide_match(tid, cands, self._db.art_group, self._db_bands)
                        for tid, cands in zip(track_ids, results)]
         for tid, vec in zip(track_ids, vectors):
             self._last_embedding.pop(tid, None)
@@ -97,12 +125,12 @@ class MatcherNode(Node):
     def _on_reload(self, request: ReloadDatabase.Request, response: ReloadDatabase.Response) -> ReloadDatabase.Response:
         path = request.path or str(self._db.path)
         try:
-            db = self._load(path)
+            db, bands = self._load(path)
         except CardsorterError as err:
             response.success, response.message = False, str(err)
             return response
         with self._lock:
-            self._db = db
+            self._db, self._db_bands = db, bands
         self._publish_status()
         response.success, response.message = True, f"loaded {path}"
         response.database_id, response.cards = db.database_id, db.card_count
