@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.types import CardRecord
-from cardsorter.inventory import CORRECTED, ROW_COLUMNS, InventoryRow
+from cardsorter.inventory import CORRECTED, ROW_COLUMNS, InventoryRow, csv_value
 from cardsorter.inventory_cards import CONDITION_NAMES, CardState
 
 # Published headers, byte for byte (the round-trip tests read them back with these exact strings).
@@ -342,17 +342,7 @@ def export_full(rows: Iterable[InventoryRow], states: Mapping[int, CardState], c
         values: list[Any] = [getattr(row, c) for c in ROW_COLUMNS]
         if state.finish:
             values[ROW_COLUMNS.index("finish")] = state.finish
-        writer.writerow([_fmt(v) for v in values] + [state.condition, rec.language if rec else "",
+        writer.writerow([csv_value(v) for v in values] + [state.condition, rec.language if rec else "",
                                                      rec.set_code if rec else "", "1" if state.corrected else "0"])
         n += 1
     return n
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return f"{value:.6f}"
-    return str(value)

@@ -523,7 +523,8 @@ def summarize(rows: Sequence[InventoryRow]) -> Summary:
 
 # --- CSV exports --------------------------------------------------------------------------------
 
-def _fmt(value: Any) -> str:
+def csv_value(value: Any) -> str:
+    """One inventory value as our CSV files write it (None empty, bools 0/1, floats to 6 places)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -539,7 +540,7 @@ def export_csv(rows: Iterable[InventoryRow], out: IO[str]) -> int:
     writer.writerow(ROW_COLUMNS)
     n = 0
     for row in rows:
-        writer.writerow([_fmt(getattr(row, c)) for c in ROW_COLUMNS])
+        writer.writerow([csv_value(getattr(row, c)) for c in ROW_COLUMNS])
         n += 1
     return n
 
