@@ -23,7 +23,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
 def test_hnsw_distances_are_exact_after_reranking(dtype: str) -> None:
     _, search_config, _ = configs()
-    cfg = dataclasses.replace(search_config, exact_max_rows=10, dtype=dtype, expansion_search=256)
+    # one build thread: a multi-threaded HNSW build differs run to run (seen: recall@1 0.96 once in CI)
+    cfg = dataclasses.replace(search_config, exact_max_rows=10, dtype=dtype, expansion_search=256, threads=1)
     rng = np.random.default_rng(3)
     vectors = _unit(rng.standard_normal((500, 32)))
     queries = _unit(vectors[:50] + 0.05 * rng.standard_normal((50, 32)))
