@@ -1,33 +1,24 @@
-"""Typed configuration: flat frozen dataclasses filled from the one parameters YAML.
+"""Where the package's files are (source tree, wheel, colcon share directory) and the parameters YAML's shape.
 
-Every tunable lives in ``config/sorter.yaml`` under its node's ``ros__parameters``; a config
-dataclass names the fields, their types and a description (``field(metadata={"doc": ...})``).
-The ROS nodes declare one parameter per field (so ``ros2 param`` works) and fail at start with the
-parameter's name when it is missing or mistyped; tests and the CLI read the same YAML here.
+The YAML's keys and values are checked and typed once by cardsorter.settings (the settings tree).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import logging
 import pathlib
-import types
-import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from cardsorter.core.errors import ConfigError
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Where a wheel (`pip install .`, see setup.py) puts config/, models/ and package.xml: inside the package.
 WHEEL_SHARE = pathlib.Path(__file__).resolve().parent / "_share"
-SCALAR_TYPES = (bool, int, float, str)
 
 
 def is_source_checkout() -> bool:
@@ -111,14 +102,12 @@ def node_key(key: str) -> str:
     return key.removeprefix("**/") if key != "**" else key
 
 
-def load_params_file(path: str | pathlib.Path, check: bool = True) -> dict[str, dict[str, Any]]:
-    """Read a ROS 2 parameters YAML into {node_name: {dotted_param: value}} (``/**`` merged in).
+def params_file_blocks(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
+    """A ROS 2 parameters YAML as written: {node_name: {dotted_param: value}}, ``**`` for the ``/**`` block.
 
     Node keys may be written ``camera``, ``/camera`` or ``/**/camera`` (any namespace); rcl itself
     applies the file's blocks to running nodes (runner.Graph passes it with ``--params-file``).
-    ``check``: a file other than the default one may only name nodes and parameters the default file
-    has (``config/sorter.yaml`` lists every parameter); anything else is a ConfigError listing the
-    valid ones, so a misspelt key or section cannot be ignored silently.
+    Only the file's shape is checked here; cardsorter.settings.load_settings checks its keys and values.
     """
     path = pathlib.Path(path)
     try:
@@ -127,143 +116,23 @@ def load_params_file(path: str | pathlib.Path, check: bool = True) -> dict[str, 
         raise ConfigError(f"cannot read parameters file {path}: {err}") from err
     if not isinstance(raw, Mapping):
         raise ConfigError(f"parameters file {path} must be a mapping of node names")
-    common: dict[str, Any] = {}
-    nodes: dict[str, dict[str, Any]] = {}
+    blocks: dict[str, dict[str, Any]] = {"**": {}}
     for node, body in raw.items():
         if not isinstance(body, Mapping) or "ros__parameters" not in body:
             raise ConfigError(f"{path}: entry '{node}' must contain 'ros__parameters'")
         params = flatten(body["ros__parameters"] or {})
         key = node_key(str(node))
-        if key in ("**", "*"):
-            common.update(params)
-        else:
-            nodes[key] = params
-    table = {node: {**common, **params} for node, params in nodes.items()} | {"**": common}
-    if check:
-        default = default_params_file()
-        if path.resolve() != default.resolve():
-            check_known_params(table, str(path), load_params_file(default, check=False))
-    return table
+        key = "**" if key == "*" else key
+        blocks[key] = {**blocks.get(key, {}), **params}
+    return blocks
 
 
-def _unknown(what: str, name: str, valid: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(valid), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown {what} '{name}'{hint}; valid: {', '.join(sorted(valid))}"
-
-
-def check_known_params(table: Mapping[str, Mapping[str, Any]], where: str,
-                       schema: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-    """Every node and parameter of ``table`` ({node: {dotted: value}}, ``**``: every node) must exist in
-    ``schema`` (default: the default parameters file); ConfigError naming each unknown one otherwise."""
-    if schema is None:
-        schema = load_params_file(default_params_file(), check=False)
-    nodes = {n for n in schema if n != "**"}
-    every_key = set().union(*(set(v) for v in schema.values()))
-    problems = []
-    for node, params in table.items():
-        if node == "**":
-            problems += [f"{where}: /**: {_unknown('parameter', k, every_key)}" for k in params if k not in every_key]
-        elif node not in nodes:
-            problems.append(f"{where}: {_unknown('node section', node, nodes)}")
-        else:
-            valid = set(schema[node])
-            problems += [f"{where}: node '{node}': {_unknown('parameter', k, valid)}"
-                         for k in params if k not in valid and k not in table.get("**", {})]
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-def node_params(node: str, path: str | pathlib.Path | None = None) -> dict[str, Any]:
-    """The flat parameters of one node from a parameters file (the default one when path is None)."""
-    table = load_params_file(path or default_params_file())
-    if node not in table:
-        raise ConfigError(f"parameters file has no section for node '{node}'")
-    return table[node]
-
-
-def field_type(cls: type, f: dataclasses.Field[Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    return hints[f.name]
-
-
-def _coerce(value: Any, annotation: Any, name: str) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (list, tuple):
-        (item_type, *_) = typing.get_args(annotation) or (str,)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"parameter '{name}' must be a list of {item_type.__name__}, got {value!r}")
-        items = [_coerce(v, item_type, f"{name}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin in (typing.Union, types.UnionType):
-        raise ConfigError(f"parameter '{name}': optional types are not allowed in configs")
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"parameter '{name}' must be a float, got {value!r}")
-        return float(value)
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"parameter '{name}' must be an integer, got {value!r}")
-        return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"parameter '{name}' must be true or false, got {value!r}")
-        return value
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"parameter '{name}' must be a string, got {value!r}")
-        return value
-    raise ConfigError(f"parameter '{name}': unsupported config type {annotation!r}")
-
-
-def from_params(cls: type[T], params: Mapping[str, Any], prefix: str = "") -> T:
-    """Build config dataclass ``cls`` from flat params; every field must be present and typed right."""
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        name = f"{prefix}{f.name}"
-        if name not in params:
-            raise ConfigError(f"missing parameter '{name}' ({describe(f)})")
-        values[f.name] = _coerce(params[name], field_type(cls, f), name)
-    try:
-        return cls(**values)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"invalid parameters under '{prefix or cls.__name__}': {err}") from err
-
-
-def describe(f: dataclasses.Field[Any]) -> str:
-    return str(f.metadata.get("doc", f.name))
-
-
-def value_range(f: dataclasses.Field[Any]) -> tuple[float | None, float | None]:
-    """The inclusive (low, high) bounds a field declares with ``doc(..., lo=, hi=)``; None: unbounded."""
-    lo, hi = f.metadata.get("range", (None, None))
-    return lo, hi
-
-
-def doc(text: str, *, lo: float | None = None, hi: float | None = None) -> Any:
-    """Field with a description and no default: ``fps: float = doc("frames per second", lo=1)``.
-
-    ``lo`` / ``hi`` are inclusive bounds: checked by ``check_ranges`` (from the config's
-    ``__post_init__``) and published as the ROS parameter's range (cardsorter.ros.params).
-    """
-    metadata: dict[str, Any] = {"doc": text}
-    if lo is not None or hi is not None:
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"doc range low {lo} is above high {hi}")
-        metadata["range"] = (lo, hi)
-    return dataclasses.field(metadata=metadata)
-
-
-def check_ranges(config: Any) -> None:
-    """ValueError naming the first field of dataclass ``config`` outside its declared range."""
-    for f in dataclasses.fields(config):
-        lo, hi = value_range(f)
-        value = getattr(config, f.name)
-        if (lo is not None and not value >= lo) or (hi is not None and not value <= hi):
-            bounds = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-            raise ValueError(f"{f.name} must be in {bounds}, got {value}")
+def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
+    """A ROS 2 parameters YAML as each node receives it: {node_name: {dotted_param: value}} with the
+    ``/**`` block merged in (and under ``**`` itself)."""
+    blocks = params_file_blocks(path)
+    common = blocks["**"]
+    return {node: {**common, **params} for node, params in blocks.items() if node != "**"} | {"**": common}
 
 
 def resolve_path(path: str | pathlib.Path) -> pathlib.Path:

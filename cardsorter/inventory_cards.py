@@ -7,8 +7,8 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cardsorter.config import doc
 from cardsorter.core.errors import InventoryError
+from cardsorter.core.fields import doc
 from cardsorter.core.types import FINISHES
 
 # Condition codes and what each marketplace file calls them (TCGplayer's names; Dragon Shield's scale maps

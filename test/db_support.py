@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 
 from cardsorter.backends.card_index import SearchConfig
-from cardsorter.config import from_params, node_params
 from cardsorter.core.matching import MatchBandsConfig
 from cardsorter.db.build import BuildConfig
+from cardsorter.settings import load_settings
 
 INPUT_WH = (24, 32)
 
@@ -73,6 +73,5 @@ def write_metadata(path: pathlib.Path, cards: list[dict[str, object]]) -> None:
 
 
 def configs() -> tuple[BuildConfig, SearchConfig, MatchBandsConfig]:
-    params = node_params("matcher")
-    return (from_params(BuildConfig, params, "build."), from_params(SearchConfig, params, "search."),
-            from_params(MatchBandsConfig, params, "bands."))
+    matcher = load_settings().matcher
+    return matcher.build, matcher.search, matcher.bands

@@ -8,7 +8,6 @@ import pathlib
 import textwrap
 from typing import Any
 
-from cardsorter.config import from_params, node_params
 from cardsorter.core.flow_schedule import BeltConfig
 from cardsorter.core.smoothing import SmootherConfig
 from cardsorter.core.sort_rules import SortRules, load_rules
@@ -23,6 +22,7 @@ from cardsorter.core.types import (
     TrackEnd,
     TrackState,
 )
+from cardsorter.settings import load_settings
 
 MS = 1_000_000
 
@@ -58,17 +58,17 @@ def track_end(track_id: int, last_stamp_ns: int, first_stamp_ns: int = 0, double
 
 
 def smoother_config(**overrides: Any) -> SmootherConfig:
-    cfg = from_params(SmootherConfig, node_params("smoother"), "")
+    cfg = load_settings().smoother.smoothing
     return dataclasses.replace(cfg, **overrides)
 
 
 def sorter_config(**overrides: Any) -> SorterConfig:
-    cfg = from_params(SorterConfig, node_params("sorter"), "")
+    cfg = load_settings().sorter.core
     return dataclasses.replace(cfg, **overrides)
 
 
 def belt_config(**overrides: Any) -> BeltConfig:
-    cfg = from_params(BeltConfig, node_params("sorter"), "flow.")
+    cfg = load_settings().sorter.flow
     return dataclasses.replace(cfg, **overrides)
 
 

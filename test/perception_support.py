@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 
 from cardsorter.backends.detectors import CardFinder, open_detector
-from cardsorter.config import from_params, node_params
 from cardsorter.core.frame_selection import FrameSelectorConfig
 from cardsorter.core.tracking import TrackerConfig
 from cardsorter.core.types import BoxPx, Detection, Quad
+from cardsorter.settings import load_settings
 
 CARD_WH = (250, 350)
 BORDERS_BGR = ((40, 200, 235), (160, 165, 170), (170, 110, 50), (60, 60, 190))  # yellow, silver, blue, red
@@ -23,16 +23,16 @@ _DETECTOR: list[CardFinder] = []
 def detector() -> CardFinder:
     """The default detector (detector.mode in config/sorter.yaml), loaded once per test process."""
     if not _DETECTOR:
-        _DETECTOR.append(open_detector(node_params("camera")))
+        _DETECTOR.append(open_detector(load_settings().camera.detector))
     return _DETECTOR[0]
 
 
 def tracker_config() -> TrackerConfig:
-    return from_params(TrackerConfig, node_params("frame_selector"), "tracker.")
+    return load_settings().frame_selector.tracker
 
 
 def gate_config() -> FrameSelectorConfig:
-    return from_params(FrameSelectorConfig, node_params("frame_selector"), "gate.")
+    return load_settings().frame_selector.gate
 
 
 def card_image(seed: int, wh: tuple[int, int] = CARD_WH) -> np.ndarray:

@@ -20,14 +20,13 @@ from cardsorter.backends.actuators import (
     SerialActuatorConfig,
     SimulatedActuatorConfig,
     actuator_from_config,
-    config_prefix,
     open_actuator,
 )
-from cardsorter.config import from_params, node_params
 from cardsorter.core.errors import ActuatorError, ConfigError
 from cardsorter.core.sort_rules import BinSpec, SortRules
 from cardsorter.core.sorting import SorterCore, SorterState, SortEvent
 from cardsorter.core.types import TrackState
+from cardsorter.settings import load_settings
 
 FAKES = pathlib.Path(__file__).resolve().parent / "fakes"
 
@@ -43,7 +42,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
 
 def cfg(cls: type, **overrides: Any) -> Any:
     kind = {v: k for k, v in ACTUATOR_CONFIGS.items()}[cls]
-    return dataclasses.replace(from_params(cls, node_params("sorter"), config_prefix(kind)), **overrides)
+    return dataclasses.replace(load_settings().sorter.actuator.of(kind), **overrides)
 
 
 @pytest.fixture
@@ -56,21 +55,21 @@ def no_sleep(_: float) -> None:
 
 
 def test_every_kind_has_a_config_in_sorter_yaml() -> None:
-    params = node_params("sorter")
-    assert params["actuator_kind"] in KINDS
+    sorter = load_settings().sorter
+    assert sorter.actuator_kind in KINDS
     for kind in KINDS:
-        from_params(ACTUATOR_CONFIGS[kind], params, config_prefix(kind))
+        assert isinstance(sorter.actuator.of(kind), ACTUATOR_CONFIGS[kind])
 
 
 def test_unknown_kind_is_refused(rules: SortRules) -> None:
     with pytest.raises(ConfigError, match="unknown actuator kind 'laser'"):
-        open_actuator("laser", node_params("sorter"), rules.bins)
+        open_actuator("laser", load_settings().sorter.actuator, rules.bins)
 
 
 # --- simulated ----------------------------------------------------------------------------------
 
 def test_simulated_models_move_and_settle_time(rules: SortRules) -> None:
-    act = open_actuator("simulated", node_params("sorter"), rules.bins)
+    act = open_actuator("simulated", load_settings().sorter.actuator, rules.bins)
     c = cfg(SimulatedActuatorConfig)
     first = act.route("a")
     assert first.bin_name == "a" and first.arrived is None

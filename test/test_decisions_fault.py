@@ -20,18 +20,18 @@ from cardsorter.inventory import integrity_check, read_rows
 CHILD = textwrap.dedent("""
     import dataclasses
     import sys
-    from cardsorter.config import from_params, node_params
+    from cardsorter.settings import load_settings
     from cardsorter.backends.actuators import open_actuator
     from cardsorter.core.sort_rules import load_rules
     from cardsorter.core.sorting import SorterConfig, SorterCore
     from cardsorter.core.types import CardRecord, Identity, TrackState
     from cardsorter.inventory import Inventory
 
-    params = node_params("sorter")
-    config = from_params(SorterConfig, params, "")
+    sorter = load_settings().sorter
+    config = sorter.core
     config = dataclasses.replace(config, mode="station")
     rules = load_rules(sys.argv[2])
-    actuator = open_actuator("simulated", params, rules.bins)
+    actuator = open_actuator("simulated", sorter.actuator, rules.bins)
     inventory = Inventory(sys.argv[1], session_id="fault", model_id="m", database_id="d",
                           reject_bin=rules.reject_bin, opened_ns=0)
     core = SorterCore(config, rules, initial_fill=inventory.bin_fill())

@@ -17,16 +17,15 @@ from decisions_support import (
 )
 
 from cardsorter.backends.actuators import (
-    SimulatedActuatorConfig,
     actuator_from_config,
-    config_prefix,
 )
-from cardsorter.config import REPO_ROOT, from_params, node_params
+from cardsorter.config import REPO_ROOT
 from cardsorter.core.smoothing import TemporalSmoother
 from cardsorter.core.sort_rules import load_rules
 from cardsorter.core.sorting import SorterCore, SortEvent
 from cardsorter.core.types import BoxPx, MatchBand, TrackEnd
 from cardsorter.inventory import Inventory, SortLogWriter, read_rows, read_sort_log
+from cardsorter.settings import load_settings
 
 FRAME_NS = 33 * MS
 
@@ -58,8 +57,7 @@ def script() -> list[tuple[list[tuple[MatchBand, object]], bool, str, str]]:
 @pytest.fixture
 def parts(tmp_path: pathlib.Path):
     rules = load_rules(REPO_ROOT / "config" / "bins.yaml")
-    params = node_params("sorter")
-    sim = dataclasses.replace(from_params(SimulatedActuatorConfig, params, config_prefix("simulated")), realtime=False)
+    sim = dataclasses.replace(load_settings().sorter.actuator.simulated, realtime=False)
     actuator = actuator_from_config(sim, rules.bins)
     belt = belt_config(speed_source="track", px_per_mm=2.0, image_origin_mm=0.0)
     core = SorterCore(sorter_config(mode="flow"), rules, belt)

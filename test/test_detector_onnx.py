@@ -16,12 +16,13 @@ from perception_support import DARK_BELT_BGR, as_quad, card_image, paste_card, p
 
 from cardsorter.backends.detectors import OnnxCardDetector, open_detector, open_learned_detector
 from cardsorter.cli.__main__ import main
-from cardsorter.config import node_params, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.card_detector_decode import CLASS_CARD, letterbox_for
 from cardsorter.core.detection import quad_corner_error_px
 from cardsorter.core.detector_manifest import load_detector_manifest
 from cardsorter.core.errors import ImageError, ModelError
 from cardsorter.core.types import BoxPx
+from cardsorter.settings import load_settings
 
 MANIFEST = resolve_path("models/carddet.yaml")
 # The learned detector alone on these test cards (random art, unlike its training faces) lands within
@@ -32,7 +33,7 @@ LEARNED_CORNER_MAX_PX = 6.0
 
 @pytest.fixture(scope="module")
 def detector() -> OnnxCardDetector:
-    return open_learned_detector(node_params("camera"))
+    return open_learned_detector(load_settings().camera.detector)
 
 
 def copied_manifest(tmp_path: Path, **changes: Any) -> Path:
@@ -67,7 +68,7 @@ def test_committed_manifest_matches_the_model_file() -> None:
 def test_bad_manifests_are_model_errors_naming_the_problem(tmp_path: Path, changes: dict[str, Any],
                                                            message: str) -> None:
     path = copied_manifest(tmp_path, **changes)
-    params = {**node_params("camera"), "detector.model_manifest": str(path)}
+    params = load_settings(overrides={"camera": {"detector.model_manifest": str(path)}}).camera.detector
     with pytest.raises(ModelError, match=message):
         open_detector(params)
     with pytest.raises(ModelError, match=message):
@@ -151,13 +152,12 @@ def test_hybrid_keeps_classical_corners_on_a_belt_and_adds_learned_cards_on_a_ma
     from test_foundation_identify_db import play_mat
 
     from cardsorter.backends.detectors import HybridCardDetector
-    from cardsorter.config import from_params
-    from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
+    from cardsorter.core.classical_detection import ClassicalDetector
 
-    params = node_params("camera")
-    hybrid = open_detector({**params, "detector.mode": "hybrid"})
+    detector = load_settings(overrides={"camera": {"detector.mode": "hybrid"}}).camera.detector
+    hybrid = open_detector(detector)
     assert isinstance(hybrid, HybridCardDetector)
-    classical = ClassicalDetector(from_params(ClassicalConfig, params, "detector.classical."))
+    classical = ClassicalDetector(detector.classical)
     quad = pose_quad((320, 240), 240, 6.0)
     belt = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
     paste_card(belt, card_image(11), quad)

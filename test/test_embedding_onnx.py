@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from cardsorter.backends.embedders import OnnxEmbedder, open_embedder
-from cardsorter.config import REPO_ROOT, node_params
+from cardsorter.config import REPO_ROOT
 from cardsorter.core.errors import ModelError
 from cardsorter.core.model_manifest import load_manifest
+from cardsorter.settings import load_settings
 from cardsorter.sim.catalog import render_catalog
 
 DEFAULT_MANIFEST = REPO_ROOT / "models" / "cardnet.yaml"
@@ -45,9 +46,9 @@ def test_default_manifest_matches_the_committed_model() -> None:
 
 
 def test_embedder_section_points_at_a_loadable_model() -> None:
-    params = node_params("embedder")
-    assert params["backend"] in ("onnx", "hailo")
-    assert load_manifest(REPO_ROOT / params["model_manifest"]).model_id
+    embedder = load_settings().embedder
+    assert embedder.backend in ("onnx", "hailo")
+    assert load_manifest(REPO_ROOT / embedder.model_manifest).model_id
 
 
 def test_embeds_to_unit_vectors(embedder: OnnxEmbedder, crops: list[np.ndarray]) -> None:

@@ -1,4 +1,4 @@
-"""Parameters YAML → typed configs; missing or mistyped entries are named."""
+"""Parameters YAML → the typed settings tree; missing, mistyped, misspelt or contradictory entries are named."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from cardsorter.config import doc, from_params, load_params_file
+from cardsorter.config import default_params_file, load_params_file, params_file_blocks
 from cardsorter.core.errors import ConfigError
+from cardsorter.core.fields import doc
+from cardsorter.settings import NODE_SETTINGS, build, load_settings, parameter_names
 
 
 @dataclass(frozen=True)
@@ -19,14 +21,14 @@ class GateConfig:
     names: list[str] = doc("names")  # noqa: RUF009 - doc() is a field()
 
 
-def test_from_params_builds_a_typed_config() -> None:
-    cfg = from_params(GateConfig, {"gate.iou_min": 0.7, "gate.max_age_frames": 30, "gate.enabled": True,
+def test_build_makes_a_typed_config() -> None:
+    cfg = build(GateConfig, {"gate.iou_min": 0.7, "gate.max_age_frames": 30, "gate.enabled": True,
                                    "gate.names": ["a"]}, "gate.")
     assert cfg == GateConfig(0.7, 30, True, ["a"])
 
 
 def test_an_integer_is_accepted_for_a_float() -> None:
-    cfg = from_params(GateConfig, {"iou_min": 1, "max_age_frames": 3, "enabled": False, "names": []})
+    cfg = build(GateConfig, {"iou_min": 1, "max_age_frames": 3, "enabled": False, "names": []})
     assert cfg.iou_min == 1.0 and isinstance(cfg.iou_min, float)
 
 
@@ -39,7 +41,7 @@ def test_an_integer_is_accepted_for_a_float() -> None:
 ])
 def test_a_bad_entry_is_named(params: dict, named: str) -> None:
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
-        from_params(GateConfig, params, "gate.")
+        build(GateConfig, params, "gate.")
 
 
 def test_params_file_flattens_nested_maps_and_merges_wildcard(tmp_path: pathlib.Path) -> None:
@@ -58,7 +60,6 @@ def test_params_file_without_ros_parameters_is_refused(tmp_path: pathlib.Path) -
 
 
 def test_the_shipped_params_file_has_every_node() -> None:
-    from cardsorter.config import default_params_file
     from cardsorter.ros.graph import NODE_NAMES
 
     table = load_params_file(default_params_file())
@@ -80,22 +81,19 @@ def test_an_unknown_section_or_key_in_a_params_file_is_an_error_listing_the_vali
     path = tmp_path / "mine.yaml"
     path.write_text(yaml_text)
     with pytest.raises(ConfigError) as err:
-        load_params_file(path)
+        load_settings(path)
     text = str(err.value)
     assert str(path) in text and named in text and f"did you mean '{suggested}'" in text
     assert "valid: " in text and suggested in text.split("valid: ", 1)[1]
 
 
 def test_a_copy_of_the_shipped_params_file_is_accepted(tmp_path: pathlib.Path) -> None:
-    from cardsorter.config import default_params_file
-
     path = tmp_path / "copy.yaml"
     path.write_text(default_params_file().read_text())
-    assert load_params_file(path) == load_params_file(default_params_file())
+    assert load_settings(path) == load_settings()
 
 
 def test_the_shipped_params_file_names_only_the_graphs_nodes() -> None:
-    from cardsorter.config import default_params_file
     from cardsorter.ros.graph import ALL_NODE_NAMES
 
     assert set(load_params_file(default_params_file())) == {*ALL_NODE_NAMES, "**"}
@@ -124,3 +122,58 @@ def test_the_cli_reports_an_unknown_set_key_and_lists_the_valid_ones(capsys: pyt
     assert main(["run", "--duration", "0.1", "--set", "matcher.kk=3"]) == 2
     err = capsys.readouterr().err
     assert "unknown parameter 'kk'" in err and "valid: " in err and "bands.confirm_distance_max" in err
+
+
+# --- the settings tree mirrors config/sorter.yaml ----------------------------------------------------
+
+def test_every_leaf_of_the_shipped_file_is_a_settings_field_and_every_field_is_in_the_file() -> None:
+    blocks = params_file_blocks(default_params_file())
+    common = set(blocks.pop("**"))
+    assert set(blocks) == set(NODE_SETTINGS)
+    for node, cls in NODE_SETTINGS.items():
+        fields = set(parameter_names(cls))
+        assert set(blocks[node]) <= fields, f"{node}: read by nothing: {sorted(set(blocks[node]) - fields)}"
+        assert fields <= set(blocks[node]) | common, f"{node}: not in the file: {sorted(fields - set(blocks[node]) - common)}"
+    every_field = set().union(*(parameter_names(cls) for cls in NODE_SETTINGS.values()))
+    assert common <= every_field, f"/**: read by no node: {sorted(common - every_field)}"
+
+
+def test_the_shipped_file_builds_the_tree_each_node_declares() -> None:
+    settings = load_settings()
+    assert settings.camera.detector.config.mode in ("learned", "hybrid", "classical")
+    assert settings.camera.frame_id == settings.sorter.frame_id == load_params_file(default_params_file())["**"]["frame_id"]
+    assert settings.sorter.actuator.of(settings.sorter.actuator_kind) is getattr(settings.sorter.actuator,
+                                                                                 settings.sorter.actuator_kind)
+
+
+def test_overrides_are_typed_once_and_an_integer_is_a_float() -> None:
+    settings = load_settings(overrides={"camera": {"fps": 10, "synthetic.nuisance.glare": 0}})
+    assert settings.camera.frame.fps == 10.0 and isinstance(settings.camera.frame.fps, float)
+    assert settings.camera.synthetic.nuisance.glare == 0.0
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"camera": {"fps": "fast"}}, "parameter 'fps' must be a float"),
+    ({"camera": {"detector.mode": "magic"}}, "mode must be one of"),
+    ({"smoother": {"confirm_views": 0}}, "confirm_views must be in"),
+    ({"camera": {"detector.scor_min": 0.5}}, "unknown parameter 'detector.scor_min' (did you mean 'detector.score_min'?)"),
+])
+def test_a_bad_override_fails_at_load_naming_it(overrides: dict, named: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides=overrides)
+    assert named in str(err.value)
+
+
+def test_encoder_belt_speed_is_refused_at_load_because_no_node_passes_encoder_ticks() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides={"sorter": {"flow.speed_source": "encoder"}})
+    assert "node 'sorter'" in str(err.value) and "encoder tick source" in str(err.value)
+    assert load_settings(overrides={"sorter": {"flow.speed_source": "config"}}).sorter.flow.speed_source == "config"
+
+
+def test_a_file_missing_a_parameter_names_it(tmp_path: pathlib.Path) -> None:
+    text = default_params_file().read_text().replace("      seed: 7\n      realtime: true", "      realtime: true", 1)
+    path = tmp_path / "short.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"node 'camera': missing parameter 'synthetic\.seed'"):
+        load_settings(path)

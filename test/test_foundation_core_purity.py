@@ -1,4 +1,4 @@
-"""core/ must import nothing from ROS, message packages or hardware libraries."""
+"""core/ must import nothing from ROS, message packages, hardware libraries or the layers above it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ CORE = pathlib.Path(__file__).resolve().parent.parent / "cardsorter" / "core"
 FORBIDDEN_PREFIXES = ("rclpy", "rcl_interfaces", "cardsorter.msg", "cardsorter.srv", "cardsorter.ros",
                       "cardsorter.backends", "sensor_msgs", "std_msgs", "geometry_msgs", "visualization_msgs",
                       "diagnostic_msgs", "builtin_interfaces", "picamera2", "libcamera", "hailo_platform",
-                      "adafruit_servokit", "gpiozero", "serial", "usearch", "onnxruntime", "torch", "rosbags")
+                      "adafruit_servokit", "gpiozero", "serial", "usearch", "onnxruntime", "torch", "rosbags",
+                      # the layers above core/: install paths and YAML, the CLI, benchmarks, the settings tree
+                      "cardsorter.config", "cardsorter.cli", "cardsorter.bench", "cardsorter.settings")
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:
@@ -43,3 +45,10 @@ def test_the_checker_catches_a_forbidden_import(tmp_path: pathlib.Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("import numpy\nfrom rclpy.node import Node\n")
     assert "rclpy.node" in imported_modules(probe)
+
+
+def test_the_checker_catches_an_import_from_a_layer_above(tmp_path: pathlib.Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from cardsorter.config import resolve_path\nimport cardsorter.settings\n")
+    assert {"cardsorter.config", "cardsorter.settings"} <= {m for m in imported_modules(probe)
+                                                           if m.startswith(FORBIDDEN_PREFIXES)}

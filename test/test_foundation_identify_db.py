@@ -61,8 +61,8 @@ def test_identify_finds_a_card_on_a_play_mat_that_the_classical_detector_missed(
         world: dict[str, pathlib.Path], capsys: pytest.CaptureFixture[str]) -> None:
     from perception_support import paste_card, pose_quad
 
-    from cardsorter.config import from_params, node_params
-    from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
+    from cardsorter.core.classical_detection import ClassicalDetector
+    from cardsorter.settings import load_settings
 
     # card 2 has no reprint in this catalogue (card 5 shares its art with ex1-2: the matcher says ambiguous)
     card = sorted((world["catalog"] / "images").glob("*.png"))[2]
@@ -71,7 +71,7 @@ def test_identify_finds_a_card_on_a_play_mat_that_the_classical_detector_missed(
     paste_card(frame, cv2.imread(str(card)), quad)
     photo = world["root"] / "mat.png"
     cv2.imwrite(str(photo), frame)
-    classical = from_params(ClassicalConfig, node_params("camera"), "detector.classical.")
+    classical = load_settings().camera.detector.classical
     assert ClassicalDetector(classical).detect(frame) == []      # the old default found nothing
     assert main(["identify", "--db", str(world["db"]), str(photo)]) == 0
     (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -8,12 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from cardsorter.config import check_ranges, doc, from_params
 from cardsorter.core.errors import ConfigError
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.smoothing import SmootherConfig
 from cardsorter.core.types import MatchBand, TrackState
 from cardsorter.core.validation import (
-    InputChecksConfig,
     StampGuard,
     detection_problem,
     embedding_batch_problem,
@@ -22,6 +21,7 @@ from cardsorter.core.validation import (
     track_end_problem,
     vector_problem,
 )
+from cardsorter.settings import build, load_settings
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -211,14 +211,12 @@ def test_a_declared_range_is_checked_with_the_field_named() -> None:
         Gate(0.5, 0)
 
 
-def test_config_ranges_reach_from_params_with_the_parameter_named() -> None:
+def test_config_ranges_reach_the_settings_builder_with_the_parameter_named() -> None:
     params = {"confirm_views": -5, "unknown_views": 3, "ambiguous_views": 2, "flip_views": 4, "finalize_on_confirm": False}
     with pytest.raises(ConfigError, match="confirm_views must be in"):
-        from_params(SmootherConfig, params)
+        build(SmootherConfig, params)
 
 
 def test_the_shipped_input_checks_are_valid() -> None:
-    from cardsorter.config import node_params
-
-    cfg = from_params(InputChecksConfig, node_params("sorter"), "input.")
+    cfg = load_settings().sorter.input
     assert cfg.stamp_horizon_ns > 0 and cfg.stamp_rebase_messages >= 2

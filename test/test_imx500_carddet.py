@@ -11,11 +11,11 @@ import pytest
 from perception_support import DARK_BELT_BGR, as_quad, card_image, paste_card, pose_quad
 
 from cardsorter.backends.cameras import STATUS_OK, open_camera, tensor_to_stream
-from cardsorter.config import node_params
 from cardsorter.core.card_detector_decode import CLASS_CARD, CLASS_DOUBLE_FEED, CORNER_UNIT_PX, STRIDE
 from cardsorter.core.detection import quad_corner_error_px
 from cardsorter.core.errors import CameraError
 from cardsorter.core.types import Orientation
+from cardsorter.settings import CameraSettings, load_settings
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 INPUT_WH = (256, 192)
@@ -43,12 +43,12 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     return RIG
 
 
-def params(rig: Any, **overrides: Any) -> dict[str, Any]:
-    p = dict(node_params("camera"))
-    p.update({"imx500.network_path": rig.network_path, "imx500.postprocess": "carddet", "imx500.refine": False,
-              "imx500.class_filter": "", "width": STREAM_WH[0], "height": STREAM_WH[1]})
+def params(rig: Any, **overrides: Any) -> CameraSettings:
+    p: dict[str, Any] = {"source": "imx500", "imx500.network_path": rig.network_path, "imx500.postprocess": "carddet",
+                         "imx500.refine": False, "imx500.class_filter": "", "width": STREAM_WH[0],
+                         "height": STREAM_WH[1]}
     p.update({f"imx500.{k}": v for k, v in overrides.items()})
-    return p
+    return load_settings(overrides={"camera": p}).camera
 
 
 def stream_to_tensor(points: np.ndarray, scale: float = 2.5) -> np.ndarray:
@@ -105,7 +105,7 @@ def test_fake_delivers_the_converted_models_tensors_as_picamera2_does(rig: Any) 
     tensors = encode([stream_to_tensor(pose_quad((320, 240), 200, 10))], [0.9])
     assert [t.shape for t in tensors] == CONVERTED_OUTPUT_SHAPES
     rig.frames = [RigFrame(belt(), 0, tensors)]
-    source = open_camera("imx500", params(rig))
+    source = open_camera(params(rig))
     metadata = source._picam2.capture_request().get_metadata()
     imx500 = IMX500(rig.network_path)
     assert imx500.get_output_shapes(metadata) == [list(s) for s in CONVERTED_OUTPUT_SHAPES]
@@ -122,7 +122,7 @@ def test_carddet_tensors_decode_into_ordered_corners_in_main_stream_pixels(rig: 
     rig.frames = [RigFrame(belt(), 0, None),                  # firmware still loading
                   RigFrame(belt(), 1, encode([stream_to_tensor(upright), stream_to_tensor(upside_down)],
                                              [0.9, 0.7]))]
-    source = open_camera("imx500", params(rig))
+    source = open_camera(params(rig))
     first = source.read()
     assert first is not None and first.detections == []
     frame = source.read()
@@ -144,7 +144,7 @@ def test_carddet_maps_through_the_scaler_crop_like_convert_inference_coords(rig:
     zoom = (1014, 760, 2028, 1520)                         # 2x digital zoom on the centre
     card = pose_quad((128, 96), 60, 0)                      # tensor pixels: a card in the middle of the sensor
     rig.frames = [RigFrame(belt(), 0, encode([card], [0.9]), zoom)]
-    source = open_camera("imx500", params(rig))
+    source = open_camera(params(rig))
     frame = source.read()
     assert frame is not None and frame.detections is not None
     (det,) = frame.detections
@@ -162,7 +162,7 @@ def test_tensor_to_stream_agrees_with_picamera2s_integer_conversion(rig: Any, cr
     from picamera2._rig import RigFrame
 
     rig.frames = [RigFrame(belt(), 0, None)]
-    source = open_camera("imx500", params(rig))
+    source = open_camera(params(rig))
     rng = np.random.default_rng(3)
     for _ in range(20):
         lo = rng.uniform([60, 50], [120, 90])
@@ -193,7 +193,7 @@ def test_carddet_uses_the_inference_roi_the_camera_set(rig: Any) -> None:
     cx, cy = (24 + 0.5) * STRIDE - 0.5, (24 + 0.5) * STRIDE - 0.5
     geo[0:8, 24, 24] = ((card - [cx, cy]) / CORNER_UNIT_PX).reshape(-1)
     rig.frames = [RigFrame(belt(), 0, [grid_heat, geo])]
-    source = open_camera("imx500", params(rig, **{"carddet.edge_margin_px": -1000.0}))
+    source = open_camera(params(rig, **{"carddet.edge_margin_px": -1000.0}))
     assert "set_auto_aspect_ratio" in rig.events
     frame = source.read()
     assert frame is not None and frame.detections is not None
@@ -210,7 +210,7 @@ def test_carddet_accepts_channel_last_tensors_with_the_same_result(rig: Any) -> 
     card = pose_quad((300, 240), 200, -20)
     chw = encode([stream_to_tensor(card)], [0.8])
     rig.frames = [RigFrame(belt(), 0, chw), RigFrame(belt(), 1, [t.transpose(1, 2, 0) for t in chw])]
-    source = open_camera("imx500", params(rig))
+    source = open_camera(params(rig))
     first, second = source.read(), source.read()
     assert first is not None and second is not None
     assert first.detections == second.detections and len(first.detections or []) == 1
@@ -221,7 +221,7 @@ def test_carddet_names_the_shapes_of_another_networks_tensors(rig: Any) -> None:
 
     boxes = [np.zeros((10, 4), np.float32), np.zeros(10, np.float32), np.zeros(10, np.float32)]
     rig.frames = [RigFrame(belt(), 0, boxes)]
-    source = open_camera("imx500", params(rig))
+    source = open_camera(params(rig))
     with pytest.raises(CameraError, match=r"\[\[10, 4\], \[10\], \[10\]\].*heatmaps \[2, 48, 64\]"):
         source.read()
 
@@ -233,11 +233,11 @@ def test_carddet_overlapping_cards_are_one_double_feed_and_the_class_filter_appl
     pair = [pose_quad((440, 230), 200, 0), pose_quad((480, 260), 200, 12)]
     tensors = encode([stream_to_tensor(q) for q in (single, *pair)], [0.9, 0.8, 0.75])
     rig.frames = [RigFrame(belt(), 0, tensors), RigFrame(belt(), 1, tensors)]
-    every = open_camera("imx500", params(rig)).read()
+    every = open_camera(params(rig)).read()
     assert every is not None and every.detections is not None
     assert sorted(d.class_name for d in every.detections) == [CLASS_CARD, CLASS_DOUBLE_FEED]
     rig._next = 1
-    cards_only = open_camera("imx500", params(rig, class_filter="card")).read()
+    cards_only = open_camera(params(rig, class_filter="card")).read()
     assert cards_only is not None and [d.class_name for d in cards_only.detections or []] == [CLASS_CARD]
 
 
@@ -246,7 +246,7 @@ def test_carddet_drops_cards_cut_by_the_image_edge(rig: Any) -> None:
 
     inside, cut = pose_quad((200, 240), 200, 0), pose_quad((620, 240), 200, 0)
     rig.frames = [RigFrame(belt(), 0, encode([stream_to_tensor(inside), stream_to_tensor(cut)], [0.9, 0.9]))]
-    frame = open_camera("imx500", params(rig)).read()
+    frame = open_camera(params(rig)).read()
     assert frame is not None and frame.detections is not None
     assert [round(d.bbox_px.x + d.bbox_px.w / 2) // 10 for d in frame.detections] == [20]
 
@@ -259,9 +259,9 @@ def test_carddet_refine_moves_the_corners_onto_the_card_and_keeps_the_networks_o
     off = truth + np.array([[4.0, -3.0], [-3.0, 4.0], [3.0, 3.0], [-4.0, -4.0]])   # the network is a few px off
     rig.frames = [RigFrame(image, 0, encode([stream_to_tensor(off)], [0.9])),
                   RigFrame(image, 1, encode([stream_to_tensor(off)], [0.9]))]
-    raw = open_camera("imx500", params(rig)).read()
+    raw = open_camera(params(rig)).read()
     rig._next = 1
-    refined = open_camera("imx500", params(rig, refine=True)).read()
+    refined = open_camera(params(rig, refine=True)).read()
     assert raw is not None and refined is not None and raw.detections and refined.detections
     (r,), (f,) = raw.detections, refined.detections
     assert quad_corner_error_px(r.quad_px, as_quad(truth)) > 3.0
@@ -296,8 +296,8 @@ def test_carddets_own_onnx_outputs_pass_through_the_sensor_path_unchanged(rig: A
     assert [heat.shape[1:], geo.shape[1:]] == CONVERTED_OUTPUT_SHAPES
     rig.frames = [RigFrame(frame, 0, [heat[0], geo[0]])]
     d = DEFAULT_DECODE
-    source = open_camera("imx500", params(rig, score_min=d.score_min, iou_max=d.nms_iou, max_detections=d.max_cards,
-                                          **{"carddet.edge_margin_px": -1000.0,
+    source = open_camera(params(rig, score_min=d.score_min, iou_max=d.nms_iou, max_detections=d.max_cards,
+                                **{"carddet.edge_margin_px": -1000.0,
                                              "carddet.snap_radius_cells": d.snap_radius_cells,
                                              "carddet.snap_score_min": d.snap_score_min,
                                              "carddet.orientation_min": d.orientation_min,

@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from cardsorter.config import from_params, node_params
 from cardsorter.core.errors import ConfigError
 from cardsorter.core.matching import (
     MatchBandsConfig,
-    MatcherConfig,
     decide_match,
     group_templates,
 )
 from cardsorter.core.types import Candidate, CardRecord, MatchBand
+from cardsorter.settings import build, load_settings
 
 FALLBACK = {"fallback_confirm_distance_max": 0.25, "fallback_confirm_margin_min": 0.05,
             "fallback_uncertain_distance_max": 0.40}
@@ -66,16 +65,17 @@ def test_no_candidates_is_unknown() -> None:
 
 
 def test_bands_config_from_the_parameters_file() -> None:
-    cfg = from_params(MatchBandsConfig, node_params("matcher"), "bands.")
+    matcher = load_settings().matcher
+    cfg = matcher.bands
     assert cfg.confirm_distance_max <= cfg.uncertain_distance_max
-    assert from_params(MatcherConfig, node_params("matcher"), "").k >= 2
+    assert matcher.matching.k >= 2
 
 
 def test_inverted_bands_are_a_config_error() -> None:
     params = {"bands.confirm_distance_max": 0.5, "bands.confirm_margin_min": 0.05, "bands.art_margin_min": 0.02,
               "bands.uncertain_distance_max": 0.4, **{"bands." + k: v for k, v in FALLBACK.items()}}
     with pytest.raises(ConfigError, match="uncertain_distance_max"):
-        from_params(MatchBandsConfig, params, "bands.")
+        build(MatchBandsConfig, params, "bands.")
 
 
 def test_group_templates_keeps_the_best_template_per_card() -> None:

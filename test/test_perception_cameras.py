@@ -13,9 +13,9 @@ from perception_support import DARK_BELT_BGR, as_quad, card_image, paste_card
 
 from cardsorter.backends.cameras import STATUS_LOADING, STATUS_OK, open_camera
 from cardsorter.backends.detectors import open_detector
-from cardsorter.config import node_params
 from cardsorter.core.detection import quad_corner_error_px
 from cardsorter.core.errors import CameraError, ConfigError
+from cardsorter.settings import CameraSettings, load_settings
 from cardsorter.sim.scene import read_catalog_dir
 
 FAKES = Path(__file__).resolve().parent / "fakes"
@@ -37,13 +37,18 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     return RIG
 
 
-def imx500_params(rig: Any, **overrides: Any) -> dict[str, Any]:
-    params = dict(node_params("camera"))
-    params.update({"imx500.network_path": rig.network_path, "imx500.score_min": 0.5, "imx500.class_filter": "",
-                   "imx500.postprocess": "auto", "imx500.bbox_order": "auto", "imx500.bbox_normalization": "auto",
-                   "imx500.max_detections": 10, "width": 640, "height": 480})
+def camera(**flat: Any) -> CameraSettings:
+    """The camera settings of config/sorter.yaml with some parameters (dotted names) changed."""
+    return load_settings(overrides={"camera": flat}).camera
+
+
+def imx500_params(rig: Any, **overrides: Any) -> CameraSettings:
+    params: dict[str, Any] = {
+        "source": "imx500", "imx500.network_path": rig.network_path, "imx500.score_min": 0.5,
+        "imx500.class_filter": "", "imx500.postprocess": "auto", "imx500.bbox_order": "auto",
+        "imx500.bbox_normalization": "auto", "imx500.max_detections": 10, "width": 640, "height": 480}
     params.update({f"imx500.{k}": v for k, v in overrides.items()})
-    return params
+    return camera(**params)
 
 
 def pp_tensors(boxes_yx: list[tuple[float, float, float, float]], scores: list[float], classes: list[int]
@@ -63,7 +68,7 @@ def frame_with_card_at(box_xywh: tuple[float, float, float, float], seed: int = 
 
 def test_imx500_is_opened_before_picamera2_and_started_with_a_raw_stream(rig: Any) -> None:
     rig.intrinsics["input_aspect_ratio"] = {"width": 1, "height": 1}   # what preserve_aspect_ratio=True stores
-    source = open_camera("imx500", imx500_params(rig))
+    source = open_camera(imx500_params(rig))
     assert rig.events[:2] == [f"IMX500({rig.network_path})", "Picamera2(0)"]
     assert rig.events.index("show_network_fw_progress_bar") < rig.events.index("start")
     assert rig.events.index("start") < rig.events.index("set_auto_aspect_ratio")
@@ -80,7 +85,7 @@ def test_imx500_warm_up_reports_loading_and_publishes_no_detections(rig: Any) ->
     from picamera2._rig import RigFrame
 
     rig.frames = [RigFrame(image, 1_000, None), RigFrame(image, 34_000, None), RigFrame(image, 67_000, tensors)]
-    source = open_camera("imx500", imx500_params(rig))
+    source = open_camera(imx500_params(rig))
     first = source.read()
     assert first is not None and first.detections == [] and source.status == STATUS_LOADING
     source.read()
@@ -100,7 +105,7 @@ def test_imx500_pairs_each_frame_with_its_own_inference(rig: Any) -> None:
         box = (120 / 480, x / 640, 360 / 480, (x + 160) / 640)
         frames.append(RigFrame(image, 1_000 * k, pp_tensors([box], [0.9], [0])))
     rig.frames = frames
-    source = open_camera("imx500", imx500_params(rig))
+    source = open_camera(imx500_params(rig))
     for x in (96, 256, 416):
         frame = source.read()
         assert frame is not None and frame.detections is not None
@@ -117,7 +122,7 @@ def test_imx500_boxes_are_converted_with_the_cameras_own_conversion(
 
     empty = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)   # nothing to refine: the box itself is kept
     rig.frames = [RigFrame(empty, 0, pp_tensors([(0.25, 0.25, 0.75, 0.5)], [0.8], [0]), scaler_crop)]
-    frame = open_camera("imx500", imx500_params(rig)).read()
+    frame = open_camera(imx500_params(rig)).read()
     assert frame is not None and frame.detections is not None
     assert frame.detections[0].bbox_px.as_tuple() == expected_xywh
     assert frame.detections[0].score == pytest.approx(0.8)
@@ -130,7 +135,7 @@ def test_imx500_xy_pixel_boxes_are_reordered_and_normalised(rig: Any) -> None:
     empty = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
     # (x0, y0, x1, y1) in the 320x320 input tensor = normalised (y0, x0, y1, x1) (0.25, 0.25, 0.75, 0.5)
     rig.frames = [RigFrame(empty, 0, pp_tensors([(80.0, 80.0, 160.0, 240.0)], [0.8], [0]))]
-    frame = open_camera("imx500", imx500_params(rig)).read()
+    frame = open_camera(imx500_params(rig)).read()
     assert frame is not None and frame.detections is not None
     assert frame.detections[0].bbox_px.as_tuple() == (160, 120, 160, 240)
 
@@ -141,31 +146,30 @@ def test_imx500_applies_class_filter_score_threshold_and_max_detections(rig: Any
     empty = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
     boxes = [(0.1, 0.1, 0.3, 0.2), (0.1, 0.4, 0.3, 0.5), (0.5, 0.1, 0.7, 0.2), (0.5, 0.5, 0.7, 0.6)]
     rig.frames = [RigFrame(empty, 0, pp_tensors(boxes, [0.9, 0.95, 0.3, 0.7], [0, 1, 0, 0]))]
-    frame = open_camera("imx500", imx500_params(rig, class_filter="card", max_detections=1)).read()
+    frame = open_camera(imx500_params(rig, class_filter="card", max_detections=1)).read()
     assert frame is not None and frame.detections is not None
     assert [round(d.score, 2) for d in frame.detections] == [0.9]
 
 
 def test_imx500_rejects_a_label_the_network_does_not_have(rig: Any) -> None:
     with pytest.raises(ConfigError, match="dragon"):
-        open_camera("imx500", imx500_params(rig, class_filter="card,dragon"))
+        open_camera(imx500_params(rig, class_filter="card,dragon"))
 
 
 def test_imx500_missing_network_file_or_camera_is_a_camera_error(rig: Any, tmp_path: Path) -> None:
     with pytest.raises(CameraError, match="network file not found"):
-        open_camera("imx500", imx500_params(rig, network_path=str(tmp_path / "missing.rpk")))
+        open_camera(imx500_params(rig, network_path=str(tmp_path / "missing.rpk")))
     rig.camera_present = False
     with pytest.raises(CameraError, match="dev-node not found"):
-        open_camera("imx500", imx500_params(rig))
+        open_camera(imx500_params(rig))
 
 
 def test_video_source_reads_a_folder_of_images_in_name_order(tmp_path: Path) -> None:
     for name, value in (("b.png", 20), ("a.png", 10), ("c.jpg", 30)):
         cv2.imwrite(str(tmp_path / name), np.full((48, 64), value, np.uint8))
     (tmp_path / "notes.txt").write_text("not an image")
-    params = {**node_params("camera"), "video.uri": str(tmp_path), "video.realtime": False,
-              "video.start_stamp_ns": START_NS, "fps": 10.0}
-    source = open_camera("video", params)
+    source = open_camera(camera(**{"source": "video", "video.uri": str(tmp_path), "video.realtime": False,
+                                   "video.start_stamp_ns": START_NS, "fps": 10.0}))
     frames = []
     while (frame := source.read()) is not None:
         frames.append(frame)
@@ -176,16 +180,18 @@ def test_video_source_reads_a_folder_of_images_in_name_order(tmp_path: Path) -> 
 
 
 def test_video_source_names_a_missing_or_empty_input(tmp_path: Path) -> None:
-    base = {**node_params("camera"), "video.realtime": False, "video.start_stamp_ns": 0}
+    base = {"source": "video", "video.realtime": False, "video.start_stamp_ns": 0}
     with pytest.raises(CameraError, match="no images"):
-        open_camera("video", {**base, "video.uri": str(tmp_path)})
+        open_camera(camera(**base, **{"video.uri": str(tmp_path)}))
     with pytest.raises(CameraError, match="not a camera index"):
-        open_camera("video", {**base, "video.uri": str(tmp_path / "nope.mp4")})
+        open_camera(camera(**base, **{"video.uri": str(tmp_path / "nope.mp4")}))
 
 
 def test_unknown_source_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="source must be one of"):
+        camera(source="webcam")
     with pytest.raises(ConfigError, match="camera source"):
-        open_camera("webcam", node_params("camera"))
+        open_camera(camera(source="none"))   # bag replay: the node opens no source
 
 
 def make_catalog(root: Path, known: int = 4, unknown: int = 2) -> Path:
@@ -198,12 +204,12 @@ def make_catalog(root: Path, known: int = 4, unknown: int = 2) -> Path:
     return root
 
 
-def synthetic_params(catalog: Path, **overrides: Any) -> dict[str, Any]:
-    params = dict(node_params("camera"))
-    params.update({"synthetic.catalog_dir": str(catalog), "synthetic.realtime": False, "synthetic.cards": 4,
-                   "synthetic.start_stamp_ns": START_NS, "fps": 30.0, "width": 640, "height": 480})
+def synthetic_params(catalog: Path, **overrides: Any) -> CameraSettings:
+    params: dict[str, Any] = {"source": "synthetic", "synthetic.catalog_dir": str(catalog), "synthetic.realtime": False,
+                              "synthetic.cards": 4, "synthetic.start_stamp_ns": START_NS, "fps": 30.0,
+                              "width": 640, "height": 480}
     params.update({f"synthetic.{k}": v for k, v in overrides.items()})
-    return params
+    return camera(**params)
 
 
 def test_catalog_dir_gives_card_ids_and_database_membership(tmp_path: Path) -> None:
@@ -221,7 +227,7 @@ def read_all(source: Any) -> list[Any]:
 
 def test_synthetic_source_is_deterministic_and_ends(tmp_path: Path) -> None:
     params = synthetic_params(make_catalog(tmp_path / "cat"), cards=2)
-    a, b = read_all(open_camera("synthetic", params)), read_all(open_camera("synthetic", params))
+    a, b = read_all(open_camera(params)), read_all(open_camera(params))
     assert len(a) == len(b) > 10
     assert all(np.array_equal(x.image_bgr, y.image_bgr) and x.ground_truth == y.ground_truth for x, y in zip(a, b))
     assert [f.stamp_ns - START_NS for f in a[:3]] == [0, 33_333_333, 66_666_667]
@@ -230,12 +236,12 @@ def test_synthetic_source_is_deterministic_and_ends(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["belt", "station"])
 def test_synthetic_ground_truth_matches_what_the_detector_finds(tmp_path: Path, mode: str) -> None:
-    params = synthetic_params(make_catalog(tmp_path / "cat"), cards=3, mode=mode)
-    for name in ("tilt", "motion_blur", "focus_blur", "glare", "haze", "hand_shadow", "finger", "exposure",
-                 "noise", "rotated_180", "double_feed", "close", "empty"):
-        params[f"synthetic.nuisance.{name}"] = 0.0
-    detector = open_detector(params)
-    frames = read_all(open_camera("synthetic", params))
+    names = ("tilt", "motion_blur", "focus_blur", "glare", "haze", "hand_shadow", "finger", "exposure",
+             "noise", "rotated_180", "double_feed", "close", "empty")
+    params = synthetic_params(make_catalog(tmp_path / "cat"), cards=3, mode=mode,
+                              **{f"nuisance.{name}": 0.0 for name in names})
+    detector = open_detector(params.detector)
+    frames = read_all(open_camera(params))
     checked = 0
     for frame in frames[::5]:
         dets = detector.detect(frame.image_bgr)
@@ -255,7 +261,7 @@ def test_imx500_nanodet_boxes_are_scaled_from_input_pixels(rig: Any) -> None:
     # decoded rows [y0, x0, y1, x1 (320x320 input pixels), score, class]; the low score is dropped
     rows = np.array([[[80.0, 80.0, 240.0, 160.0, 0.9, 0.0], [10.0, 10.0, 50.0, 50.0, 0.2, 0.0]]], np.float32)
     rig.frames = [RigFrame(empty, 0, [rows[0]])]
-    frame = open_camera("imx500", imx500_params(rig)).read()
+    frame = open_camera(imx500_params(rig)).read()
     assert frame is not None and frame.detections is not None
     assert [d.bbox_px.as_tuple() for d in frame.detections] == [(160, 120, 160, 240)]
 
@@ -266,7 +272,7 @@ def test_video_source_reads_a_video_file(tmp_path: Path) -> None:
     for value in (40, 120, 200):
         writer.write(np.full((48, 64, 3), value, np.uint8))
     writer.release()
-    params = {**node_params("camera"), "video.uri": str(path), "video.realtime": False, "video.start_stamp_ns": 0}
-    frames = read_all(open_camera("video", params))
+    frames = read_all(open_camera(camera(**{"source": "video", "video.uri": str(path), "video.realtime": False,
+                                            "video.start_stamp_ns": 0})))
     assert [round(float(f.image_bgr.mean()) / 40) for f in frames] == [1, 3, 5]
     assert [f.stamp_ns for f in frames] == [0, 50_000_000, 100_000_000]   # the file's own 20 fps

@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 from perception_support import card_image, detector
 
-from cardsorter.config import from_params, node_params
 from cardsorter.core.detection import CLASS_DOUBLE_FEED
 from cardsorter.core.errors import ConfigError
 from cardsorter.core.types import BoxPx
+from cardsorter.settings import load_settings
 from cardsorter.sim.scene import (
     NUISANCES,
     NuisanceConfig,
     SceneCard,
-    SceneConfig,
     SyntheticScene,
     card_id_from_filename,
     read_catalog_dir,
@@ -36,7 +35,7 @@ def cards(tmp_path: Path) -> list[SceneCard]:
 
 
 def scene(images: list[SceneCard], nuisances: NuisanceConfig, **overrides: object) -> SyntheticScene:
-    cfg = dataclasses.replace(from_params(SceneConfig, node_params("camera"), "synthetic."), **overrides)  # type: ignore[arg-type]
+    cfg = dataclasses.replace(load_settings().camera.synthetic.scene, **overrides)  # type: ignore[arg-type]
     return SyntheticScene(cfg, nuisances, images, 30.0, SIZE)
 
 

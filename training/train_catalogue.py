@@ -232,18 +232,17 @@ class _ResizingCards(AugmentedCards):
 def held_out_report(manifest: pathlib.Path, train_paths: Sequence[pathlib.Path],
                     held_paths: Sequence[pathlib.Path], log: Any) -> dict[str, Any]:
     """Database of the trained cards with the new model; fresh views of trained and held-out cards banded."""
-    from cardsorter.backends.card_index import SearchConfig
     from cardsorter.backends.embedders import open_embedder
     from cardsorter.bench.open_set import evaluate, render_eval_views
-    from cardsorter.config import from_params, node_params
-    from cardsorter.core.matching import MatchBandsConfig
-    from cardsorter.db.build import BuildConfig, build_database
+    from cardsorter.db.build import build_database
     from cardsorter.db.database import ReferenceDatabase
+    from cardsorter.settings import load_settings
 
-    params = node_params("matcher")
-    build_config = from_params(BuildConfig, params, "build.")
-    search_config = from_params(SearchConfig, params, "search.")
-    agreeing = int(node_params("smoother")["confirm_views"])
+    settings = load_settings()
+    matcher = settings.matcher
+    build_config = matcher.build
+    search_config = matcher.search
+    agreeing = settings.smoother.smoothing.confirm_views
     embedder = open_embedder("onnx", str(manifest), 1)
     with tempfile.TemporaryDirectory(prefix="cardsorter-train-") as tmp:
         refs = pathlib.Path(tmp) / "references"
@@ -254,7 +253,7 @@ def held_out_report(manifest: pathlib.Path, train_paths: Sequence[pathlib.Path],
             build = build_database(refs, pathlib.Path(tmp) / "db", embedder, build_config=build_config,
                                    search_config=search_config, agreeing_views=agreeing)
             db = ReferenceDatabase.load(pathlib.Path(tmp) / "db", embedder.model_id, search_config)
-            bands, source = db.bands(from_params(MatchBandsConfig, params, "bands."))
+            bands, source = db.bands(matcher.bands)
             result = evaluate(db, bands, render_eval_views(train_paths, embedder),
                               render_eval_views(held_paths, embedder), agreeing)
         finally:

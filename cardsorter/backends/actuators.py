@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
-from cardsorter.config import check_ranges, doc, from_params
 from cardsorter.core.errors import ActuatorError, ConfigError
+from cardsorter.core.fields import check_ranges, doc, section
 from cardsorter.core.sort_rules import BinSpec
 from cardsorter.core.sorting import ActuationResult
 
@@ -110,17 +110,25 @@ ACTUATOR_CONFIGS: dict[str, type] = {
 }
 
 
-def config_prefix(kind: str) -> str:
-    """Where a kind's parameters live in the sorter node's section: ``actuator.<kind>.``."""
-    return f"actuator.{kind}."
+@dataclass(frozen=True)
+class ActuatorSettings:
+    """The sorter's ``actuator.<kind>.*`` parameters, one section per kind (``actuator_kind`` picks one)."""
+
+    simulated: SimulatedActuatorConfig = section("the simulated actuator (demo, tests)")
+    pca9685: Pca9685ActuatorConfig = section("servo on a PCA9685 HAT")
+    gpio: GpioActuatorConfig = section("servo or stepper on the Pi's GPIO")
+    serial: SerialActuatorConfig = section("a microcontroller on a serial port")
+
+    def of(self, kind: str) -> Any:
+        """The config of actuator ``kind``; ConfigError naming the kinds for any other."""
+        if kind not in ACTUATOR_CONFIGS:
+            raise ConfigError(f"unknown actuator kind {kind!r} (known: {', '.join(KINDS)})")
+        return getattr(self, kind)
 
 
-def open_actuator(kind: str, params: Mapping[str, Any], bins: Mapping[str, BinSpec]) -> Actuator:
-    """Open the ``kind`` actuator from the sorter node's flat parameters (``actuator.<kind>.*``)."""
-    if kind not in ACTUATOR_CONFIGS:
-        raise ConfigError(f"unknown actuator kind {kind!r} (known: {', '.join(KINDS)})")
-    config: Any = from_params(ACTUATOR_CONFIGS[kind], params, config_prefix(kind))
-    return actuator_from_config(config, bins)
+def open_actuator(kind: str, settings: ActuatorSettings, bins: Mapping[str, BinSpec]) -> Actuator:
+    """Open the ``kind`` actuator from the sorter's actuator settings (``load_settings().sorter.actuator``)."""
+    return actuator_from_config(settings.of(kind), bins)
 
 
 def actuator_from_config(config: Any, bins: Mapping[str, BinSpec],

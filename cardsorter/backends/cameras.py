@@ -1,6 +1,6 @@
 """Camera sources behind one Protocol: IMX500 (picamera2 + on-sensor detector), OpenCV video, synthetic scene.
 
-``open_camera(source, params)`` builds one from the camera node's flat parameters. picamera2 is
+``open_camera(settings)`` builds one from the camera's typed settings (``load_settings().camera``). picamera2 is
 imported lazily inside the IMX500 source (it exists only on a Raspberry Pi).
 """
 
@@ -12,16 +12,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from cardsorter.backends.detectors import CardFinder, open_detector
-from cardsorter.config import doc, from_params, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core import card_detector_decode as carddet
 from cardsorter.core.detection import box_quad
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
+from cardsorter.core.fields import doc, inline, section
 from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
 from cardsorter.sim.scene import (
     GroundTruthCard,
@@ -31,9 +32,27 @@ from cardsorter.sim.scene import (
     read_catalog_dir,
 )
 
-__all__ = ["SOURCES", "CameraConfig", "CameraFrame", "CameraSource", "CarddetTensorConfig", "GroundTruthCard",
-           "Imx500Config", "Imx500Source", "SyntheticSource", "SyntheticSourceConfig", "VideoConfig", "VideoSource",
-           "open_camera", "tensor_to_stream"]
+if TYPE_CHECKING:
+    from cardsorter.settings import CameraSettings
+
+__all__ = [
+    "SOURCES",
+    "CameraConfig",
+    "CameraFrame",
+    "CameraSource",
+    "CarddetTensorConfig",
+    "GroundTruthCard",
+    "Imx500Config",
+    "Imx500Settings",
+    "Imx500Source",
+    "SyntheticSettings",
+    "SyntheticSource",
+    "SyntheticSourceConfig",
+    "VideoConfig",
+    "VideoSource",
+    "open_camera",
+    "tensor_to_stream",
+]
 
 LOG = logging.getLogger(__name__)
 SOURCES = ("imx500", "video", "synthetic")
@@ -137,21 +156,37 @@ class SyntheticSourceConfig:
     start_stamp_ns: int = doc("stamp of frame 0; frame i is stamped start + i / fps")
 
 
-def open_camera(source: str, params: Mapping[str, Any]) -> CameraSource:
-    """The camera source named ``source`` built from the camera node's flat (dotted) parameters."""
-    camera = from_params(CameraConfig, params)
+@dataclass(frozen=True)
+class Imx500Settings:
+    """The camera's ``imx500.*`` parameters."""
+
+    config: Imx500Config = inline("the IMX500 network and its outputs")
+    carddet: CarddetTensorConfig = section("CardDet tensor decoding (postprocess carddet)")
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    """The camera's ``synthetic.*`` parameters: where the cards come from, the scene, its nuisances."""
+
+    source: SyntheticSourceConfig = inline("catalogue folder and stamping")
+    scene: SceneConfig = inline("the rendered scene")
+    nuisance: NuisanceConfig = section("probability of each nuisance per card")
+
+
+def open_camera(settings: CameraSettings) -> CameraSource:
+    """The camera source ``settings.source`` names, built from the camera's typed settings."""
+    source, camera = settings.source, settings.frame
     if source == "imx500":
-        return Imx500Source(from_params(Imx500Config, params, "imx500."), camera, open_detector(params),
-                            from_params(CarddetTensorConfig, params, "imx500.carddet."))
+        return Imx500Source(settings.imx500.config, camera, open_detector(settings.detector),
+                            settings.imx500.carddet)
     if source == "video":
-        return VideoSource(from_params(VideoConfig, params, "video."), camera)
+        return VideoSource(settings.video, camera)
     if source == "synthetic":
-        cfg = from_params(SyntheticSourceConfig, params, "synthetic.")
-        scene = SyntheticScene(from_params(SceneConfig, params, "synthetic."),
-                               from_params(NuisanceConfig, params, "synthetic.nuisance."),
-                               read_catalog_dir(resolve_path(cfg.catalog_dir)), camera.fps,
+        synthetic = settings.synthetic
+        scene = SyntheticScene(synthetic.scene, synthetic.nuisance,
+                               read_catalog_dir(resolve_path(synthetic.source.catalog_dir)), camera.fps,
                                (camera.width, camera.height))
-        return SyntheticSource(scene, camera.fps, cfg.start_stamp_ns, cfg.realtime)
+        return SyntheticSource(scene, camera.fps, synthetic.source.start_stamp_ns, synthetic.source.realtime)
     raise ConfigError(f"camera source must be one of {SOURCES}, got {source!r}")
 
 

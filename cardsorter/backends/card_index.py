@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.config import check_ranges, doc
 from cardsorter.core.errors import DatabaseError
+from cardsorter.core.fields import check_ranges, doc
 
 USEARCH_METRIC = "cos"
 USEARCH_DTYPE = "f32"  # the benchmark's reference dtype; the index's own is SearchConfig.dtype (explicit:

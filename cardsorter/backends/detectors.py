@@ -1,7 +1,7 @@
 """Card detectors behind one Protocol: the learned CardDet on ONNX Runtime (CPU), alone or with the classical one.
 
-``open_detector(params)`` builds the configured one from the camera node's flat ``detector.*``
-parameters (``detector.mode``: learned | hybrid | classical). The network's outputs are decoded by
+``open_detector(settings)`` builds the configured one from the camera's ``detector`` settings
+(``detector.mode``: learned | hybrid | classical). The network's outputs are decoded by
 ``cardsorter.core.card_detector_decode`` (the same code the IMX500 post-processing uses); the
 corners are then optionally moved onto the card's colour edges at full resolution
 (``cardsorter.core.detection.refine_quad_edges``). ``hybrid`` keeps the classical detector's cards
@@ -13,14 +13,13 @@ the measurements that chose it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from cardsorter.config import doc, from_params, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.card_detector_decode import (
     CLASS_CARD,
     CLASS_DOUBLE_FEED,
@@ -33,6 +32,7 @@ from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetect
 from cardsorter.core.detection import box_quad, refine_quad_edges
 from cardsorter.core.detector_manifest import DetectorManifest, load_detector_manifest
 from cardsorter.core.errors import ModelError
+from cardsorter.core.fields import doc, inline, section
 from cardsorter.core.types import BoxPx, Detection, Quad
 from cardsorter.core.warp import check_bgr_image
 
@@ -90,6 +90,15 @@ class DetectorConfig:
                             snap_radius_cells=self.snap_radius_cells, snap_score_min=self.snap_score_min,
                             orientation_min=self.orientation_min, double_feed_overlap=self.double_feed_overlap,
                             edge_margin_px=self.edge_margin_px)
+
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The camera's ``detector.*`` parameters: the detector's own and its ``classical.*`` section."""
+
+    config: DetectorConfig = inline("the detector: mode, learned model, decoding and edge refinement")
+    classical: ClassicalConfig = section("the classical detector (hybrid and classical modes)")
 
 
 def letterbox_image(image_bgr: np.ndarray, letterbox: Letterbox, input_wh: tuple[int, int], pad_grey: int
@@ -307,16 +316,13 @@ def detector_from_config(cfg: DetectorConfig, classical: ClassicalConfig | None 
     return HybridCardDetector(learned, ClassicalDetector(classical), cfg.hybrid_score_min)
 
 
-def open_detector(params: Mapping[str, Any], prefix: str = "detector.") -> CardFinder:
-    """The card detector from flat parameters (the camera node's ``detector.*``)."""
-    cfg = from_params(DetectorConfig, params, prefix)
-    classical = from_params(ClassicalConfig, params, f"{prefix}classical.") if cfg.mode != "learned" else None
-    return detector_from_config(cfg, classical)
+def open_detector(settings: DetectorSettings) -> CardFinder:
+    """The card detector of the camera's ``detector`` settings (``load_settings().camera.detector``)."""
+    return detector_from_config(settings.config, settings.classical)
 
 
-def open_learned_detector(params: Mapping[str, Any], prefix: str = "detector.") -> OnnxCardDetector:
+def open_learned_detector(settings: DetectorSettings) -> OnnxCardDetector:
     """The learned detector alone, whatever the configured mode (benchmarks, tests)."""
-    cfg = from_params(DetectorConfig, params, prefix)
-    return OnnxCardDetector(load_detector_manifest(resolve_path(cfg.model_manifest)), cfg)
+    return OnnxCardDetector(load_detector_manifest(resolve_path(settings.config.model_manifest)), settings.config)
 
 

@@ -17,11 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cardsorter.config import REPO_ROOT, from_params, node_params, resolve_path
-from cardsorter.core.flow_schedule import BeltConfig
-from cardsorter.core.smoothing import SmootherConfig, TemporalSmoother
+from cardsorter.config import REPO_ROOT, resolve_path
+from cardsorter.core.smoothing import TemporalSmoother
 from cardsorter.core.sort_rules import RoutingState, load_rules
-from cardsorter.core.sorting import ActuationResult, SorterConfig, SorterCore, SortEvent
+from cardsorter.core.sorting import ActuationResult, SorterCore, SortEvent
 from cardsorter.core.types import (
     BoxPx,
     Candidate,
@@ -34,6 +33,7 @@ from cardsorter.core.types import (
     TrackState,
 )
 from cardsorter.inventory import Inventory
+from cardsorter.settings import load_settings
 
 FRAME_NS = 33_000_000
 
@@ -78,7 +78,7 @@ def _cards(n: int) -> list[CardRecord]:
 
 def bench_smoother(tracks: int, frames: int) -> dict[str, Any]:
     """observe() for a frame holding ``tracks`` matches, over ``frames`` frames (tracks churn every 12 frames)."""
-    smoother = TemporalSmoother(from_params(SmootherConfig, node_params("smoother"), ""))
+    smoother = TemporalSmoother(load_settings().smoother.smoothing)
     cards = _cards(64)
     band = (MatchBand.CONFIRMED, MatchBand.CONFIRMED, MatchBand.UNCERTAIN, MatchBand.UNKNOWN)
 
@@ -120,9 +120,9 @@ class _InstantRouter:
 
 def bench_sorter_and_inventory(cards: int, directory: pathlib.Path) -> dict[str, Any]:
     """Per card: identity + track end → decision → actuation (instant) → durable inventory row."""
-    params = node_params("sorter")
+    sorter = load_settings().sorter
     rules = load_rules(resolve_path("config/bins.yaml"))
-    core = SorterCore(from_params(SorterConfig, params, ""), rules, from_params(BeltConfig, params, "flow."))
+    core = SorterCore(sorter.core, rules, sorter.flow)
     inventory = Inventory(directory / "bench_inventory.sqlite", session_id="bench", model_id="m", database_id="d",
                           reject_bin=rules.reject_bin, opened_ns=0)
     deck = _cards(cards)

@@ -17,17 +17,18 @@ import numpy as np
 from cardsorter.backends.cameras import open_camera
 from cardsorter.backends.detectors import open_detector
 from cardsorter.backends.embedders import open_embedder
-from cardsorter.config import node_params, resolve_path
+from cardsorter.config import resolve_path
+from cardsorter.settings import load_settings
 from cardsorter.sim.catalog import generate_catalog
 
 
 def corner_overshoot_px(catalog: pathlib.Path, mode: str, frames: int, seed: int) -> tuple[int, int, float]:
     """(frames, quads, farthest a corner or box reaches outside the frame in px; <= 0: all inside)."""
-    params = node_params("camera")
-    params.update({"synthetic.catalog_dir": str(catalog), "synthetic.realtime": False, "synthetic.cards": 12,
-                   "synthetic.mode": mode, "synthetic.seed": seed})
-    detector = open_detector(params)
-    source = open_camera("synthetic", params)
+    camera = load_settings(overrides={"camera": {
+        "source": "synthetic", "synthetic.catalog_dir": str(catalog), "synthetic.realtime": False,
+        "synthetic.cards": 12, "synthetic.mode": mode, "synthetic.seed": seed}}).camera
+    detector = open_detector(camera.detector)
+    source = open_camera(camera)
     worst, quads, seen = -float("inf"), 0, 0
     try:
         while seen < frames:
@@ -59,7 +60,7 @@ def main() -> None:
         for mode in ("belt", "station"):
             frames, quads, worst = corner_overshoot_px(catalog, mode, args.frames, seed=5)
             print(f"{mode}: {frames} frames, {quads} quads, farthest corner/box beyond the frame edge: {worst:.2f} px")
-        embedder = open_embedder("onnx", resolve_path(node_params("embedder")["model_manifest"]), 2)
+        embedder = open_embedder("onnx", resolve_path(load_settings().embedder.model_manifest), 2)
         images = [cv2.imread(str(p)) for p in sorted((catalog / "images").glob("*.png"))]
         vectors, ok = embedder.embed(images)
         deviation = np.abs(np.linalg.norm(vectors[ok].astype(np.float64), axis=1) - 1.0)

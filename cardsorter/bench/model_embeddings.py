@@ -18,8 +18,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from cardsorter.config import node_params, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.db.names import IMAGE_SUFFIXES
+from cardsorter.settings import load_settings
 
 WORK_SCALE = 2      # augmentations at 2x the model input, then INTER_AREA down (as a camera crop)
 BATCH = 256
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", help="model manifest (default: embedder.model_manifest)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    manifest = resolve_path(args.model or node_params("embedder")["model_manifest"])
+    manifest = resolve_path(args.model or load_settings().embedder.model_manifest)
     embedder = open_embedder("onnx", str(manifest), args.threads)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()

@@ -23,12 +23,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cardsorter.backends.card_index import SearchConfig
 from cardsorter.backends.embedders import Embedder
-from cardsorter.config import from_params, node_params, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.types import MatchBand
 from cardsorter.db.names import IMAGE_SUFFIXES
+from cardsorter.settings import load_settings
 
 EVAL_SEED = 777_001            # views of the evaluation: a seed the calibration (seed 0) never used
 SINGLE = ("clean", "glare", "blur", "occlusion20", "perspective", "downscale", "rot180")
@@ -155,19 +155,19 @@ def evaluate(db: Any, bands: MatchBandsConfig, known: tuple[list[str], list[str]
 def run(faces: pathlib.Path, holdout: float, model_manifest: str | None, backend: str, threads: int,
         workdir: pathlib.Path, log: Any = print, target: float | None = None) -> dict[str, Any]:
     from cardsorter.backends.embedders import open_embedder
-    from cardsorter.db.build import BuildConfig, build_database
+    from cardsorter.db.build import build_database
     from cardsorter.db.database import ReferenceDatabase
     from cardsorter.db.names import list_reference_images
 
-    params = node_params("matcher")
-    emb = node_params("embedder")
-    build_config = from_params(BuildConfig, params, "build.")
+    settings = load_settings()
+    matcher, emb = settings.matcher, settings.embedder
+    build_config = matcher.build
     if target is not None:
         build_config = dataclasses.replace(build_config, calibration_target_false_accept=target)
-    search_config = from_params(SearchConfig, params, "search.")
-    yaml_bands = from_params(MatchBandsConfig, params, "bands.")
-    agreeing = int(node_params("smoother")["confirm_views"])
-    embedder = open_embedder(backend, str(resolve_path(model_manifest or emb["model_manifest"])), threads)
+    search_config = matcher.search
+    yaml_bands = matcher.bands
+    agreeing = settings.smoother.smoothing.confirm_views
+    embedder = open_embedder(backend, str(resolve_path(model_manifest or emb.model_manifest)), threads)
     try:
         refs, unk = split_faces(faces, holdout, workdir / "split")
         t0 = time.perf_counter()

@@ -27,19 +27,19 @@ from typing import Any
 import numpy as np
 
 from cardsorter.backends.detectors import CardFinder, HybridCardDetector, OnnxCardDetector, open_learned_detector
-from cardsorter.config import from_params, node_params, resolve_path
-from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
+from cardsorter.config import resolve_path
+from cardsorter.core.classical_detection import ClassicalDetector
 from cardsorter.core.detection import CLASS_CARD, CLASS_DOUBLE_FEED, quad_corner_error_px
-from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
+from cardsorter.core.frame_selection import FrameSelector
 from cardsorter.core.model_manifest import load_manifest
-from cardsorter.core.tracking import CardTracker, TrackerConfig
+from cardsorter.core.tracking import CardTracker
 from cardsorter.core.types import BoxPx, Detection, Orientation
+from cardsorter.settings import CameraSettings, FrameSelectorSettings, load_settings
 from cardsorter.sim.scene import (
     NUISANCES,
     GroundTruthCard,
     NuisanceConfig,
     SceneCard,
-    SceneConfig,
     SyntheticScene,
     read_catalog_dir,
 )
@@ -86,16 +86,16 @@ def _match(dets: list[Detection], truth: list[GroundTruthCard]) -> dict[int, int
     return matched
 
 
-def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, Any], detector: CardFinder,
+def detector_on_nuisance(name: str, cards: list[SceneCard], params: CameraSettings, detector: CardFinder,
                          n_cards: int, stride: int) -> dict[str, Any]:
     """Detector scores on a belt where nuisance ``name`` hits every card ("none": a clean belt)."""
     probabilities = dict.fromkeys(NUISANCES, 0.0)
     if name != "none":
         probabilities[name] = 1.0
-    scene_cfg = dataclasses.replace(from_params(SceneConfig, params, "synthetic."), mode="belt", cards=n_cards,
+    scene_cfg = dataclasses.replace(params.synthetic.scene, mode="belt", cards=n_cards,
                                     seed=101)
-    size = (int(params["width"]), int(params["height"]))
-    scene = SyntheticScene(scene_cfg, NuisanceConfig(**probabilities), cards, float(params["fps"]), size)
+    size = (params.frame.width, params.frame.height)
+    scene = SyntheticScene(scene_cfg, NuisanceConfig(**probabilities), cards, params.frame.fps, size)
     expected = found = correct_class = false_pos = detections = 0
     errors: list[float] = []
     errors_any_rotation: list[float] = []
@@ -157,19 +157,19 @@ def detector_on_nuisance(name: str, cards: list[SceneCard], params: dict[str, An
     }
 
 
-def gate_on_belt(cards: list[SceneCard], params: dict[str, Any], fs_params: dict[str, Any], n_cards: int,
+def gate_on_belt(cards: list[SceneCard], params: CameraSettings, fs_params: FrameSelectorSettings, n_cards: int,
                  mode: str, settle_feedback: bool, detector: CardFinder) -> dict[str, Any]:
     """Detector → tracker → frame selector over a whole run with the default nuisance mix."""
-    scene_cfg = dataclasses.replace(from_params(SceneConfig, params, "synthetic."), mode=mode, cards=n_cards)
-    size = (int(params["width"]), int(params["height"]))
-    scene = SyntheticScene(scene_cfg, from_params(NuisanceConfig, params, "synthetic.nuisance."), cards,
-                           float(params["fps"]), size)
-    tracker = CardTracker(from_params(TrackerConfig, fs_params, "tracker."))
-    crop_wh = load_manifest(resolve_path(str(fs_params["model_manifest"]))).input_size_wh
-    selector = FrameSelector(from_params(FrameSelectorConfig, fs_params, "gate."), crop_wh)
+    scene_cfg = dataclasses.replace(params.synthetic.scene, mode=mode, cards=n_cards)
+    size = (params.frame.width, params.frame.height)
+    scene = SyntheticScene(scene_cfg, params.synthetic.nuisance, cards,
+                           params.frame.fps, size)
+    tracker = CardTracker(fs_params.tracker)
+    crop_wh = load_manifest(resolve_path(fs_params.model_manifest)).input_size_wh
+    selector = FrameSelector(fs_params.gate, crop_wh)
     views: Counter[int] = Counter()
     physical_votes: dict[int, Counter[int]] = defaultdict(Counter)
-    fps = float(params["fps"])
+    fps = params.frame.fps
     select_s = 0.0
     for i in range(scene.frame_count):
         image, truth = scene.render(i)
@@ -202,19 +202,19 @@ def gate_on_belt(cards: list[SceneCard], params: dict[str, Any], fs_params: dict
     }
 
 
-def detectors(params: dict[str, Any]) -> dict[str, CardFinder]:
+def detectors(params: CameraSettings) -> dict[str, CardFinder]:
     """The detectors compared: hybrid, learned (with and without edge refinement), and the classical one."""
-    learned = open_learned_detector(params)
+    learned = open_learned_detector(params.detector)
     alone = OnnxCardDetector(learned.manifest, dataclasses.replace(learned.config, edge_refine=False))
-    classical = ClassicalDetector(from_params(ClassicalConfig, params, "detector.classical."))
-    hybrid = HybridCardDetector(learned, classical, float(params["detector.hybrid_score_min"]))
+    classical = ClassicalDetector(params.detector.classical)
+    hybrid = HybridCardDetector(learned, classical, params.detector.config.hybrid_score_min)
     return {"hybrid": hybrid, "learned": learned, "learned_no_edge_refine": alone, "classical": classical}
 
 
-def cpu_time(detector: CardFinder, cards: list[SceneCard], params: dict[str, Any]) -> dict[str, Any]:
+def cpu_time(detector: CardFinder, cards: list[SceneCard], params: CameraSettings) -> dict[str, Any]:
     """p50 / p95 ms per 640x480 frame of detect() (one thread), and of the network alone where there is one."""
-    scene_cfg = dataclasses.replace(from_params(SceneConfig, params, "synthetic."), mode="belt", cards=6, seed=5)
-    scene = SyntheticScene(scene_cfg, from_params(NuisanceConfig, params, "synthetic.nuisance."), cards, 30.0,
+    scene_cfg = dataclasses.replace(params.synthetic.scene, mode="belt", cards=6, seed=5)
+    scene = SyntheticScene(scene_cfg, params.synthetic.nuisance, cards, 30.0,
                            (640, 480))
     frames = [scene.render(i % scene.frame_count)[0] for i in range(0, 4 * TIMING_FRAMES, 4)]
     whole, net = [], []
@@ -239,18 +239,18 @@ def cpu_time(detector: CardFinder, cards: list[SceneCard], params: dict[str, Any
 
 
 def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | None = None) -> dict[str, Any]:
-    params = dict(node_params("camera"))
-    fs_params = dict(node_params("frame_selector"))
+    settings = load_settings()
+    params, fs_params = settings.camera, settings.frame_selector
     found = detectors(params)
     n_cards, stride = (3, 6) if quick else (8, 3)
     result: dict[str, Any] = {"benchmark": "perception", "machine": machine(),
-                              "frame_wh": [params["width"], params["height"]], "views_to_settle": VIEWS_TO_SETTLE}
+                              "frame_wh": [params.frame.width, params.frame.height], "views_to_settle": VIEWS_TO_SETTLE}
     if real_val is not None:
         from cardsorter.backends.embedders import open_embedder
         from cardsorter.bench import real_val as rv
 
         images = rv.load_real_val(real_val)
-        embedder = open_embedder("onnx", resolve_path(str(fs_params["model_manifest"])), 1)
+        embedder = open_embedder("onnx", resolve_path(fs_params.model_manifest), 1)
         try:
             result["real_val"] = {"path": str(real_val), "images": len(images),
                                   "detectors": {name: rv.evaluate(images, d.detect, lambda c: embedder.embed(c)[0],
@@ -262,9 +262,9 @@ def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | N
         cards = _catalog(catalog_dir, Path(tmp))
         result["detector"] = {name: {nz: detector_on_nuisance(nz, cards, params, d, n_cards, stride)
                                      for nz in ("none", *NUISANCES)} for name, d in found.items()}
-        default = found[str(params["detector.mode"])]
+        default = found[params.detector.config.mode]
         result["cpu"] = {name: cpu_time(found[name], cards, params) for name in ("hybrid", "learned", "classical")}
-        result["default_mode"] = params["detector.mode"]
+        result["default_mode"] = params.detector.config.mode
         belt_cards = 6 if quick else 30
         result["gate"] = [gate_on_belt(cards, params, fs_params, belt_cards, "belt", False, default),
                           gate_on_belt(cards, params, fs_params, belt_cards, "belt", True, default),

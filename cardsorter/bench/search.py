@@ -30,9 +30,10 @@ from cardsorter.backends.card_index import (
     exact_top_rows,
 )
 from cardsorter.backends.embedders import Embedder
-from cardsorter.config import from_params, node_params, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.types import MatchBand
+from cardsorter.settings import load_settings
 
 USER_CATALOGUE_ROWS = 17_592  # the first user's reference images
 SCALED_ROWS = 100_000
@@ -341,12 +342,12 @@ def open_set_benchmark(embedder: Embedder, label: str, cards: int, unknown: int,
                        bands: MatchBandsConfig, search_config: SearchConfig, log: Callable[[str], None],
                        workdir: pathlib.Path) -> dict[str, Any]:
     """Generated catalogue in the database, held-out cards not in it; augmented views of both."""
-    from cardsorter.db.build import BuildConfig, build_database, fit_to_model
+    from cardsorter.db.build import build_database, fit_to_model
     from cardsorter.db.database import ReferenceDatabase
     from cardsorter.sim.augment import TRAINING_MIX, random_augment
     from cardsorter.sim.catalog import generate_catalog, load_catalog
 
-    build_config = from_params(BuildConfig, node_params("matcher"), "build.")
+    build_config = load_settings().matcher.build
     generate_catalog(workdir / "catalog", cards, seed, unknown)
     t0 = time.perf_counter()
     build_database(workdir / "catalog" / "images", workdir / "db", embedder, build_config=build_config,
@@ -449,18 +450,18 @@ def run(sizes: Sequence[int] = (USER_CATALOGUE_ROWS, SCALED_ROWS), dim: int = MO
         pixel_baseline: bool = False) -> dict[str, Any]:
     """Every measurement of this benchmark as one dict (machine, search, open_set)."""
     say = log or (lambda s: None)
-    params = node_params("matcher")
-    search_config = from_params(SearchConfig, params, "search.")
-    bands = from_params(MatchBandsConfig, params, "bands.")
+    matcher = load_settings().matcher
+    search_config = matcher.search
+    bands = matcher.bands
     out: dict[str, Any] = {"machine": machine(), "search_config": dataclasses.asdict(search_config)}
     say(f"machine: {out['machine']}")
     out["search"] = search_benchmark(sizes, dim, kinds, search_config, ef_sweep, recall_queries, repeats, hnsw,
                                      seed, say)
     if open_set_cards > 0:
-        emb_params = node_params("embedder")
-        manifest = resolve_path(model_manifest or str(emb_params["model_manifest"]))
+        emb = load_settings().embedder
+        manifest = resolve_path(model_manifest or emb.model_manifest)
         embedder: Embedder | None = (None if pixel_baseline else
-                                     open_model_embedder(manifest, backend, int(emb_params["threads"])))
+                                     open_model_embedder(manifest, backend, emb.threads))
         label = f"model {manifest.name}"
         if embedder is None:
             embedder, label = PixelBaselineEmbedder(), "PIXEL BASELINE (thumbnail pixels; NOT the trained model)"
@@ -547,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-ef", type=int, nargs="+", default=[16, 24, 32, 48, 64, 96, 128, 192, 256, 512])
     args = p.parse_args(argv)
     if args.model_embeddings:
-        search_config = from_params(SearchConfig, node_params("matcher"), "search.")
+        search_config = load_settings().matcher.search
         say = (lambda s: print(s, file=sys.stderr, flush=True))
         result_m = {"machine": machine(), "search_config": dataclasses.asdict(search_config),
                     "model_search": model_search_benchmark(pathlib.Path(args.model_embeddings), args.model_sizes,

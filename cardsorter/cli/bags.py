@@ -57,19 +57,20 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
                params_file: pathlib.Path | None = None, detect: str = "auto") -> dict[str, Any]:
     """Feed a bag's frames through the real graph (frame selector → sorter) and write its sort log."""
     from cardsorter.backends.detectors import open_detector
-    from cardsorter.config import node_params, resolve_path
+    from cardsorter.config import resolve_path
     from cardsorter.core.errors import BagError
     from cardsorter.ros import conversions
     from cardsorter.ros.bags import FramePublisher, bag_has_detections, read_frames
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph
+    from cardsorter.settings import load_settings
 
     use_detections = detect == "bag" or (detect == "auto" and bag_has_detections(bag))
     if detect == "bag" and not bag_has_detections(bag):
         raise BagError(f"{bag} has no camera/detections: use --detect cpu")
     detector = None
     if not use_detections:
-        detector = open_detector(node_params("camera", params_file))
+        detector = open_detector(load_settings(params_file).camera.detector)
     work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-replay-"))
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     if out_csv.exists():

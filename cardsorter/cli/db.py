@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cardsorter.backends.card_index import SearchConfig
-from cardsorter.config import find_data_file, from_params, node_params
+from cardsorter.config import find_data_file
 from cardsorter.core.errors import ModelError
 
 BAR_WIDTH = 30
@@ -27,16 +27,18 @@ def progress_bar(stream: Any = None) -> Callable[[str, int, int], None]:
     return report
 
 
-def _configs(params_file: str | None) -> tuple[Any, SearchConfig, dict[str, Any]]:
-    from cardsorter.db.build import BuildConfig
+def _configs(params_file: str | None) -> tuple[Any, SearchConfig, Any]:
+    from cardsorter.settings import load_settings
 
-    params = node_params("matcher", params_file)
-    return (from_params(BuildConfig, params, "build."), from_params(SearchConfig, params, "search."), params)
+    matcher = load_settings(params_file).matcher
+    return matcher.build, matcher.search, matcher
 
 
 def _agreeing_views(params_file: str | None) -> int:
     """smoother.confirm_views: the per-card false-accept rate of the calibration is measured for it."""
-    return int(node_params("smoother", params_file)["confirm_views"])
+    from cardsorter.settings import load_settings
+
+    return load_settings(params_file).smoother.smoothing.confirm_views
 
 
 def _print_search(searched: Any, out: Any) -> None:
@@ -86,15 +88,16 @@ def _open_embedder(args: argparse.Namespace) -> tuple[Any, str]:
     """The embedder named on the command line (else the embedder section) and its model file's sha256."""
     from cardsorter.backends import embedders
     from cardsorter.core.model_manifest import load_manifest
+    from cardsorter.settings import load_settings
 
-    emb = node_params("embedder", args.params)
-    manifest_path = _resolve(args.model or str(emb["model_manifest"]))
-    backend = args.backend or str(emb["backend"])
+    emb = load_settings(args.params).embedder
+    manifest_path = _resolve(args.model or emb.model_manifest)
+    backend = args.backend or emb.backend
     manifest = load_manifest(manifest_path)  # ModelError naming the file or key when unusable
     open_embedder = getattr(embedders, "open_embedder", None)
     if open_embedder is None:
         raise ModelError("cardsorter.backends.embedders.open_embedder is not available in this build")
-    threads = args.threads if args.threads is not None else int(emb["threads"])
+    threads = args.threads if args.threads is not None else emb.threads
     embedder = open_embedder(backend, str(manifest_path), threads)
     return embedder, manifest.sha256
 

@@ -56,17 +56,19 @@ def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path) -> pathl
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from cardsorter.config import node_params, resolve_path
+    from cardsorter.config import resolve_path
     from cardsorter.inventory import read_rows
     from cardsorter.ros.graph import NODE_NAMES
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph, announce_web
+    from cardsorter.settings import load_settings
     from cardsorter.sim.catalog import load_catalog
     from cardsorter.sim.scoring import score_run
 
+    settings = load_settings(args.params_file)
     out = pathlib.Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    manifest = resolve_path(node_params("embedder", args.params_file)["model_manifest"])
+    manifest = resolve_path(settings.embedder.model_manifest)
     catalog = ensure_catalog(args.catalog_cards, args.unknown_cards, args.seed)
     database = ensure_database(catalog, manifest)
     art_of = {rec.card_id: rec.art_id for rec, _ in load_catalog(catalog)}
@@ -86,7 +88,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         monitor = graph.node_of(GraphMonitor)
         announce_web(graph)
         log.info("sorting %d cards (synthetic %s, %g fps); this takes about %.0f s", args.cards,
-                 node_params("camera", args.params_file)["synthetic.mode"], args.fps, args.cards * 1.2)
+                 settings.camera.synthetic.scene.mode, args.fps, args.cards * 1.2)
         last_report = time.monotonic()
         timeout = args.timeout or max(120.0, args.cards * 8.0)
         while not monitor.all_sorted():
@@ -130,9 +132,6 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnostics: dict[str, dict[str, str]],
                  distances: dict[str, list[float]], bins: list[str], args: argparse.Namespace,
                  catalog: pathlib.Path, database: pathlib.Path) -> None:
-    from cardsorter.backends.card_index import SearchConfig
-    from cardsorter.config import from_params, node_params
-    from cardsorter.core.matching import MatchBandsConfig
     from cardsorter.db.database import ReferenceDatabase
     from cardsorter.report import (
         bin_counts,
@@ -142,10 +141,11 @@ def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnos
         plot_latency,
         stage_latencies,
     )
+    from cardsorter.settings import load_settings
 
-    params = node_params("matcher", args.params_file)
-    db = ReferenceDatabase.load(database, None, from_params(SearchConfig, params, "search."), verify_checksums=False)
-    bands, _ = db.bands(from_params(MatchBandsConfig, params, "bands."))   # as the matcher resolved them
+    matcher = load_settings(args.params_file).matcher
+    db = ReferenceDatabase.load(database, None, matcher.search, verify_checksums=False)
+    bands, _ = db.bands(matcher.bands)   # as the matcher resolved them
     latency = stage_latencies(diagnostics)
     plot_latency(latency, out / "latency.png")
     plot_bands(distances, {"confirm": bands.confirm_distance_max,

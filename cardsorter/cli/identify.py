@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from cardsorter.backends.detectors import CardFinder, open_detector
-from cardsorter.config import from_params, node_params
 from cardsorter.core.errors import ImageError
 from cardsorter.imagefiles import MIN_STILL_SIDE_PX, read_image_file
+from cardsorter.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def detector_from_params(params_file: str | None = None) -> CardFinder:
-    return open_detector(node_params("camera", params_file))
+    return open_detector(load_settings(params_file).camera.detector)
 
 
 def detect_in_images(paths: Iterable[str | Path], detector: CardFinder,
@@ -73,24 +73,22 @@ def _identify(args: argparse.Namespace) -> int:
 
 def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     """Detect, rectify to the model's input, embed, match: the identity fields for every card."""
-    from cardsorter.backends.card_index import SearchConfig
     from cardsorter.backends.embedders import open_embedder
     from cardsorter.config import resolve_path
-    from cardsorter.core.matching import MatchBandsConfig, MatcherConfig
     from cardsorter.core.warp import warp_card
     from cardsorter.db.database import ReferenceDatabase
     from cardsorter.db.identify import identify_crops
 
-    embedder_params = node_params("embedder", args.params)
-    matcher_params = node_params("matcher", args.params)
-    bands = from_params(MatchBandsConfig, matcher_params, "bands.")
-    k = from_params(MatcherConfig, {**matcher_params, "database": args.db}).k
-    embedder = open_embedder(args.backend or embedder_params["backend"],
-                             resolve_path(embedder_params["model_manifest"]), int(embedder_params["threads"]))
+    settings = load_settings(args.params)
+    embedder_settings, matcher = settings.embedder, settings.matcher
+    bands = matcher.bands
+    k = matcher.matching.k
+    embedder = open_embedder(args.backend or embedder_settings.backend,
+                             resolve_path(embedder_settings.model_manifest), embedder_settings.threads)
     failed = 0
     try:
         db = ReferenceDatabase.load(resolve_path(args.db), embedder.model_id,
-                                    from_params(SearchConfig, matcher_params, "search."))
+                                    matcher.search)
         bands, _ = db.bands(bands)   # the database's calibration unless the YAML sets a number
         images: dict[str, np.ndarray] = {}
         for record in detect_in_images(args.images, detector, images):

@@ -101,11 +101,12 @@ def _catalogue(path: pathlib.Path | None, database_ids: set[str]) -> dict[str, C
     """The catalogue's records; a warning when the inventory was sorted against another database."""
     import json
 
-    from cardsorter.config import node_params, resolve_path
+    from cardsorter.config import resolve_path
     from cardsorter.exports import load_catalogue
+    from cardsorter.settings import load_settings
 
     if path is None:
-        database = str(node_params("matcher").get("database", ""))
+        database = load_settings().matcher.database
         configured = resolve_path(database) if database else None
         if configured is None or not (configured / "metadata.json").is_file():
             print("no catalogue (--catalog DB): set codes, languages and TCGplayer ids are unknown", file=sys.stderr)

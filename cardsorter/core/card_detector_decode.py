@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cardsorter.config import doc
+from cardsorter.core.fields import doc
 from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
 
 CLASS_CARD = "card"

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from cardsorter.config import doc
 from cardsorter.core.detection import (
     CARD_ASPECT_SHORT_OVER_LONG,
     CLASS_CARD,
@@ -27,6 +26,7 @@ from cardsorter.core.detection import (
     _shoelace,
     box_quad,
 )
+from cardsorter.core.fields import doc
 from cardsorter.core.types import BoxPx, Detection, Orientation, Point
 from cardsorter.core.warp import check_bgr_image, warp_card
 

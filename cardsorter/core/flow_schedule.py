@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cardsorter.config import check_ranges, doc
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.types import TrackEnd
 
 NS_PER_S = 1_000_000_000

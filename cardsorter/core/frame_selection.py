@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cardsorter.config import check_ranges, doc
 from cardsorter.core.detection import CLASS_DOUBLE_FEED
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.types import BoxPx, CardCrop, Detection
 from cardsorter.core.warp import check_bgr_image, laplacian_sharpness, warp_card
 

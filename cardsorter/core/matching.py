@@ -9,22 +9,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cardsorter.config import check_ranges, doc
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.types import Candidate, CardMatch, MatchBand
 
 
 @dataclass(frozen=True)
 class MatcherConfig:
-    """The matcher node's own settings (bands.* and search.* have their own configs)."""
+    """What matching reads of the matcher's settings (bands.* and search.* have their own configs)."""
 
-    database: str = doc("reference database directory (snapshot; DB/delta is served with it)")
     k: int = doc("distinct cards returned per embedding (>= 2: the margin needs a runner-up)", lo=2)
-    verify_checksums: bool = doc("verify every file's sha256 against the manifest when loading")
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        if not self.database:
-            raise ValueError("database must not be empty")
 
 
 FROM_DATABASE = -1.0   # a band threshold < 0 in the YAML: use the database's calibration

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cardsorter.config import check_ranges, doc
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.types import (
     CardMatch,
     CardRecord,

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from cardsorter.config import check_ranges, doc
 from cardsorter.core.errors import ActuatorError, InventoryError
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.flow_schedule import BeltConfig, BeltModel
 from cardsorter.core.sort_rules import RoutingState, SortRules
 from cardsorter.core.types import (
@@ -39,8 +39,6 @@ class SorterConfig:
                                 "passthrough_bin", lo=0.0)
     passthrough_bin: str = doc("the bin a card reaches when no gate is actuated for it (flow: the end of the belt)")
     stop_on_misroute: bool = doc("stop the sorter when a bin's drop sensor does not see the card arrive")
-    inventory_path: str = doc("append-only SQLite inventory, one row per physical card")
-    actuator_kind: str = doc("simulated | pca9685 | gpio | serial; its settings are under actuator.<kind>.")
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

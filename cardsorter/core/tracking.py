@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cardsorter.config import check_ranges, doc
 from cardsorter.core.detection import CLASS_DOUBLE_FEED
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.types import BoxPx, Detection, TrackEnd
 
 END_LOST = "lost"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cardsorter.config import check_ranges, doc
+from cardsorter.core.fields import check_ranges, doc
 from cardsorter.core.types import MatchBand, TrackState
 
 NS_PER_S = 1_000_000_000

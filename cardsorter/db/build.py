@@ -14,8 +14,8 @@ import numpy as np
 
 from cardsorter.backends.card_index import CardIndex, SearchConfig, tune_expansion
 from cardsorter.backends.embedders import Embedder
-from cardsorter.config import doc
 from cardsorter.core.errors import DatabaseError, ImageError
+from cardsorter.core.fields import doc
 from cardsorter.core.types import CardRecord
 from cardsorter.db.calibrate import CalibrationSettings, CalibrationViews, calibrate, render_views, select_cards
 from cardsorter.db.catalog_images import ImageMatch, match_images, records_from_match

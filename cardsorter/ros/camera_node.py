@@ -4,52 +4,33 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from cardsorter.backends.detectors import DetectorConfig, detector_from_config
-from cardsorter.config import check_ranges, doc
-from cardsorter.core.classical_detection import ClassicalConfig
+from cardsorter.backends.detectors import open_detector
 from cardsorter.core.errors import CameraError, CardsorterError
 from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config, refuse_runtime_changes
+from cardsorter.ros.params import declare_settings
+from cardsorter.settings import CameraSettings
 
-SOURCES = ("imx500", "video", "synthetic", "none")
 EOS_AFTER_NS = 1_000_000_000   # the end-of-stream marker is stamped one second after the last frame
 STALLED_AFTER_PERIODS = 10     # no frame for this many frame periods: the camera is reported stalled
-
-
-@dataclass(frozen=True)
-class CameraNodeConfig:
-    source: str = doc("imx500 (AI Camera), video (USB camera, file or image folder), synthetic, none (bag replay)")
-    frame_id: str = doc("frame id of the camera")
-    fps: float = doc("frames per second (> 0)", lo=0.0)
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got '{self.source}'")
-        check_ranges(self)
-        if self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
 
 
 class CameraNode(ManagedNode):
     """Managed: configure opens the camera, activate starts the capture thread, deactivate stops it."""
 
     def __init__(self, **kwargs: Any) -> None:
-        # Source blocks (imx500.*, video.*, synthetic.*) are declared from the parameters file, typed by
-        # their values, and validated by the source's own config; the rest is declared field by field.
-        super().__init__("camera", automatically_declare_parameters_from_overrides=True, **kwargs)
-        self._cfg = declare_config(self, CameraNodeConfig)
-        self._detector = detector_from_config(declare_config(self, DetectorConfig, "detector."),
-                                              declare_config(self, ClassicalConfig, "detector.classical."))
+        super().__init__("camera", **kwargs)
+        # every source's block is declared (read only: the source is opened once with these settings)
+        self._cfg = declare_settings(self, CameraSettings)
+        self._detector = open_detector(self._cfg.detector)
         self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.CAMERA_FRAMES)
         self._det_pub = self.create_publisher(CardDetectionArray, "camera/detections", qos.PIPELINE)
         self._truth_pub = self.create_publisher(GroundTruth, "camera/ground_truth", qos.DECISIONS)
@@ -61,7 +42,6 @@ class CameraNode(ManagedNode):
         self._last_frame_wall = time.monotonic()
         self._monitor = StageMonitor(self, f"camera ({self._cfg.source})", health=self._health,
                                      hardware_id=f"camera/{self._cfg.source}")
-        refuse_runtime_changes(self)   # the source is opened once with these settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -69,11 +49,10 @@ class CameraNode(ManagedNode):
         if self._cfg.source != "none":
             from cardsorter.backends.cameras import open_camera
 
-            params = {name: p.value for name, p in self.get_parameters_by_prefix("").items()}
-            self._source = open_camera(self._cfg.source, params)
+            self._source = open_camera(self._cfg)
             self._ended = False
             self._stamp_offset_ns = None if self._last_stamp_ns else 0   # decided by the first frame
-        self.get_logger().info(f"camera source {self._cfg.source} at {self._cfg.fps:g} fps")
+        self.get_logger().info(f"camera source {self._cfg.source} at {self._cfg.frame.fps:g} fps")
 
     def start_work(self) -> None:
         if self._source is not None and self._thread is None:
@@ -103,7 +82,7 @@ class CameraNode(ManagedNode):
         if self._ended:
             return OK, "end of stream"
         silent_s = time.monotonic() - self._last_frame_wall
-        if silent_s > STALLED_AFTER_PERIODS / self._cfg.fps:
+        if silent_s > STALLED_AFTER_PERIODS / self._cfg.frame.fps:
             return ERROR, f"stalled: no frame for {silent_s:.1f} s ({source.status})"
         status = source.status
         return (OK if status == "ok" else WARN if "loading" in status else ERROR), status

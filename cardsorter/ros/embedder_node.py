@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cardsorter.backends.embedders import open_embedder
-from cardsorter.config import check_ranges, doc, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.errors import ImageError
 from cardsorter.core.types import CardEmbedding
 from cardsorter.msg import CardCropArray, CardEmbeddingArray
@@ -16,20 +15,9 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
-
-
-@dataclass(frozen=True)
-class EmbedderNodeConfig:
-    backend: str = doc("embedding backend: onnx (ONNX Runtime, CPU) or hailo (HailoRT, Hailo-8)")
-    model_manifest: str = doc("model manifest (yaml) next to the model file")
-    threads: int = doc("CPU threads for the onnx backend", lo=1)
-
-    def __post_init__(self) -> None:
-        if self.backend not in ("onnx", "hailo"):
-            raise ValueError(f"backend must be onnx or hailo, got '{self.backend}'")
-        check_ranges(self)
+from cardsorter.settings import EmbedderSettings
 
 
 class EmbedderNode(ManagedNode):
@@ -37,11 +25,11 @@ class EmbedderNode(ManagedNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("embedder", **kwargs)
-        self._cfg = declare_config(self, EmbedderNodeConfig)
+        self._cfg = declare_settings(self, EmbedderSettings)
         self._embedder: Any = None
         self._crops_sub: Any = None
         self._monitor = StageMonitor(self, f"embed ({self._cfg.backend})", hardware_id=f"embedder/{self._cfg.backend}")
-        self._inputs = InputGuard(self, self._monitor)
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input)
         self._pub = self.create_publisher(CardEmbeddingArray, "embeddings", qos.PIPELINE)
 
     def open_hardware(self) -> None:

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from cardsorter.config import doc, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
 from cardsorter.core.model_manifest import load_manifest
-from cardsorter.core.tracking import CardTracker, TrackerConfig
+from cardsorter.core.tracking import CardTracker
 from cardsorter.core.types import TrackEnd, TrackState
 from cardsorter.msg import CardCropArray, CardDetectionArray, CardIdentityArray
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
+from cardsorter.settings import FrameSelectorSettings
 
 # A frame waits this many newer frames for its detections (and vice versa) before it is dropped.
 PAIRING_BUFFER = 6
@@ -28,24 +28,17 @@ PAIRING_BUFFER = 6
 SETTLED_STATES = (TrackState.CONFIRMED, TrackState.AMBIGUOUS)
 
 
-@dataclass(frozen=True)
-class FrameSelectorNodeConfig:
-    frame_id: str = doc("frame id of the camera")
-    model_manifest: str = doc("model manifest (yaml) whose input size the crops are warped to")
-
-
 class FrameSelectorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("frame_selector", **kwargs)
-        self._cfg = declare_config(self, FrameSelectorNodeConfig)
+        self._cfg = declare_settings(self, FrameSelectorSettings, on_change={"gate": self._reconfigure})
         manifest = load_manifest(resolve_path(self._cfg.model_manifest))
-        self._tracker = CardTracker(declare_config(self, TrackerConfig, "tracker."))
-        self._selector = FrameSelector(declare_config(self, FrameSelectorConfig, "gate.", on_change=self._reconfigure),
-                                       manifest.input_size_wh)
+        self._tracker = CardTracker(self._cfg.tracker)
+        self._selector = FrameSelector(self._cfg.gate, manifest.input_size_wh)
         self._images: dict[int, Image] = {}
         self._detections: dict[int, CardDetectionArray] = {}
         self._monitor = StageMonitor(self, "track+gate+warp", report=self._gate_report)
-        self._inputs = InputGuard(self, self._monitor, monotonic=True,
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input, monotonic=True,
                                   on_rebase=lambda: self._publish_ends(self._tracker.restart()))
         self._tracks_pub = self.create_publisher(CardDetectionArray, "tracks", qos.PIPELINE)
         self._crops_pub = self.create_publisher(CardCropArray, "crops", qos.PIPELINE)

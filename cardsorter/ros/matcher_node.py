@@ -12,10 +12,9 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from cardsorter.backends.card_index import SearchConfig
 from cardsorter.config import resolve_path
 from cardsorter.core.errors import CardsorterError
-from cardsorter.core.matching import MatchBandsConfig, MatcherConfig, decide_match
+from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.types import CardRecord
 from cardsorter.db.database import ReferenceDatabase
@@ -23,8 +22,9 @@ from cardsorter.msg import CardEmbeddingArray, CardMatchArray
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
+from cardsorter.settings import MatcherSettings
 from cardsorter.srv import EnrolCard, ReloadDatabase
 
 LAST_EMBEDDINGS_KEPT = 256   # tracks whose latest embedding can be enrolled
@@ -33,17 +33,16 @@ LAST_EMBEDDINGS_KEPT = 256   # tracks whose latest embedding can be enrolled
 class MatcherNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("matcher", **kwargs)
-        self._cfg = declare_config(self, MatcherConfig)
-        self._bands = declare_config(self, MatchBandsConfig, "bands.", on_change=self._set_bands)
+        self._cfg = declare_settings(self, MatcherSettings, on_change={"bands": self._set_bands})
+        self._bands = self._cfg.bands
         self.add_on_set_parameters_callback(self._check_bands_against_database)
-        self._search = declare_config(self, SearchConfig, "search.")
-        manifest_path = declare_value(self, "model_manifest", str, "model manifest: its model id must match the database's")
-        self._model_id = load_manifest(resolve_path(manifest_path)).model_id
+        self._search = self._cfg.search
+        self._model_id = load_manifest(resolve_path(self._cfg.model_manifest)).model_id
         self._lock = threading.Lock()
         self._db, self._db_bands = self._load(self._cfg.database)
         self._last_embedding: dict[int, np.ndarray] = {}
         self._monitor = StageMonitor(self, "search+bands", health=self._health)
-        self._inputs = InputGuard(self, self._monitor)
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input)
         self._pub = self.create_publisher(CardMatchArray, "matches", qos.PIPELINE)
         self._status_pub = self.create_publisher(String, "database/status", qos.DATABASE_STATUS)
         self.create_subscription(CardEmbeddingArray, "embeddings", self._on_embeddings, qos.PIPELINE)
@@ -110,7 +109,7 @@ class MatcherNode(Node):
             return
         track_ids, vectors = embeddings
         with self._monitor.measure(), self._lock:
-            results = self._db.search(vectors, self._cfg.k) if track_ids else []
+            results = self._db.search(vectors, self._cfg.matching.k) if track_ids else []
             matches = [decide_match(tid, cands, self._db.art_group, self._db_bands)
                        for tid, cands in zip(track_ids, results)]
         for tid, vec in zip(track_ids, vectors):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from builtin_interfaces.msg import Duration
@@ -12,30 +11,19 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cardsorter.config import check_ranges, doc
 from cardsorter.core.overlay import STATE_COLOURS_BGR, draw_overlay, label_lines
 from cardsorter.core.types import Detection, Identity, TrackState
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, TrackEnd
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
+from cardsorter.settings import OverlayConfig, OverlaySettings
 
 PX_TO_M = 0.001          # markers: 1 image pixel = 1 mm in the camera image plane frame
 MARKER_LIFETIME_S = 0.5
 FRAME_BUFFER = 8         # images kept while waiting for the matching tracks message
-
-
-@dataclass(frozen=True)
-class OverlayConfig:
-    frame_id: str = doc("frame id of the camera image plane for markers")
-    publish_markers: bool = doc("publish visualization_msgs/MarkerArray on debug/markers")
-    publish_image: bool = doc("publish the annotated image on debug/image")
-    image_scale: float = doc("scale of the annotated image relative to the camera frame", lo=0.05, hi=2.0)
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
 
 
 def _vision_msgs() -> Any:
@@ -49,11 +37,12 @@ def _vision_msgs() -> Any:
 class OverlayNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("overlay", **kwargs)
-        self._cfg = declare_config(self, OverlayConfig, on_change=self._reconfigure)
+        self._settings = declare_settings(self, OverlaySettings, on_change={"view": self._reconfigure})
+        self._cfg = self._settings.view
         self._identities: dict[int, Identity] = {}
         self._images: dict[int, Image] = {}
         self._monitor = StageMonitor(self, "overlay")
-        self._inputs = InputGuard(self, self._monitor)
+        self._inputs = InputGuard(self, self._monitor, self._settings.input)
         self._image_pub = self.create_publisher(Image, "debug/image", qos.DEBUG)
         self._marker_pub = self.create_publisher(MarkerArray, "debug/markers", qos.DEBUG)
         vm = _vision_msgs()

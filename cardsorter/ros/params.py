@@ -1,11 +1,11 @@
-"""Typed parameter declaration: one ROS parameter per config-dataclass field, with its range and runtime rule."""
+"""declare_settings: a node's slice of the settings tree declared as typed ROS parameters, with ranges and runtime rules."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -17,8 +17,9 @@ from rclpy.exceptions import (
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from cardsorter.config import describe, from_params, value_range
 from cardsorter.core.errors import ConfigError
+from cardsorter.core.fields import value_range
+from cardsorter.settings import Leaf, build, every_parameter_name, leaves
 
 T = TypeVar("T")
 
@@ -57,60 +58,66 @@ def descriptor(name: str, annotation: Any, description: str, field: dataclasses.
     return desc
 
 
-def declare_value(node: Node, name: str, annotation: Any, description: str,
-                  field: dataclasses.Field[Any] | None = None, read_only: bool = True) -> Any:
-    """Declare one typed parameter without a default and return its value; ConfigError names it."""
-    ptype = parameter_type(annotation)
+def _declare(node: Node, leaf: Leaf, read_only: bool) -> Any:
+    """Declare one typed parameter without a default and return its value as rclpy holds it."""
+    ptype = parameter_type(leaf.annotation)
     try:
-        if node.has_parameter(name):  # declared from the overrides (nodes with source-specific blocks)
-            param = node.get_parameter(name)
-            if param.type_ != ptype and not (ptype == Parameter.Type.DOUBLE and param.type_ == Parameter.Type.INTEGER):
-                raise ConfigError(f"node '{node.get_name()}': parameter '{name}' must be {ptype.name.lower()}, "
-                                  f"got {param.value!r}")
-            value = param.value
-            return float(value) if ptype == Parameter.Type.DOUBLE else value
-        node.declare_parameter(name, ptype, descriptor(name, annotation, description, field, read_only))
-        value = node.get_parameter(name).value
+        node.declare_parameter(leaf.name, ptype,
+                               descriptor(leaf.name, leaf.annotation, leaf.description, leaf.field, read_only))
+        value = node.get_parameter(leaf.name).value
     except ParameterUninitializedException as err:
-        raise ConfigError(f"node '{node.get_name()}': missing parameter '{name}' ({description})") from err
+        raise ConfigError(f"node '{node.get_name()}': missing parameter '{leaf.name}' ({leaf.description})") from err
     except (InvalidParameterTypeException, InvalidParameterValueException) as err:
-        raise ConfigError(f"node '{node.get_name()}': parameter '{name}' has the wrong type or value: {err}") from err
+        raise ConfigError(f"node '{node.get_name()}': parameter '{leaf.name}' has the wrong type or value: {err}") from err
     return _plain(value)
 
 
 def _plain(value: Any) -> Any:
-    """Array parameters come back as array.array / tuples: the config checks take lists."""
+    """Array parameters come back as array.array / tuples: the settings take lists."""
     if isinstance(value, (str, bytes, bool, int, float)) or value is None:
         return value
     return list(value)
 
 
-def declare_config(node: Node, cls: type[T], prefix: str = "",
-                   on_change: Callable[[T], None] | None = None) -> T:
-    """Declare every field of config dataclass ``cls`` under ``prefix`` and build it.
+def declare_settings(node: Node, cls: type[T], on_change: Mapping[str, Callable[[Any], None]] | None = None) -> T:
+    """Declare every parameter of the node's settings ``cls`` (cardsorter.settings, sections walked
+    recursively) and build it with the same checks as ``load_settings``.
 
-    Without ``on_change`` the parameters are read only (a runtime change would be accepted and
-    ignored otherwise). With it, a runtime change is checked by the same config checks as at start
-    (``from_params``: types, declared ranges, ``__post_init__``), refused with their reason when
-    they fail, and the new config is handed to ``on_change`` once the parameters are set.
+    ``on_change`` maps a top-level field of ``cls`` (``"bands"``, ``"gate"``) to a callback: that
+    field's parameters may change at runtime; a change is checked by building the whole settings again
+    (types, declared ranges, each dataclass's rules), refused with the reason when it fails, and the new
+    value of the field handed to the callback once set. Every other parameter is read only.
+    A parameter the node was given that no node has (a misspelt key) is a ConfigError naming it.
     """
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        name = prefix + f.name
-        values[name] = declare_value(node, name, hints[f.name], describe(f), f, read_only=on_change is None)
+    callbacks = dict(on_change or {})
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(callbacks) - fields)
+    if unknown:
+        raise TypeError(f"on_change for {unknown}: {cls.__name__} has no such field")
+    every = leaves(cls)
+    writable = {leaf.name: leaf.path[0] for leaf in every if leaf.path[0] in callbacks}
+    values = {leaf.name: _declare(node, leaf, read_only=leaf.name not in writable) for leaf in every}
+    _refuse_unknown_overrides(node)
     try:
-        config = from_params(cls, values, prefix)
+        settings = build(cls, values)
     except ConfigError as err:
         raise ConfigError(f"node '{node.get_name()}': {err}") from err
-    guard_runtime_changes(node, cls, prefix, values, on_change)
-    return config
+    _guard_runtime_changes(node, cls, frozenset(values), writable, callbacks)
+    return settings
 
 
-def guard_runtime_changes(node: Node, cls: type[T], prefix: str, names: Iterable[str],
-                          on_change: Callable[[T], None] | None) -> None:
-    """Refuse runtime changes of ``names`` that fail ``cls``'s checks (all of them without on_change)."""
-    names = frozenset(names)
+def _refuse_unknown_overrides(node: Node) -> None:
+    """rcl hands a node its own block and the ``/**`` one: a key there that no node has is misspelt."""
+    given = getattr(node, "_parameter_overrides", {})
+    stray = sorted(name for name in given if not node.has_parameter(name) and name not in every_parameter_name())
+    if stray:
+        raise ConfigError(f"node '{node.get_name()}': unknown parameter(s) {', '.join(stray)}; valid: "
+                          f"{', '.join(sorted(node.get_parameters_by_prefix('').keys()))}")
+
+
+def _guard_runtime_changes(node: Node, cls: type[T], names: frozenset[str], writable: Mapping[str, str],
+                           on_change: Mapping[str, Callable[[Any], None]]) -> None:
+    """Refuse runtime changes of read-only ``names``, and of writable ones that fail ``cls``'s checks."""
 
     def current(changes: Mapping[str, Any]) -> dict[str, Any]:
         values = {n: _plain(node.get_parameter(n).value) for n in names}
@@ -121,30 +128,22 @@ def guard_runtime_changes(node: Node, cls: type[T], prefix: str, names: Iterable
         changes = {p.name: _plain(p.value) for p in params if p.name in names}
         if not changes:
             return SetParametersResult(successful=True)
-        if on_change is None:
-            return SetParametersResult(successful=False, reason=f"{', '.join(sorted(changes))}: {READ_ONLY_REASON}")
+        fixed = sorted(n for n in changes if n not in writable)
+        if fixed:
+            return SetParametersResult(successful=False, reason=f"{', '.join(fixed)}: {READ_ONLY_REASON}")
         try:
-            from_params(cls, current(changes), prefix)
+            build(cls, current(changes))
         except ConfigError as err:
             return SetParametersResult(successful=False, reason=f"refused: {err}")
         return SetParametersResult(successful=True)
 
     def apply(params: list[Parameter]) -> None:
-        if on_change is not None and any(p.name in names for p in params):
-            on_change(from_params(cls, current({}), prefix))
+        changed = {writable[p.name] for p in params if p.name in writable}
+        if changed:
+            settings = build(cls, current({}))
+            for field in sorted(changed):
+                on_change[field](getattr(settings, field))
 
     node.add_on_set_parameters_callback(check)
-    if on_change is not None:
+    if on_change:
         node.add_post_set_parameters_callback(apply)
-
-
-def refuse_runtime_changes(node: Node, why: str = READ_ONLY_REASON) -> None:
-    """Runtime changes of every parameter ``node`` has declared so far are refused with ``why``
-    (parameters declared from the overrides carry no read_only descriptor)."""
-    declared = frozenset(node.get_parameters_by_prefix("").keys())
-
-    def check(params: list[Parameter]) -> SetParametersResult:
-        refused = sorted(p.name for p in params if p.name in declared)
-        return SetParametersResult(successful=not refused, reason=f"{', '.join(refused)}: {why}" if refused else "")
-
-    node.add_on_set_parameters_callback(check)

@@ -20,10 +20,11 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from cardsorter.config import check_known_params, default_params_file, load_params_file
+from cardsorter.config import default_params_file
 from cardsorter.core.errors import CardsorterError, ConfigError
 from cardsorter.ros.graph import ALL_NODE_NAMES, NODE_NAMES, spec
 from cardsorter.ros.lifecycle import bring_up
+from cardsorter.settings import check_keys, flat_values, load_settings, typed_overrides
 
 log = logging.getLogger("cardsorter.runner")
 N = TypeVar("N", bound=Node)
@@ -31,10 +32,9 @@ N = TypeVar("N", bound=Node)
 
 def node_overrides(params_file: pathlib.Path, name: str,
                    overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[Parameter]:
-    table = load_params_file(params_file)
-    values = dict(table.get(name, table["**"]))
-    values.update((overrides or {}).get(name, {}))
-    return [Parameter(k, value=v) for k, v in values.items()]
+    """Node ``name``'s slice of the settings tree (with ``overrides``) as typed rclpy parameter overrides."""
+    settings = load_settings(params_file, {name: (overrides or {}).get(name, {})})
+    return [Parameter(k, value=v) for k, v in flat_values(getattr(settings, name)).items()]
 
 
 def graph_ros_arguments(params_file: pathlib.Path | None, namespace: str = "",
@@ -64,8 +64,9 @@ class Graph:
         unknown = set((overrides or {}).keys()) - set(ALL_NODE_NAMES)
         if unknown:
             raise ConfigError(f"overrides for unknown nodes: {sorted(unknown)}; valid: {', '.join(ALL_NODE_NAMES)}")
-        # every override must be a parameter the parameters file has (a misspelt one is not ignored)
-        check_known_params(overrides or {}, "overrides", load_params_file(params_file or default_params_file()))
+        # the file and the overrides are checked as the settings tree (a misspelt key is not ignored), and
+        # the overrides typed by it: `--set camera.fps=30` reaches rclpy as the double 30.0
+        typed = typed_overrides(load_settings(params_file, overrides), overrides or {})
         self._thread: threading.Thread | None = None
         self.context = Context()
         rclpy.init(context=self.context, args=["cardsorter", *graph_ros_arguments(params_file, namespace, ros_args)])
@@ -74,7 +75,7 @@ class Graph:
         try:
             for name in nodes:
                 node_cls = spec(name).load()
-                explicit = [Parameter(k, value=v) for k, v in (overrides or {}).get(name, {}).items()]
+                explicit = [Parameter(k, value=v) for k, v in typed.get(name, {}).items()]
                 node = node_cls(context=self.context, parameter_overrides=explicit)
                 self.nodes[name] = node
                 self.executor.add_node(node)
@@ -178,7 +179,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if not sep or not dot or node not in ALL_NODE_NAMES:
             raise ConfigError(f"--set {item!r}: expected NODE.PARAM=VALUE with NODE one of {', '.join(ALL_NODE_NAMES)}")
         o.setdefault(node, {})[param] = yaml.safe_load(raw)
-    check_known_params(o, "--set", load_params_file(args.params_file or default_params_file()))
+    check_keys(o, "--set")
     return o
 
 
@@ -193,7 +194,7 @@ def share_inventory_with_web(params_file: pathlib.Path | None, overrides: dict[s
     """The web view reads and corrects the sorter's inventory: give it the sorter's file unless told otherwise."""
     sorter = overrides.get("sorter", {}).get("inventory_path")
     if sorter is None:
-        sorter = load_params_file(params_file or default_params_file())["sorter"]["inventory_path"]
+        sorter = load_settings(params_file).sorter.inventory_path
     overrides.setdefault("web", {}).setdefault("inventory_path", sorter)
 
 

@@ -17,18 +17,20 @@ from cardsorter.msg import (
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
+from cardsorter.settings import SmootherSettings
 
 
 class SmootherNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("smoother", **kwargs)
-        self._frame_id = declare_value(self, "frame_id", str, "frame id of the camera")
-        self._smoother = TemporalSmoother(declare_config(self, SmootherConfig, on_change=self._reconfigure))
+        self._cfg = declare_settings(self, SmootherSettings, on_change={"smoothing": self._reconfigure})
+        self._frame_id = self._cfg.frame_id
+        self._smoother = TemporalSmoother(self._cfg.smoothing)
         self._monitor = StageMonitor(self, "smooth",
                                      report=lambda: {"active_tracks": str(self._smoother.active_tracks)})
-        self._inputs = InputGuard(self, self._monitor)
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input)
         self._pub = self.create_publisher(CardIdentityArray, "identities", qos.DECISIONS)
         self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)

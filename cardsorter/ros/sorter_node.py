@@ -12,7 +12,6 @@ import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -20,20 +19,14 @@ from rclpy.service import Service
 from rclpy.subscription import Subscription
 from std_msgs.msg import Header, String
 
-from cardsorter.backends.actuators import (
-    ACTUATOR_CONFIGS,
-    actuator_from_config,
-    config_prefix,
-)
-from cardsorter.config import check_ranges, doc, resolve_path
+from cardsorter.backends.actuators import actuator_from_config
+from cardsorter.config import resolve_path
 from cardsorter.core.errors import ActuatorError, InventoryError
-from cardsorter.core.flow_schedule import BeltConfig
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.sort_rules import load_rules
-from cardsorter.core.sorting import SorterConfig, SorterCore, SorterState
+from cardsorter.core.sorting import SorterCore, SorterState
 from cardsorter.core.sorting import SortEvent as CoreSortEvent
 from cardsorter.inventory import SortLogWriter, utc_now_iso
-from cardsorter.inventory_cards import SessionConfig
 from cardsorter.inventory_pg import is_url
 from cardsorter.inventory_store import open_inventory
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
@@ -41,27 +34,10 @@ from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config, declare_value
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
+from cardsorter.settings import SorterSettings
 from cardsorter.srv import SorterCommand
-
-
-@dataclass(frozen=True)
-class SorterNodeConfig:
-    frame_id: str = doc("frame id of the camera")
-    actuator_kind: str = doc("actuator driver: simulated | pca9685 | gpio | serial")
-    inventory_path: str = doc("inventory: SQLite file, or postgresql:// URL shared by several stations (append-only; "
-                              "one row per physical card)")
-    sort_log: str = doc("sort log CSV written as cards are sorted (empty: none)")
-    clock_tick_ms: float = doc(
-        "0: time is only the newest frame stamp (replay: identical decisions on any machine); > 0: every "
-        "tick extrapolates that stamp by the wall time since the frame arrived, so gates fire on time "
-        "between frames and after a dropped frame (the robot)", lo=0.0)
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
-        if self.actuator_kind not in ACTUATOR_CONFIGS:
-            raise ValueError(f"actuator_kind must be one of {sorted(ACTUATOR_CONFIGS)}, got '{self.actuator_kind}'")
 
 
 class SorterNode(ManagedNode):
@@ -69,21 +45,19 @@ class SorterNode(ManagedNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sorter", **kwargs)
-        self._cfg = declare_config(self, SorterNodeConfig)
-        self._core_config = declare_config(self, SorterConfig)
-        self._belt = declare_config(self, BeltConfig, "flow.")
+        self._cfg = declare_settings(self, SorterSettings)
+        self._core_config = self._cfg.core
+        self._belt = self._cfg.flow
         self._rules = load_rules(resolve_path(self._core_config.rules_file))
-        self._actuator_cfg = declare_config(self, ACTUATOR_CONFIGS[self._cfg.actuator_kind],
-                                            config_prefix(self._cfg.actuator_kind))
-        self._manifest = load_manifest(resolve_path(declare_value(
-            self, "model_manifest", str, "model manifest: its id is recorded in inventory rows")))
+        self._actuator_cfg = self._cfg.actuator.of(self._cfg.actuator_kind)
+        self._manifest = load_manifest(resolve_path(self._cfg.model_manifest))
         self._lock = threading.Lock()
         self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
         self._work: list[Any] = []   # subscriptions, service and timer of the active state
-        self._session_cfg = declare_config(self, SessionConfig, "session.")
+        self._session_cfg = self._cfg.session
         self._monitor = StageMonitor(self, f"sort ({self._core_config.mode}, {self._cfg.actuator_kind})",
                                      health=self._health, hardware_id=f"actuator/{self._cfg.actuator_kind}")
-        self._inputs = InputGuard(self, self._monitor, on_rebase=self._on_clock_jump)
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input, on_rebase=self._on_clock_jump)
 
     def open_hardware(self) -> None:
         core_cfg, manifest, session = self._core_config, self._manifest, self._session_cfg

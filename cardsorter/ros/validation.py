@@ -24,7 +24,6 @@ from cardsorter.msg import CardDetectionArray, CardEmbeddingArray, CardIdentityA
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.ros import conversions
 from cardsorter.ros.diagnostics import StageMonitor
-from cardsorter.ros.params import declare_config
 
 WARN_PERIOD_S = 5.0   # at most one warning per topic this often; the diagnostics count every drop
 RECENT_REASONS = 32   # reasons kept per topic (tests, debugging)
@@ -35,15 +34,15 @@ class InputGuard:
     used (None or fewer items when something was dropped); every drop is counted in the node's
     /diagnostics (``dropped_<topic>``) and warned about, throttled per topic, naming topic and reason.
 
-    ``monotonic``: the node needs increasing stamps (the tracker); ``on_rebase`` runs when the
-    stamp guard adopts a real clock jump.
+    ``config``: the node's ``input`` settings; ``monotonic``: the node needs increasing stamps (the
+    tracker); ``on_rebase`` runs when the stamp guard adopts a real clock jump.
     """
 
-    def __init__(self, node: Node, monitor: StageMonitor, monotonic: bool = False,
+    def __init__(self, node: Node, monitor: StageMonitor, config: InputChecksConfig, monotonic: bool = False,
                  on_rebase: Callable[[], None] | None = None) -> None:
         self._node = node
         self._monitor = monitor
-        self.config = declare_config(node, InputChecksConfig, "input.")
+        self.config = config
         self._clock = StampGuard(self.config.stamp_horizon_ns, self.config.stamp_rebase_messages, monotonic)
         self._on_rebase = on_rebase
         self._warned_s: dict[str, float] = {}

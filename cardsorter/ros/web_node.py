@@ -7,7 +7,6 @@ import json
 import pathlib
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -19,7 +18,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from cardsorter.config import doc, resolve_path
+from cardsorter.config import resolve_path
 from cardsorter.core.errors import CardsorterError, ImageError, InventoryError
 from cardsorter.core.types import CardRecord, TrackState
 from cardsorter.db.store import DELTA_DIR, TemplateRow, read_block
@@ -30,8 +29,9 @@ from cardsorter.msg import CardCropArray, CardIdentityArray, CardMatchArray, Sor
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.main import run_node
-from cardsorter.ros.params import declare_config
+from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
+from cardsorter.settings import WebSettings
 from cardsorter.srv import EnrolCard, SorterCommand
 from cardsorter.web.security import is_loopback, load_or_create_token
 from cardsorter.web.server import WebConfig, WebServer
@@ -44,21 +44,6 @@ EXPORTS = ("csv", *FORMATS)
 """The inventory page's downloads: our full CSV and every marketplace file of `inventory export`."""
 _COMMANDS = {"pause": SorterCommand.Request.PAUSE, "resume": SorterCommand.Request.RESUME,
              "stop": SorterCommand.Request.STOP}
-
-
-@dataclass(frozen=True)
-class WebNodeConfig:
-    host: str = doc("address to listen on: loopback by default; anything else requires the access token")
-    port: int = doc("TCP port (0: any free port, printed at start)")
-    frame_fps: float = doc("most camera images per second sent to each browser")
-    max_body_bytes: int = doc("largest request body accepted")
-    token_file: str = doc("access token file (created 0600 on first start) used when host is not loopback")
-    inventory_path: str = doc("the sorter's inventory SQLite file (read, and corrected from the review queue)")
-    reference_images: str = doc("folder of the database's reference images, shown next to candidates (empty: none)")
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be 0..65535, got {self.port}")
 
 
 class _Catalogue:
@@ -87,7 +72,7 @@ class _Catalogue:
 class WebNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("web", **kwargs)
-        self._cfg = declare_config(self, WebNodeConfig)
+        self._cfg = declare_settings(self, WebSettings)
         token = None
         if not is_loopback(self._cfg.host):
             token, created = load_or_create_token(resolve_path(self._cfg.token_file))
@@ -102,7 +87,7 @@ class WebNode(Node):
         self._last_frame_ns = 0
         self._state = LiveState()
         self._monitor = StageMonitor(self, "web view")
-        self._inputs = InputGuard(self, self._monitor)
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input)
         group = ReentrantCallbackGroup()
         self._command: Client = self.create_client(SorterCommand, "sorter/command", callback_group=group)
         self._enrol: Client = self.create_client(EnrolCard, "matcher/enrol_card", callback_group=group)

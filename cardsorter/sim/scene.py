@@ -15,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cardsorter.config import doc
 from cardsorter.core.errors import ConfigError, ImageError
+from cardsorter.core.fields import doc
 from cardsorter.core.types import Quad
 
 MODES = ("belt", "station")
