@@ -10,7 +10,7 @@ import pytest
 from cardsorter.config import default_params_file, load_params_file, params_file_blocks
 from cardsorter.core.errors import ConfigError
 from cardsorter.core.fields import doc
-from cardsorter.settings import NODE_SETTINGS, build, load_settings, parameter_names
+from cardsorter.settings import NODE_SETTINGS, build, load_settings, parameter_names, typed_overrides
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,13 @@ def test_overrides_are_typed_once_and_an_integer_is_a_float() -> None:
     settings = load_settings(overrides={"camera": {"fps": 10, "synthetic.nuisance.glare": 0}})
     assert settings.camera.frame.fps == 10.0 and isinstance(settings.camera.frame.fps, float)
     assert settings.camera.synthetic.nuisance.glare == 0.0
+
+
+def test_set_overrides_reach_rclpy_as_the_parameter_type() -> None:
+    overrides = {"camera": {"fps": 30, "synthetic.background_bgr": [1, 2, 3]}}
+    typed = typed_overrides(load_settings(overrides=overrides), overrides)
+    assert typed == {"camera": {"fps": 30.0, "synthetic.background_bgr": [1, 2, 3]}}
+    assert isinstance(typed["camera"]["fps"], float)
 
 
 @pytest.mark.parametrize(("overrides", "named"), [

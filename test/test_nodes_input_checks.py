@@ -13,6 +13,7 @@ from rclpy.parameter import Parameter
 from rosutil import Collector, make_world, overrides, ros_context, spin_until, started
 from std_msgs.msg import String
 
+from cardsorter.core.errors import ConfigError
 from cardsorter.core.sorting import SorterState
 from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
 from cardsorter.ros import conversions as cv
@@ -55,6 +56,32 @@ def test_a_runtime_change_is_checked_like_the_file_and_applied_or_refused_with_a
         assert node._smoother._config.confirm_views == 4, "an accepted change takes effect"
         (read_only,) = node.set_parameters([Parameter("input.stamp_horizon_s", value=60.0)])
         assert not read_only.successful and node._inputs.config.stamp_horizon_s == 5.0
+
+
+def test_a_misspelt_parameter_given_to_a_node_fails_at_start_naming_the_valid_ones() -> None:
+    with ros_context() as (context, _), pytest.raises(ConfigError) as err:
+        SmootherNode(context=context, parameter_overrides=[*overrides("smoother"), Parameter("confirm_veiws", value=3)])
+    assert "unknown parameter(s) confirm_veiws" in str(err.value) and "confirm_views" in str(err.value)
+
+
+def test_the_sorter_refuses_encoder_belt_speed_at_start_because_nothing_passes_encoder_ticks() -> None:
+    params = [Parameter(p.name, value="encoder") if p.name == "flow.speed_source" else p for p in overrides("sorter")]
+    with ros_context() as (context, _), pytest.raises(ConfigError, match="encoder tick source"):
+        SorterNode(context=context, parameter_overrides=params)
+
+
+def test_the_camera_declares_every_source_block_typed_and_read_only() -> None:
+    from cardsorter.ros.camera_node import CameraNode
+
+    with ros_context() as (context, executor):
+        node = CameraNode(context=context, parameter_overrides=overrides("camera", source="none"))
+        executor.add_node(node)
+        seed, score = node.describe_parameter("synthetic.seed"), node.describe_parameter("imx500.score_min")
+        assert seed.type == ParameterType.PARAMETER_INTEGER and seed.read_only
+        assert score.type == ParameterType.PARAMETER_DOUBLE and score.read_only
+        (refused,) = node.set_parameters([Parameter("synthetic.seed", value=8)])
+        assert not refused.successful and "read only" in refused.reason
+        assert node._cfg.synthetic.scene.seed == node.get_parameter("synthetic.seed").value == 7
 
 
 def test_cross_field_checks_refuse_a_runtime_change_too(world: dict[str, pathlib.Path]) -> None:
