@@ -80,7 +80,7 @@ def test_the_camera_declares_every_source_block_typed_and_read_only() -> None:
         assert seed.type == ParameterType.PARAMETER_INTEGER and seed.read_only
         assert score.type == ParameterType.PARAMETER_DOUBLE and score.read_only
         (refused,) = node.set_parameters([Parameter("synthetic.seed", value=8)])
-        assert not refused.successful and "read only" in refused.reason
+        assert not refused.successful and "read-only" in refused.reason
         assert node._cfg.synthetic.scene.seed == node.get_parameter("synthetic.seed").value == 7
 
 
