@@ -14,7 +14,6 @@ import numpy as np
 from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.core.errors import ImageError
 from cardsorter.imagefiles import MIN_STILL_SIDE_PX, read_image_file
-from cardsorter.settings import load_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def detector_from_params(params_file: str | None = None) -> CardFinder:
+    from cardsorter.settings import load_settings
+
     return open_detector(load_settings(params_file).camera.detector)
 
 
@@ -78,6 +79,7 @@ def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     from cardsorter.core.warp import warp_card
     from cardsorter.db.database import ReferenceDatabase
     from cardsorter.db.identify import identify_crops
+    from cardsorter.settings import load_settings
 
     settings = load_settings(args.params)
     embedder_settings, matcher = settings.embedder, settings.matcher
