@@ -24,18 +24,11 @@ NOT_YET_STRICT = frozenset({
     "cardsorter/cli/demo.py",
     "cardsorter/ros/bags.py",
     "cardsorter/ros/camera_node.py",
-    "cardsorter/ros/embedder_node.py",
     "cardsorter/ros/frame_selector_node.py",
-    "cardsorter/ros/lifecycle.py",
     "cardsorter/ros/main.py",
-    "cardsorter/ros/matcher_node.py",
     "cardsorter/ros/overlay_node.py",
-    "cardsorter/ros/qos.py",
     "cardsorter/ros/runner.py",
-    "cardsorter/ros/smoother_node.py",
     "cardsorter/ros/sorter_node.py",
-    "cardsorter/ros/validation.py",
-    "cardsorter/ros/web_node.py",
 })
 
 _ERROR_LINE = re.compile(r"^(?P<path>[^:\s]+\.pyi?):\d+(?::\d+)?: error: ")
