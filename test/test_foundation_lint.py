@@ -1,4 +1,4 @@
-"""Static checks the style guide asks for: mypy --strict on the whole package, ruff on everything."""
+"""Static checks the style guide asks for: mypy --strict on the whole package (and training/), ruff on everything."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def run(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 @functools.cache
 def mypy_errors_by_file() -> dict[str, list[str]]:
-    """One `mypy --strict` run over the files pyproject.toml names (the package): its error lines by file."""
+    """One `mypy --strict` run over the files pyproject.toml names (cardsorter/, training/): its error lines by file."""
     out = run(sys.executable, "-m", "mypy", "--strict")
     # 0: clean, 1: type errors; anything else (2) is a crash or a configuration error, not a verdict.
     assert out.returncode in (0, 1), out.stdout + out.stderr
