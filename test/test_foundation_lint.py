@@ -25,7 +25,6 @@ NOT_YET_STRICT = frozenset({
     "cardsorter/ros/bags.py",
     "cardsorter/ros/camera_node.py",
     "cardsorter/ros/frame_selector_node.py",
-    "cardsorter/ros/main.py",
     "cardsorter/ros/overlay_node.py",
     "cardsorter/ros/runner.py",
     "cardsorter/ros/sorter_node.py",
