@@ -22,7 +22,6 @@ NOT_YET_STRICT = frozenset({
     "cardsorter/bench/search.py",
     "cardsorter/cli/bags.py",
     "cardsorter/cli/demo.py",
-    "cardsorter/ros/bags.py",
     "cardsorter/ros/camera_node.py",
     "cardsorter/ros/frame_selector_node.py",
     "cardsorter/ros/overlay_node.py",
