@@ -637,7 +637,9 @@ def read_sort_log(path: str | pathlib.Path) -> list[SortLogSession]:
     except OSError as err:
         raise InventoryError(f"cannot read sort log {path}: {err}") from err
     sessions: list[SortLogSession] = []
-    header, sid, rows, damaged = "", "", [], []
+    header, sid = "", ""
+    rows: list[dict[str, str]] = []
+    damaged: list[str] = []
 
     def close() -> None:
         if header or rows or damaged:

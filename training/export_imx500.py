@@ -251,9 +251,10 @@ def evaluate(run: Callable[[Any], tuple[Any, Any]], images: Any, labels: list[li
                 e_rot = float(np.linalg.norm(np.roll(f, 2, axis=0) - q, axis=1).max())
                 errors.append(100.0 * min(e_same, e_rot) / diag)
                 orient_ok += int(e_same <= e_rot)
-            false_pos += sum(int(di not in used and not any(
+            unmatched = [di for di in range(len(dets)) if di not in used and not any(
                 BoxPx.from_quad(tuple(map(tuple, q))).iou(dets[di].bbox_px) > 0.3  # type: ignore[arg-type]
-                for q, _ in labels[i])) for di in range(len(dets)))
+                for q, _ in labels[i])]
+            false_pos += len(unmatched)
     figures = {"cards": float(expected), "recall": found / max(1, expected),
                "precision": found / max(1, found + false_pos),
                "corner_err_mean_pct": float(np.mean(errors)) if errors else math.nan,
@@ -377,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_report is not None:
         if args.manifest is None:
             raise SystemExit("--from-report needs --manifest")
-        report = json.loads(args.from_report.read_text(encoding="utf-8"))
-        update_manifest(args.manifest, manifest_section(report))
+        saved_report = json.loads(args.from_report.read_text(encoding="utf-8"))
+        update_manifest(args.manifest, manifest_section(saved_report))
         print(f"updated {args.manifest} (imx500 section) from {args.from_report}")
         return 0
 

@@ -70,7 +70,8 @@ def card_classes(images_dir: pathlib.Path, holdout: float) -> tuple[list[pathlib
     from cardsorter.core.errors import DatabaseError
     from cardsorter.db.names import list_reference_images, parse_reference_name
 
-    train, held = [], []
+    train: list[pathlib.Path] = []
+    held: list[pathlib.Path] = []
     for p in list_reference_images(images_dir):
         try:
             card = parse_reference_name(p.name).card_id
@@ -90,7 +91,10 @@ def load_images(paths: Sequence[pathlib.Path], w: int, h: int,
     from cardsorter.db.build import read_image
     from cardsorter.db.names import parse_reference_name
 
-    images, labels, classes, kept = [], [], {}, []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    classes: dict[str, int] = {}
+    kept: list[pathlib.Path] = []
     for p in paths:
         try:
             img = read_image(p)

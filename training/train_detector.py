@@ -177,9 +177,10 @@ def evaluate(model: CardDet, cache: Cache, limit: int = 400) -> dict[str, float]
                     errors.append(100.0 * min(e_same, e_rot) / diag)
                     orient_n += 1
                     orient_ok += int(e_same <= e_rot)
-                false_pos += sum(1 for di in range(len(dets)) if di not in used
-                                 and not any(BoxPx.from_quad(tuple(map(tuple, q))).iou(dets[di].bbox_px) > 0.3  # type: ignore[arg-type]
-                                             for q, _ in cache.labels[i]))
+                unmatched = [di for di in range(len(dets)) if di not in used
+                             and not any(BoxPx.from_quad(tuple(map(tuple, q))).iou(dets[di].bbox_px) > 0.3  # type: ignore[arg-type]
+                                         for q, _ in cache.labels[i])]
+                false_pos += len(unmatched)
     model.train()
     recall = found / max(1, expected)
     precision = found / max(1, found + false_pos)
@@ -197,7 +198,7 @@ def _inside(q: np.ndarray, margin: float = 2.0) -> bool:
 
 def export(ckpt_path: Path, out_dir: Path, extra: dict[str, Any] | None = None) -> Path:
     """ONNX (static 1x3x192x256, opset 17) + models/carddet.yaml; checks onnxruntime against torch."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]  # ships no type information
     import yaml
 
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)

@@ -67,7 +67,7 @@ def resize_cards(cards: list[np.ndarray], w: int, h: int) -> np.ndarray:
     return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in cards])
 
 
-class AugmentedCards(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+class AugmentedCards(torch.utils.data.IterableDataset):
     """Endless batches of (augmented card, class) drawn uniformly; deterministic per seed and worker."""
 
     def __init__(self, images: np.ndarray, batch: int, seed: int) -> None:
@@ -114,7 +114,7 @@ def quick_eval(model: CardNet, cfg: TrainConfig) -> dict[str, float]:
 
 def export_onnx(model: CardNet, path: Path, input_w: int, input_h: int) -> float:
     """Export (opset 17, dynamic batch) and return max |onnxruntime - torch| on a random batch."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]  # ships no type information
 
     model.eval()
     x = torch.randn(3, 3, input_h, input_w)

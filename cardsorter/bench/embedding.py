@@ -81,7 +81,8 @@ def raw_pixels(images: list[np.ndarray]) -> np.ndarray:
     x = np.stack([cv2.resize(im, (16, 22), interpolation=cv2.INTER_AREA) for im in images]).astype(np.float32)
     x = x.reshape(len(images), -1)
     x -= x.mean(axis=1, keepdims=True)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+    return unit
 
 
 def hist_gradients(images: list[np.ndarray]) -> np.ndarray:
@@ -104,7 +105,8 @@ def hist_gradients(images: list[np.ndarray]) -> np.ndarray:
         f = np.concatenate([hist / max(hist.sum(), 1e-9), grad / max(grad.sum(), 1e-9)])
         feats.append(np.sqrt(f))
     x = np.stack(feats).astype(np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+    unit: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
+    return unit
 
 
 def model_descriptor(embedder: Embedder, batch: int = 32) -> Descriptor:

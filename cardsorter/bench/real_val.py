@@ -140,7 +140,7 @@ def evaluate(images: Sequence[RealImage], detect: Callable[[np.ndarray], list[De
             if d.orientation != Orientation.UNKNOWN:
                 r["orient_known"] += 1
                 r["orient_ok"] += int(same <= rot)
-            det_crops.append(warp_card(frame, d.quad_px, crop_wh))
+            det_crops.append(warp_card(frame, _as_quad(f), crop_wh))
     out: dict[str, Any] = {}
     for s, r in per.items():
         errs = r["errors_pct"]

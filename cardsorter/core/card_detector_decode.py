@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -115,7 +116,11 @@ def local_maxima(heat: np.ndarray, threshold: float, limit: int) -> list[tuple[i
     return [(int(rows[i]), int(cols[i]), float(values[i])) for i in order]
 
 
-def cell_centre_px(row: float, col: float, stride: int = STRIDE) -> tuple[float, float]:
+_Cell = TypeVar("_Cell", float, np.ndarray)
+
+
+def cell_centre_px(row: _Cell, col: _Cell, stride: int = STRIDE) -> tuple[_Cell, _Cell]:
+    """The input-pixel centre (x, y) of grid cell (row, col); elementwise for arrays of rows and columns."""
     return ((col + 0.5) * stride - 0.5, (row + 0.5) * stride - 0.5)
 
 

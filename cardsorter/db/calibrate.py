@@ -194,9 +194,9 @@ def measure(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callabl
         if (not q_idx and not len(clean_rows)) or not len(rest):
             continue
         queries = np.concatenate([views.vectors[q_idx], vectors[clean_rows]])
-        truth = [views.truth[i] for i in q_idx] + [row_cards[r] for r in clean_rows]
+        truth = [views.truth[i] for i in q_idx] + [row_cards[int(r)] for r in clean_rows]
         nuis = [views.nuisance[i] for i in q_idx] + [CLEAN] * len(clean_rows)
-        rest_cards = [row_cards[r] for r in rest]
+        rest_cards = [row_cards[int(r)] for r in rest]
         parts.append(_stats(queries, truth, nuis, vectors[rest], rest_cards, art_group_of,
                             max(1, tmax)))
     if not parts:

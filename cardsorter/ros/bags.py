@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rclpy.context import Context
 from rclpy.node import Node
@@ -30,6 +30,9 @@ from cardsorter.msg import (
     TrackEnd,
 )
 from cardsorter.ros import conversions, qos
+
+if TYPE_CHECKING:
+    from rosbags.rosbag2 import Writer
 
 log = logging.getLogger("cardsorter.bags")
 
@@ -82,8 +85,7 @@ class BagRecorder(Node):
     def __init__(self, path: pathlib.Path, topics: Sequence[str], context: Context | None = None,
                  compress: bool = True) -> None:
         super().__init__("bag_recorder", context=context)
-        from rosbags.rosbag2 import StoragePlugin, Writer
-        from rosbags.rosbag2.writer import CompressionFormat, CompressionMode
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
         unknown = [t for t in topics if t.lstrip("/") not in TOPICS]
         if unknown:
@@ -91,7 +93,7 @@ class BagRecorder(Node):
         if path.exists():
             raise BagError(f"{path} exists already: a bag is never overwritten")
         self._lock = threading.Lock()
-        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer: Writer | None = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         if compress:  # zstd chunks inside the MCAP file: ros2 bag play reads them as they are
             self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()
@@ -128,7 +130,7 @@ class BagFrame:
 
 
 def find_image_topic(connections: Sequence[Any], wanted: str | None) -> str:
-    images = [c.topic for c in connections if c.msgtype == "sensor_msgs/msg/Image"]
+    images: list[str] = [c.topic for c in connections if c.msgtype == "sensor_msgs/msg/Image"]
     if wanted:
         if _ros_topic(wanted.lstrip("/")) not in images and wanted not in images:
             raise BagError(f"image topic {wanted} not in the bag (image topics: {images or 'none'})")

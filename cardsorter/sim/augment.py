@@ -42,8 +42,8 @@ def sleeve_glare(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     streak_off = rng.uniform(-0.3, 0.3) * w
     d = np.abs((xx - cx - streak_off) * sa - (yy - cy) * ca) / (rng.uniform(0.01, 0.04) * w)
     mask = np.maximum(mask, np.exp(-0.5 * d * d) * rng.uniform(0.2, 0.6))
-    out = img.astype(np.float32) * (1 - mask[..., None]) + 255.0 * mask[..., None]
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out: np.ndarray = img.astype(np.float32) * (1 - mask[..., None]) + 255.0 * mask[..., None]
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def matte_haze(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +52,7 @@ def matte_haze(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     veil = rng.uniform(0.12, 0.3)
     soft = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.2))
     out = soft.astype(np.float32) * (1 - veil) + rng.uniform(190, 235) * veil
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def scuffs(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -67,8 +67,8 @@ def scuffs(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         p2 = (int(p1[0] + length * math.cos(a)), int(p1[1] + length * math.sin(a)))
         cv2.line(layer, p1, p2, int(rng.integers(80, 200)), 1, cv2.LINE_AA)
     alpha = layer.astype(np.float32)[..., None] / 255.0
-    out = img.astype(np.float32) * (1 - alpha) + 235.0 * alpha
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out: np.ndarray = img.astype(np.float32) * (1 - alpha) + 235.0 * alpha
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -78,7 +78,7 @@ def motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kernel = np.zeros((length, length), np.float32)
     kernel[length // 2, :] = 1.0
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    kernel = cv2.warpAffine(kernel, rot, (length, length)).astype(np.float32, copy=False)
     kernel /= max(float(kernel.sum()), 1e-6)
     return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REPLICATE)
 
@@ -94,7 +94,7 @@ def hand_shadow(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A soft-edged shadow (hand, arm, gantry) darkening part of the card."""
     _check(img)
     h, w = img.shape[:2]
-    mask = np.zeros((h, w), np.float32)
+    mask: np.ndarray = np.zeros((h, w), np.float32)
     centre = np.array([rng.uniform(-0.2, 1.2) * w, rng.uniform(-0.2, 1.2) * h])
     pts = centre + rng.normal(0, 0.35, (6, 2)) * np.array([w, h])
     hull = cv2.convexHull(pts.astype(np.int32))
@@ -102,7 +102,7 @@ def hand_shadow(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     mask = cv2.GaussianBlur(mask, (0, 0), 0.05 * w)
     dark = rng.uniform(0.35, 0.65)
     out = img.astype(np.float32) * (1 - dark * mask[..., None])
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def holo_rainbow(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -114,8 +114,8 @@ def holo_rainbow(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
     spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (0.4 * max(h, w)) ** 2))
     alpha = (rng.uniform(0.15, 0.35) + 0.25 * spot)[..., None]
-    out = img.astype(np.float32) * (1 - alpha) + rainbow.astype(np.float32) * alpha
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out: np.ndarray = img.astype(np.float32) * (1 - alpha) + rainbow.astype(np.float32) * alpha
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def perspective(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +137,7 @@ def colour_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
     out = (out - 128.0) * rng.uniform(0.75, 1.25) + 128.0 + rng.uniform(-30, 30)
     out *= rng.uniform(0.88, 1.12, 3)[None, None, :]
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return out.clip(0, 255).astype(np.uint8)
 
 
 def occlusion(img: np.ndarray, rng: np.random.Generator, fraction: float = 0.2) -> np.ndarray:

@@ -204,7 +204,7 @@ def _procedural_art(seed: int, w: int, h: int, palette_bgr: tuple[int, int, int]
     img = (c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None])
     freq = rng.uniform(2, 7)
     img += 25 * np.sin(xx[..., None] / w * freq * math.pi + rng.uniform(0, 6, 3))
-    art = np.clip(img, 0, 255).astype(np.uint8)
+    art: np.ndarray = np.clip(img, 0, 255).astype(np.uint8)
     horizon = int(h * rng.uniform(0.55, 0.8))
     ground = tuple(int(v) for v in rng.integers(20, 200, 3))
     pts = [(0, horizon)] + [(int(x), int(horizon + rng.integers(-12, 12))) for x in np.linspace(0, w, 6)]

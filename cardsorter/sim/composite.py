@@ -69,7 +69,7 @@ def procedural_background(rng: np.random.Generator, size_wh: tuple[int, int],
     w, h = size_wh
     base = tint_bgr.astype(np.float32) if tint_bgr is not None else rng.uniform(0, 255, 3).astype(np.float32)
     kind = int(rng.integers(6))
-    img = np.empty((h, w, 3), np.float32)
+    img: np.ndarray = np.empty((h, w, 3), np.float32)
     img[:] = base
     if kind == 0:      # plain with fine texture
         img += rng.uniform(2, 14) * _noise_field(rng, h, w, int(rng.integers(1, 6)))[..., None]
@@ -102,9 +102,9 @@ def procedural_background(rng: np.random.Generator, size_wh: tuple[int, int],
                           -1 if rng.random() < 0.8 else int(rng.integers(1, 4)))
     else:              # procedural "art" (the card generator's own texture maker)
         from cardsorter.sim.catalog import _procedural_art
-        art = _procedural_art(int(rng.integers(1 << 30)), w, h, tuple(int(v) for v in base))  # type: ignore[arg-type]
+        art = _procedural_art(int(rng.integers(1 << 30)), w, h, (int(base[0]), int(base[1]), int(base[2])))
         img = art.astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return img.clip(0, 255).astype(np.uint8)
 
 
 def _background(backgrounds: Sequence[np.ndarray], rng: np.random.Generator, size_wh: tuple[int, int],
@@ -204,7 +204,7 @@ def _finger(canvas: np.ndarray, rng: np.random.Generator, target: np.ndarray, ca
     tip = target - out * rng.uniform(0.0, 0.15) * card_long_px
     base = target + out * rng.uniform(0.4, 1.0) * card_long_px
     width = max(3, round(rng.uniform(0.07, 0.13) * card_long_px))
-    layer = np.zeros(canvas.shape[:2], np.float32)
+    layer: np.ndarray = np.zeros(canvas.shape[:2], np.float32)
     cv2.line(layer, (round(tip[0]), round(tip[1])), (round(base[0]), round(base[1])), 1.0, width, cv2.LINE_AA)
     layer = cv2.GaussianBlur(layer, (0, 0), max(0.6, 0.12 * width))
     shade = cv2.GaussianBlur(layer, (0, 0), max(1.0, 0.3 * width))
@@ -221,7 +221,7 @@ def _hand(canvas: np.ndarray, rng: np.random.Generator, card_long_px: float, car
     edges = [np.array([card_centre[0], h + 0.3 * card_long_px]), np.array([-0.3 * card_long_px, card_centre[1]]),
              np.array([w + 0.3 * card_long_px, card_centre[1]]), np.array([card_centre[0], -0.3 * card_long_px])]
     palm = edges[int(rng.integers(4))] + rng.normal(0, 0.2 * card_long_px, 2)
-    layer = np.zeros((h, w), np.float32)
+    layer: np.ndarray = np.zeros((h, w), np.float32)
     r = rng.uniform(0.3, 0.55) * card_long_px
     cv2.ellipse(layer, (round(palm[0]), round(palm[1])), (round(r), round(r * 0.8)), float(rng.uniform(0, 180)), 0,
                 360, 1.0, -1, cv2.LINE_AA)
@@ -236,9 +236,9 @@ def _hand(canvas: np.ndarray, rng: np.random.Generator, card_long_px: float, car
     layer = cv2.GaussianBlur(layer, (0, 0), 1.0)
     shade = cv2.GaussianBlur(layer, (0, 0), 0.08 * card_long_px + 1)
     colour = tone[None, None, :] * (0.6 + 0.5 * shade[..., None])
-    a = layer[..., None]
-    canvas *= 1 - a
-    canvas += colour * a
+    alpha = layer[..., None]
+    canvas *= 1 - alpha
+    canvas += colour * alpha
 
 
 def _distractor(canvas: np.ndarray, rng: np.random.Generator, size_wh: tuple[int, int]) -> None:
@@ -272,7 +272,7 @@ def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         d2 = ((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2
         img = img * (1.0 - rng.uniform(0.2, 0.8) * d2)[..., None]
     if rng.random() < 0.35:  # a soft shadow (a hand, the phone) over part of the scene
-        layer = np.zeros((h, w), np.float32)
+        layer: np.ndarray = np.zeros((h, w), np.float32)
         centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         axes = (int(rng.integers(w // 8, w // 2)), int(rng.integers(h // 8, h // 2)))
         cv2.ellipse(layer, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
@@ -289,7 +289,7 @@ def _lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    out = np.clip(img, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.25:
         out = augment.motion_blur(out, rng)
     elif rng.random() < 0.25:
@@ -299,8 +299,9 @@ def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             out.astype(np.float32) + rng.normal(0, rng.uniform(1, 6), out.shape), 0, 255).astype(np.uint8)
     if rng.random() < 0.6:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 95))])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:
+            out = decoded
     return out
 
 
@@ -337,7 +338,7 @@ def compose(faces: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray], rng:
     base_angle = 0.0 if rng.random() < 0.75 else rng.uniform(0, 2 * math.pi)
     for i, (img, alpha) in enumerate(card_imgs):
         long_px = h * long_frac * rng.uniform(0.85, 1.15)
-        double = i > 0 and rng.random() < 0.15 and labels
+        double = i > 0 and rng.random() < 0.15 and bool(labels)
         for _attempt in range(12):
             angle = base_angle + rng.normal(0, 0.25) + (math.pi if rng.random() < 0.25 else 0.0)
             if rng.random() < 0.15:
@@ -360,7 +361,7 @@ def compose(faces: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray], rng:
             sl_alpha = np.full(sl_img.shape[:2], rng.uniform(0.15, 0.5), np.float32)
             _paste(canvas, np.zeros_like(cover), sl_img, sl_alpha, sleeve)
         if rng.random() < 0.3:   # a cast shadow offset from the card
-            shadow = np.zeros((h, w), np.float32)
+            shadow: np.ndarray = np.zeros((h, w), np.float32)
             off = rng.normal(0, 0.03, 2) * long_px
             cv2.fillConvexPoly(shadow, np.round((quad + off) * 4).astype(np.int32), 1.0, cv2.LINE_AA, shift=2)
             shadow = cv2.GaussianBlur(shadow, (0, 0), 1 + 0.02 * long_px)

@@ -1,5 +1,6 @@
 """Assemble a background-image folder from extracted Debian packages and PyPI sample data (see README.md)."""
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -7,6 +8,7 @@ import random
 import re
 import sys
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,7 @@ KIND = {
 }
 
 
-def candidates():
+def candidates() -> Iterator[tuple[str, Path, Callable[[], bytes] | None]]:
     """Yield (package, source_path, opener) tuples."""
     exts = (".jpg", ".jpeg", ".png", ".webp", ".tga")
     # plasma: largest image per wallpaper dir (light and dark)
@@ -85,7 +87,7 @@ def candidates():
     z = zipfile.ZipFile(jar)
     for n in z.namelist():
         if "/resources/textures/" in n and n.lower().endswith((".jpg", ".png")):
-            yield "sweethome3d", Path(jar.as_posix() + "!" + n), (lambda z=z, n=n: z.read(n))
+            yield "sweethome3d", Path(jar.as_posix() + "!" + n), functools.partial(z.read, n)
     rnd = random.Random(7)
     for pkg, pk3, quota in [("nexuiz-textures", X / "nexuiz-textures/usr/share/games/nexuiz/data/textures.pk3", 140),
                             ("openarena-081-textures", X / "openarena-081-textures/usr/share/games/openarena/baseoa/pak4-textures.pk3", 90)]:
@@ -98,20 +100,21 @@ def candidates():
         rnd.shuffle(rest)
         pick = pref[: int(quota * 0.7)] + rest[: quota - int(quota * 0.7)]
         for n in sorted(pick):
-            yield pkg, Path(pk3.as_posix() + "!" + n), (lambda z2=z2, n=n: z2.read(n))
+            yield pkg, Path(pk3.as_posix() + "!" + n), functools.partial(z2.read, n)
     for n in ["astronaut.png", "brick.png", "grass.png", "gravel.png", "coffee.png", "chelsea.png", "rocket.jpg",
               "hubble_deep_field.jpg", "motorcycle_left.png", "camera.png", "coins.png", "moon.png", "page.png", "text.png"]:
         yield "pypi:scikit-image==0.25.2", SITE / "skimage/data" / n, None
     yield "pypi:matplotlib==3.10.1", SITE / "matplotlib/mpl-data/sample_data/grace_hopper.jpg", None
 
 
-def main():
+def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    rows, hashes = [], set()
+    rows: list[dict[str, object]] = []
+    hashes: set[str] = set()
     for pkg, src, opener in candidates():
         try:
             data = opener() if opener else src.read_bytes()
-            im = Image.open(io.BytesIO(data))
+            im: Image.Image = Image.open(io.BytesIO(data))
             im.load()
         except Exception as e:  # noqa: BLE001
             print("skip (unreadable)", src, e, file=sys.stderr)
@@ -133,7 +136,7 @@ def main():
             continue
         s = max(w, h)
         if s > MAX_SIDE:
-            im = im.resize((round(w * MAX_SIDE / s), round(h * MAX_SIDE / s)), Image.LANCZOS)
+            im = im.resize((round(w * MAX_SIDE / s), round(h * MAX_SIDE / s)), Image.Resampling.LANCZOS)
         digest = hashlib.sha1(np.asarray(im.resize((32, 32))).tobytes()).hexdigest()[:12]
         if digest in hashes:
             continue

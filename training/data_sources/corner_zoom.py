@@ -14,12 +14,14 @@ rows = []
 for im in json.loads(pathlib.Path(ann).read_text())["images"]:
     if flt not in im["file"]: continue
     img = cv2.imread(os.path.join(root, im["file"]))
+    if img is None:
+        raise SystemExit(f"cannot read image {os.path.join(root, im['file'])}")
     for ci, c in enumerate(im["cards"]):
         q = np.array(c["corners"]); diag = np.linalg.norm(q[2] - q[0]); R = max(12, int(0.07 * diag))
         patches = []
         for k in range(4):
             x, y = q[k]; x0, y0 = round(x) - R, round(y) - R
-            P = np.zeros((2 * R, 2 * R, 3), np.uint8)
+            P: np.ndarray = np.zeros((2 * R, 2 * R, 3), np.uint8)
             xa, ya, xb, yb = max(0, x0), max(0, y0), min(img.shape[1], x0 + 2 * R), min(img.shape[0], y0 + 2 * R)
             if xb > xa and yb > ya: P[ya - y0:yb - y0, xa - x0:xb - x0] = img[ya:yb, xa:xb]
             S = 160 / (2 * R); P = cv2.resize(P, (160, 160), interpolation=cv2.INTER_CUBIC)

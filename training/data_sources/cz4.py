@@ -5,6 +5,8 @@ import cv2
 import numpy as np
 
 img = cv2.imread(sys.argv[1]); out = sys.argv[2]; R = int(sys.argv[3])
+if img is None:
+    raise SystemExit(f"cannot read image {sys.argv[1]}")
 pts = [tuple(map(float, p.split(','))) for p in sys.argv[4:8]]
 H, W = img.shape[:2]
 step = 5 if R <= 30 else (10 if R <= 70 else 20)

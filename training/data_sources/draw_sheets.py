@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import sys
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -14,18 +15,21 @@ import numpy as np
 COLORS = [(0, 255, 0), (0, 200, 255), (255, 0, 255), (255, 255, 0), (0, 128, 255), (255, 128, 0)]
 
 
-def load(path, root):
+Quads = list[list[list[float]]]
+
+
+def load(path: str, root: str) -> list[tuple[str, Quads, str]]:
     d = json.loads(pathlib.Path(path).read_text())
     if isinstance(d, dict) and "images" in d:
         return [(os.path.join(root, im["file"]), [c["corners"] for c in im["cards"]], im["file"]) for im in d["images"]]
     return [(f, [c["corners"] for c in v], f) for f, v in d.items()]
 
 
-def draw(img, quads, label):
+def draw(img: np.ndarray, quads: Sequence[Sequence[Sequence[float]]], label: str) -> np.ndarray:
     h, w = img.shape[:2]
     t = max(2, round(max(h, w) / 400))
-    for i, q in enumerate(quads):
-        q = np.array(q)
+    for i, quad in enumerate(quads):
+        q = np.array(quad)
         col = COLORS[i % len(COLORS)]
         cv2.polylines(img, [np.round(q).astype(np.int32)], True, col, t, cv2.LINE_AA)
         cv2.line(img, tuple(np.round(q[0]).astype(int)), tuple(np.round(q[1]).astype(int)), (0, 0, 255), 3 * t, cv2.LINE_AA)
@@ -36,7 +40,7 @@ def draw(img, quads, label):
     return img
 
 
-def main():
+def main() -> None:
     path, pre = sys.argv[1], sys.argv[2]
     cell = int(sys.argv[sys.argv.index("--cell") + 1]) if "--cell" in sys.argv else 520
     root = sys.argv[sys.argv.index("--root") + 1] if "--root" in sys.argv else "."

@@ -6,6 +6,7 @@ Corners ordered TL,TR,BR,BL assuming the card's top is the image-upper short sid
 import json
 import pathlib
 import sys
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 CARD_ASPECT = 63.0 / 88.0
 
 
-def order_quad(q):
+def order_quad(q: np.ndarray) -> np.ndarray:
     """Order 4 points: portrait card, top = short side nearer image top; returns TL,TR,BR,BL."""
     q = np.asarray(q, dtype=np.float64)
     c = q.mean(0)
@@ -31,13 +32,13 @@ def order_quad(q):
     return np.array([q[top], q[(top + 1) % 4], q[(top + 2) % 4], q[(top + 3) % 4]])
 
 
-def quad_aspect(q):
+def quad_aspect(q: np.ndarray) -> float:
     w = (np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2
     h = (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2
-    return min(w, h) / max(w, h)
+    return float(min(w, h) / max(w, h))
 
 
-def refine(q, pts):
+def refine(q: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Fit a line to contour points near each side, intersect neighbours."""
     lines = []
     for i in range(4):
@@ -52,21 +53,21 @@ def refine(q, pts):
             return q
         vx, vy, x0, y0 = cv2.fitLine(sel.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
         lines.append((np.array([x0, y0]), np.array([vx, vy])))
-    out = []
+    corners: list[np.ndarray] = []
     for i in range(4):
         (p1, d1), (p2, d2) = lines[i - 1], lines[i]
         A = np.array([d1, -d2]).T
         if abs(np.linalg.det(A)) < 1e-6:
             return q
         s = np.linalg.solve(A, p2 - p1)
-        out.append(p1 + s[0] * d1)
-    out = np.array(out)
+        corners.append(p1 + s[0] * d1)
+    out = np.array(corners)
     if np.max(np.linalg.norm(out - q, axis=1)) > 0.08 * np.linalg.norm(q[2] - q[0]):
         return q
     return out
 
 
-def poly_iou(a, b, shape):
+def poly_iou(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> tuple[float, float]:
     h, w = shape
     s = 512.0 / max(h, w)
     ma = np.zeros((int(h * s) + 1, int(w * s) + 1), np.uint8)
@@ -74,10 +75,10 @@ def poly_iou(a, b, shape):
     cv2.fillPoly(ma, [np.round(a * s).astype(np.int32)], 1)
     cv2.fillPoly(mb, [np.round(b * s).astype(np.int32)], 1)
     inter = np.logical_and(ma, mb).sum()
-    return inter / max(1, np.logical_or(ma, mb).sum()), inter / max(1, min(ma.sum(), mb.sum()))
+    return float(inter / max(1, np.logical_or(ma, mb).sum())), float(inter / max(1, min(ma.sum(), mb.sum())))
 
 
-def propose(img):
+def propose(img: np.ndarray) -> list[dict[str, Any]]:
     H, W = img.shape[:2]
     scale = 1200.0 / max(H, W) if max(H, W) > 1200 else 1.0
     im = cv2.resize(img, (int(W * scale), int(H * scale)), interpolation=cv2.INTER_AREA) if scale != 1 else img
@@ -85,7 +86,7 @@ def propose(img):
     gray = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
     hsv = cv2.cvtColor(im, cv2.COLOR_BGR2HSV)
     chans = [gray, hsv[..., 1], hsv[..., 2]]
-    cands = []
+    cands: list[tuple[float, np.ndarray]] = []
     for ch in chans:
         b = cv2.GaussianBlur(ch, (5, 5), 0)
         maps = [cv2.Canny(b, lo, 3 * lo) for lo in (20, 40, 80)]
@@ -116,7 +117,7 @@ def propose(img):
                 q = order_quad(q)
                 cands.append((qa * rect * (1 - abs(asp - CARD_ASPECT)), q))
     cands.sort(key=lambda t: -t[0])
-    keep = []
+    keep: list[tuple[float, np.ndarray]] = []
     for sc, q in cands:
         ok = True
         for k in keep:
@@ -129,8 +130,8 @@ def propose(img):
     return [{"corners": (q / scale).round(2).tolist(), "score": round(float(sc), 1)} for sc, q in keep]
 
 
-def main():
-    out = {}
+def main() -> None:
+    out: dict[str, list[dict[str, Any]]] = {}
     for f in sys.argv[2:]:
         img = cv2.imread(f, cv2.IMREAD_COLOR)
         if img is None:

@@ -3,30 +3,34 @@ gradient step, fit a robust line, intersect neighbouring sides.
 
 Used as a module: snap_quad(gray_float, quad, radius_frac) -> (quad, per_side_support)
 """
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
 
-def _grad(gray):
+def _grad(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     g = cv2.GaussianBlur(gray, (0, 0), 1.2)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
     return gx, gy
 
 
-def _bilinear(img, x, y):
+def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return cv2.remap(img, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def snap_quad(img_bgr, quad, radius_frac=0.025, prefer="outer", thr_frac=0.5):
+def snap_quad(img_bgr: np.ndarray, quad: np.ndarray | Sequence[Sequence[float]], radius_frac: float = 0.025,
+              prefer: str = "outer", thr_frac: float = 0.5) -> tuple[np.ndarray, list[float]]:
     """Return refined quad (4x2) and fraction of samples per side that found a clear edge."""
     quad = np.asarray(quad, np.float64)
     lab = cv2.cvtColor(img_bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
-    diag = np.linalg.norm(quad[2] - quad[0])
+    diag = float(np.linalg.norm(quad[2] - quad[0]))
     r = max(4.0, radius_frac * diag)
     grads = [_grad(lab[..., k]) for k in range(3)]
     centre = quad.mean(0)
-    lines, support = [], []
+    lines: list[tuple[np.ndarray, np.ndarray]] = []
+    support: list[float] = []
     for i in range(4):
         a, b = quad[i], quad[(i + 1) % 4]
         d = (b - a) / np.linalg.norm(b - a)
@@ -43,7 +47,7 @@ def snap_quad(img_bgr, quad, radius_frac=0.025, prefer="outer", thr_frac=0.5):
             gn = _bilinear(gx, X, Y) * n[0] + _bilinear(gy, X, Y) * n[1]
             mag += gn * gn
         mag = np.sqrt(mag)
-        pts = []
+        found: list[np.ndarray] = []
         for k in range(len(ts)):
             m = mag[k]
             thr = thr_frac * m.max()
@@ -66,12 +70,12 @@ def snap_quad(img_bgr, quad, radius_frac=0.025, prefer="outer", thr_frac=0.5):
             else:
                 dj = 0.0
             off = offs[0] + (j + dj) * (offs[1] - offs[0])
-            pts.append(P[k] + n * off)
-        support.append(len(pts) / len(ts))
-        if len(pts) < 10:
+            found.append(P[k] + n * off)
+        support.append(len(found) / len(ts))
+        if len(found) < 10:
             lines.append((a, d))
             continue
-        pts = np.array(pts, np.float32)
+        pts = np.array(found, np.float32)
         # robust: two passes, drop points far from first fit
         for _ in range(2):
             vx, vy, x0, y0 = cv2.fitLine(pts, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
@@ -81,7 +85,7 @@ def snap_quad(img_bgr, quad, radius_frac=0.025, prefer="outer", thr_frac=0.5):
             if keep.sum() >= 10:
                 pts = pts[keep]
         lines.append((np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)))
-    out = []
+    out: list[np.ndarray] = []
     for i in range(4):
         (p1, d1), (p2, d2) = lines[i - 1], lines[i]
         A = np.array([d1, -d2]).T
