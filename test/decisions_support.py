@@ -9,9 +9,9 @@ import textwrap
 from typing import Any
 
 from cardsorter.config import from_params, node_params
-from cardsorter.core.flow_schedule import BeltConfig
+from cardsorter.core.bin_rules import SortRules, load_rules
+from cardsorter.core.gate_schedule import BeltConfig
 from cardsorter.core.smoothing import SmootherConfig
-from cardsorter.core.sort_rules import SortRules, load_rules
 from cardsorter.core.sorting import SorterConfig
 from cardsorter.core.types import (
     BoxPx,

@@ -24,9 +24,10 @@ from cardsorter.backends.actuators import (
     open_actuator,
 )
 from cardsorter.config import from_params, node_params
+from cardsorter.core.bin_rules import BinSpec, SortRules
 from cardsorter.core.errors import ActuatorError, ConfigError
-from cardsorter.core.sort_rules import BinSpec, SortRules
-from cardsorter.core.sorting import SorterCore, SorterState, SortEvent
+from cardsorter.core.sort_execution import SorterState, SortEvent
+from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import TrackState
 
 FAKES = pathlib.Path(__file__).resolve().parent / "fakes"

@@ -22,9 +22,10 @@ from cardsorter.backends.actuators import (
     config_prefix,
 )
 from cardsorter.config import REPO_ROOT, from_params, node_params
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.smoothing import TemporalSmoother
-from cardsorter.core.sort_rules import load_rules
-from cardsorter.core.sorting import SorterCore, SortEvent
+from cardsorter.core.sort_execution import SortEvent
+from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import BoxPx, MatchBand, TrackEnd
 from cardsorter.inventory import Inventory, SortLogWriter, read_rows, read_sort_log
 

@@ -13,7 +13,7 @@ from rclpy.parameter import Parameter
 from rosutil import Collector, make_world, overrides, ros_context, spin_until, started
 from std_msgs.msg import String
 
-from cardsorter.core.sorting import SorterState
+from cardsorter.core.sort_execution import SorterState
 from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
 from cardsorter.ros import conversions as cv
 from cardsorter.ros import qos

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 from cardsorter.config import check_ranges, doc, from_params
+from cardsorter.core.bin_rules import BinSpec
 from cardsorter.core.errors import ActuatorError, ConfigError
-from cardsorter.core.sort_rules import BinSpec
-from cardsorter.core.sorting import ActuationResult
+from cardsorter.core.sort_execution import ActuationResult
 
 KINDS = ("simulated", "pca9685", "gpio", "serial")
 

@@ -26,12 +26,13 @@ from cardsorter.backends.actuators import (
     config_prefix,
 )
 from cardsorter.config import check_ranges, doc, resolve_path
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.errors import ActuatorError, InventoryError
-from cardsorter.core.flow_schedule import BeltConfig
+from cardsorter.core.gate_schedule import BeltConfig
 from cardsorter.core.model_manifest import load_manifest
-from cardsorter.core.sort_rules import load_rules
-from cardsorter.core.sorting import SorterConfig, SorterCore, SorterState
-from cardsorter.core.sorting import SortEvent as CoreSortEvent
+from cardsorter.core.sort_execution import SorterState
+from cardsorter.core.sort_execution import SortEvent as CoreSortEvent
+from cardsorter.core.sorting import SorterConfig, SorterCore
 from cardsorter.inventory import SortLogWriter, utc_now_iso
 from cardsorter.inventory_cards import SessionConfig
 from cardsorter.inventory_pg import is_url
