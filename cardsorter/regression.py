@@ -54,13 +54,13 @@ def catalog_spec(text: str, where: str = "test/data/CATALOG") -> dict[str, int]:
 
 def build_reference_database(work: pathlib.Path) -> pathlib.Path:
     """The database the goldens were made with: the catalogue in test/data/CATALOG and the default model."""
-    from cardsorter.db.from_params import build_database_from_params
+    from cardsorter.db.from_settings import build_database_from_settings
     from cardsorter.sim.catalog import generate_catalog
 
     catalog = work / "catalog"
     generate_catalog(catalog, **catalog_spec((DATA / "CATALOG").read_text().strip()))
     db = work / "db"
-    build_database_from_params(catalog / "images", db, metadata=catalog / "metadata.json")
+    build_database_from_settings(catalog / "images", db, metadata=catalog / "metadata.json")
     return db
 
 

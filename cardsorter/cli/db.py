@@ -88,13 +88,13 @@ def _print_build(report: Any, verb: str) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from cardsorter.db.from_params import build_database_from_params
+    from cardsorter.db.from_settings import build_database_from_settings
 
-    report = build_database_from_params(pathlib.Path(args.images), pathlib.Path(args.out),
-                                        metadata=pathlib.Path(args.metadata) if args.metadata else None,
-                                        metadata_format=args.metadata_format, params_file=args.params,
-                                        model=args.model, backend=args.backend, threads=args.threads,
-                                        progress=progress_bar())
+    report = build_database_from_settings(pathlib.Path(args.images), pathlib.Path(args.out),
+                                          metadata=pathlib.Path(args.metadata) if args.metadata else None,
+                                          metadata_format=args.metadata_format, params_file=args.params,
+                                          model=args.model, backend=args.backend, threads=args.threads,
+                                          progress=progress_bar())
     _print_build(report, "built")
     _print_calibration(report.calibration, sys.stdout)
     _print_search(getattr(report, "search", None), sys.stdout)
@@ -103,7 +103,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     from cardsorter.db.delta import add_to_database
-    from cardsorter.db.from_params import agreeing_views, build_configs, open_embedder
+    from cardsorter.db.from_settings import agreeing_views, build_configs, open_embedder
 
     build_config, search_config = build_configs(args.params)
     embedder, _ = open_embedder(args.params, args.model, args.backend, args.threads)
@@ -123,7 +123,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from cardsorter.db.delta import merge_database
-    from cardsorter.db.from_params import agreeing_views, build_configs
+    from cardsorter.db.from_settings import agreeing_views, build_configs
 
     build_config, search_config = build_configs(args.params)
     report = merge_database(pathlib.Path(args.db), pathlib.Path(args.out) if args.out else None,
@@ -137,7 +137,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from cardsorter.db.delta import check_database
-    from cardsorter.db.from_params import build_configs, open_embedder
+    from cardsorter.db.from_settings import build_configs, open_embedder
 
     build_config, search_config = build_configs(args.params)
     expected = None

@@ -36,7 +36,7 @@ def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path,
                     progress: ProgressFn | None = None) -> pathlib.Path:
     """var/demo/db, built again when the catalogue or the model changed."""
     from cardsorter.core.model_manifest import load_manifest
-    from cardsorter.db.from_params import build_database_from_params
+    from cardsorter.db.from_settings import build_database_from_settings
 
     path = VAR / "db"
     wanted = {"catalog": json.loads((catalog / "generator.json").read_text()),
@@ -45,8 +45,8 @@ def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path,
     if not (path / "manifest.json").exists() or not stamp.exists() or json.loads(stamp.read_text()) != wanted:
         shutil.rmtree(path, ignore_errors=True)
         log.info("building the reference database %s with model %s", path, wanted["model_id"])
-        report = build_database_from_params(catalog / "images", path, metadata=catalog / "metadata.json",
-                                            model=manifest_path, progress=progress)
+        report = build_database_from_settings(catalog / "images", path, metadata=catalog / "metadata.json",
+                                              model=manifest_path, progress=progress)
         log.info("built %s: database %s, %d templates of %d cards", path, report.database_id, report.rows,
                  report.cards)
         stamp.write_text(json.dumps(wanted))

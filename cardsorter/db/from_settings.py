@@ -51,10 +51,10 @@ def open_embedder(params_file: str | pathlib.Path | None, model: str | pathlib.P
     return embedder, manifest.sha256
 
 
-def build_database_from_params(images: pathlib.Path, out: pathlib.Path, *, metadata: pathlib.Path | None = None,
-                               metadata_format: str = "auto", params_file: str | pathlib.Path | None = None,
-                               model: str | pathlib.Path | None = None, backend: str | None = None,
-                               threads: int | None = None, progress: ProgressFn | None = None) -> BuildReport:
+def build_database_from_settings(images: pathlib.Path, out: pathlib.Path, *, metadata: pathlib.Path | None = None,
+                                 metadata_format: str = "auto", params_file: str | pathlib.Path | None = None,
+                                 model: str | pathlib.Path | None = None, backend: str | None = None,
+                                 threads: int | None = None, progress: ProgressFn | None = None) -> BuildReport:
     """A new reference database at ``out`` from the card images in ``images`` (and their ``metadata``),
     embedded by the parameters file's embedder (``model``, ``backend``, ``threads`` override it)."""
     build_config, search_config = build_configs(params_file)
