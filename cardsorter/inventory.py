@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import IO, Any, Self
 
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision
 from cardsorter.inventory_cards import ensure_card_tables, record_session_condition
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import FINISHES, CardRecord, SortDecision
 from cardsorter.inventory import (
     CORRECTED,

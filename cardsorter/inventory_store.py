@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision
 from cardsorter.inventory import Inventory, InventoryRow
 from cardsorter.inventory import append_correction as sqlite_append_correction

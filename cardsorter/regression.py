@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from cardsorter.config import REPO_ROOT
+from cardsorter.core.errors import ConfigError
 
 DATA = REPO_ROOT / "test" / "data"
 BAGS = ("belt4", "station_raw3")
@@ -28,25 +29,45 @@ def golden_path(bag: str) -> pathlib.Path:
     return DATA / f"{bag}.golden.csv"
 
 
+CATALOG_OPTIONS = {"--cards": "cards", "--seed": "seed", "--unknown": "unknown"}
+
+
+def catalog_spec(text: str, where: str = "test/data/CATALOG") -> dict[str, int]:
+    """The catalogue the goldens were made with, from its command line (``catalog generate --cards N
+    --seed S --unknown M``): generate_catalog's keyword arguments."""
+    words = shlex.split(text)
+    if words[:2] != ["catalog", "generate"] or len(words) % 2:
+        raise ConfigError(f"{where}: expected 'catalog generate --cards N --seed S [--unknown M]', got {text!r}")
+    spec: dict[str, int] = {}
+    for option, value in zip(words[2::2], words[3::2], strict=True):
+        if option not in CATALOG_OPTIONS:
+            raise ConfigError(f"{where}: unknown option {option!r} (valid: {', '.join(CATALOG_OPTIONS)})")
+        try:
+            spec[CATALOG_OPTIONS[option]] = int(value)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {option} needs an integer, got {value!r}") from err
+    missing = [o for o, name in CATALOG_OPTIONS.items() if name in ("cards", "seed") and name not in spec]
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(missing)}")
+    return spec
+
+
 def build_reference_database(work: pathlib.Path) -> pathlib.Path:
     """The database the goldens were made with: the catalogue in test/data/CATALOG and the default model."""
-    from cardsorter.cli.__main__ import main as cli_main
+    from cardsorter.db.from_settings import build_database_from_settings
+    from cardsorter.sim.catalog import generate_catalog
 
-    spec = shlex.split((DATA / "CATALOG").read_text().strip())   # catalog generate --cards N --seed S --unknown M
     catalog = work / "catalog"
-    if cli_main([*spec[:2], "--out", str(catalog), *spec[2:]]) != 0:
-        raise RuntimeError("generating the regression catalogue failed")
+    generate_catalog(catalog, **catalog_spec((DATA / "CATALOG").read_text().strip()))
     db = work / "db"
-    if cli_main(["db", "build", "--images", str(catalog / "images"), "--metadata", str(catalog / "metadata.json"),
-                 "--out", str(db)]) != 0:
-        raise RuntimeError("building the regression database failed")
+    build_database_from_settings(catalog / "images", db, metadata=catalog / "metadata.json")
     return db
 
 
 def replay_to(bag: str, db: pathlib.Path, out: pathlib.Path) -> str:
     """Replay ``bag`` into a fresh sort log at ``out``; returns that one session's rows as golden CSV text."""
-    from cardsorter.cli.bags import replay_bag
     from cardsorter.inventory import read_sort_log
+    from cardsorter.ros.bag_replay import replay_bag
 
     replay_bag(DATA / bag, db, out)
     sessions = read_sort_log(out)

@@ -27,8 +27,8 @@ from cardsorter.backends.detectors import DetectorSettings
 from cardsorter.config import default_params_file, params_file_blocks
 from cardsorter.core.errors import ConfigError
 from cardsorter.core.fields import check_ranges, describe, doc, inline, section, section_kind
-from cardsorter.core.flow_schedule import BeltConfig
 from cardsorter.core.frame_selection import FrameSelectorConfig
+from cardsorter.core.gate_schedule import BeltConfig
 from cardsorter.core.matching import MatchBandsConfig, MatcherConfig
 from cardsorter.core.smoothing import SmootherConfig
 from cardsorter.core.sorting import SorterConfig

@@ -8,9 +8,9 @@ import pathlib
 import textwrap
 from typing import Any
 
-from cardsorter.core.flow_schedule import BeltConfig
+from cardsorter.core.bin_rules import SortRules, load_rules
+from cardsorter.core.gate_schedule import BeltConfig
 from cardsorter.core.smoothing import SmootherConfig
-from cardsorter.core.sort_rules import SortRules, load_rules
 from cardsorter.core.sorting import SorterConfig
 from cardsorter.core.types import (
     BoxPx,

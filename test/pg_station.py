@@ -11,7 +11,7 @@ import pathlib
 import sys
 import time
 
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
 from cardsorter.inventory_store import open_inventory
 

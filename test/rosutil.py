@@ -79,10 +79,9 @@ class Collector(Node):
 
 def make_world(root: pathlib.Path, cards: int, seed: int, unknown: int) -> dict[str, pathlib.Path]:
     """A generated catalogue and its reference database (default model), as the demo makes them."""
-    from cardsorter.cli.__main__ import main as cli_main
+    from cardsorter.db.from_settings import build_database_from_settings
     from cardsorter.sim.catalog import generate_catalog
 
     generate_catalog(root / "catalog", cards=cards, seed=seed, unknown=unknown)
-    assert cli_main(["db", "build", "--images", str(root / "catalog" / "images"), "--metadata",
-                     str(root / "catalog" / "metadata.json"), "--out", str(root / "db")]) == 0
+    build_database_from_settings(root / "catalog" / "images", root / "db", metadata=root / "catalog" / "metadata.json")
     return {"catalog": root / "catalog", "db": root / "db", "root": root}

@@ -22,9 +22,10 @@ from cardsorter.backends.actuators import (
     actuator_from_config,
     open_actuator,
 )
+from cardsorter.core.bin_rules import BinSpec, SortRules
 from cardsorter.core.errors import ActuatorError, ConfigError
-from cardsorter.core.sort_rules import BinSpec, SortRules
-from cardsorter.core.sorting import SorterCore, SorterState, SortEvent
+from cardsorter.core.sort_execution import SorterState, SortEvent
+from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import TrackState
 from cardsorter.settings import load_settings
 

@@ -22,7 +22,7 @@ CHILD = textwrap.dedent("""
     import sys
     from cardsorter.settings import load_settings
     from cardsorter.backends.actuators import open_actuator
-    from cardsorter.core.sort_rules import load_rules
+    from cardsorter.core.bin_rules import load_rules
     from cardsorter.core.sorting import SorterConfig, SorterCore
     from cardsorter.core.types import CardRecord, Identity, TrackState
     from cardsorter.inventory import Inventory

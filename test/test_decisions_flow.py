@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from decisions_support import MS, belt_config, track_end
 
-from cardsorter.core.flow_schedule import NS_PER_S, BeltModel
+from cardsorter.core.gate_schedule import NS_PER_S, BeltModel
 from cardsorter.core.types import BoxPx
 
 

@@ -13,7 +13,7 @@ from decisions_support import card
 
 from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import SortDecision, SortStatus
 from cardsorter.inventory import (
     ROW_COLUMNS,
@@ -163,7 +163,7 @@ def test_integrity_check_ok(tmp_path: pathlib.Path) -> None:
 
 def test_cli_writes_pass_rules_files(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     from cardsorter.config import REPO_ROOT
-    from cardsorter.core.sort_rules import load_rules
+    from cardsorter.core.bin_rules import load_rules
 
     path = tmp_path / "inv.sqlite"
     with Inventory(path, session_id="s", model_id="m", database_id="d", reject_bin="reject", opened_ns=0) as inv:

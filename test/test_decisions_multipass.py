@@ -9,13 +9,14 @@ import pathlib
 import pytest
 from decisions_support import card, rules_from
 
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.multipass import (
     partition,
     plan_passes,
     rules_for_step,
     step_rules_yaml,
 )
-from cardsorter.core.sort_rules import RoutingState, load_rules
+from cardsorter.core.sort_routing import RoutingState, route_card
 from cardsorter.core.types import SortStatus
 
 
@@ -67,7 +68,7 @@ def test_rules_for_a_step_route_each_category_to_its_bin(tmp_path: pathlib.Path)
     first = plan.steps[0]
     rules = rules_for_step(first, "set", base)
     for cat in ["s1", "s2", "s3", "s4", "s5"]:
-        r = rules.route(card(f"{cat}-1"), SortStatus.CONFIRMED, False, RoutingState())
+        r = route_card(rules, card(f"{cat}-1"), SortStatus.CONFIRMED, False, RoutingState())
         assert r.bin_name == first.bin_of(cat)
 
 
@@ -75,7 +76,7 @@ def test_letter_passes_use_name_ranges(tmp_path: pathlib.Path) -> None:
     base = rules_from(tmp_path, "rules:\n  - {bin: a, any: true}\n")
     plan = plan_passes(list("abcdefghijklmnopqrstuvwxyz"), ["a", "b", "c"], field="letter")
     rules = rules_for_step(plan.steps[0], "letter", base)
-    r = rules.route(card("s1-1", name="Zubat"), SortStatus.CONFIRMED, False, RoutingState())
+    r = route_card(rules, card("s1-1", name="Zubat"), SortStatus.CONFIRMED, False, RoutingState())
     assert r.bin_name == plan.steps[0].bin_of("z")
 
 
@@ -104,5 +105,5 @@ def test_written_pass_files_load_and_route_like_the_plan(tmp_path: pathlib.Path,
         assert [dataclasses.replace(b, line=0) for b in rules.bins.values()] == \
             [dataclasses.replace(b, line=0) for b in base.bins.values()]
         for cat in step.pile:
-            r = rules.route(make(cat), SortStatus.CONFIRMED, False, RoutingState())
+            r = route_card(rules, make(cat), SortStatus.CONFIRMED, False, RoutingState())
             assert r.bin_name == step.bin_of(cat), (step, cat)

@@ -20,9 +20,10 @@ from cardsorter.backends.actuators import (
     actuator_from_config,
 )
 from cardsorter.config import REPO_ROOT
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.smoothing import TemporalSmoother
-from cardsorter.core.sort_rules import load_rules
-from cardsorter.core.sorting import SorterCore, SortEvent
+from cardsorter.core.sort_execution import SortEvent
+from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import BoxPx, MatchBand, TrackEnd
 from cardsorter.inventory import Inventory, SortLogWriter, read_rows, read_sort_log
 from cardsorter.settings import load_settings

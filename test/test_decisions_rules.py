@@ -6,16 +6,13 @@ import pathlib
 import re
 
 import pytest
+import yaml
 from decisions_support import BASIC_BINS, card, rules_from, write_rules
 
 from cardsorter.config import REPO_ROOT
+from cardsorter.core.bin_rules import CATEGORY_FIELDS, CATEGORY_PRESETS, SortRules, alphabet_ranges, load_rules
 from cardsorter.core.errors import ConfigError
-from cardsorter.core.sort_rules import (
-    RoutingState,
-    SortRules,
-    alphabet_ranges,
-    load_rules,
-)
+from cardsorter.core.sort_routing import RoutingState, route_card
 from cardsorter.core.types import CardRecord, SortStatus
 
 CONFIRMED = SortStatus.CONFIRMED
@@ -23,7 +20,7 @@ CONFIRMED = SortStatus.CONFIRMED
 
 def route(rules: SortRules, c: CardRecord, state: RoutingState | None = None) -> str:
     state = state or RoutingState()
-    r = rules.route(c, CONFIRMED, False, state)
+    r = route_card(rules, c, CONFIRMED, False, state)
     state.record(r, c)
     return r.bin_name
 
@@ -54,8 +51,8 @@ def test_unmatched_cards_go_to_the_default_bin(tmp_path: pathlib.Path) -> None:
           - {bin: a, set: s1}
         """)
     assert route(rules, card("s2-1")) == "c"
-    assert rules_from(tmp_path, "rules:\n  - {bin: a, set: s1}\n").route(
-        card("s2-1"), CONFIRMED, False, RoutingState()).bin_name == "overflow"
+    assert route_card(rules_from(tmp_path, "rules:\n  - {bin: a, set: s1}\n"),
+                      card("s2-1"), CONFIRMED, False, RoutingState()).bin_name == "overflow"
 
 
 @pytest.mark.parametrize("field,value,hit,miss", [
@@ -112,7 +109,7 @@ def test_full_bin_sends_cards_to_overflow_then_reject(tmp_path: pathlib.Path) ->
     state = RoutingState()
     routes = []
     for i in range(4):
-        r = rules.route(card(f"s1-{i + 1}"), CONFIRMED, False, state)
+        r = route_card(rules, card(f"s1-{i + 1}"), CONFIRMED, False, state)
         state.record(r, card(f"s1-{i + 1}"))
         routes.append((r.bin_name, r.reason))
     assert [b for b, _ in routes] == ["a", "a", "overflow", "reject"]
@@ -132,15 +129,15 @@ def test_emptied_bin_takes_cards_again(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize("status", [SortStatus.UNKNOWN, SortStatus.AMBIGUOUS, SortStatus.UNCONFIRMED])
 def test_not_confirmed_goes_to_reject_with_reason(tmp_path: pathlib.Path, status: SortStatus) -> None:
     rules = rules_from(tmp_path, "rules:\n  - {bin: a, any: true}\n")
-    r = rules.route(card("s1-1"), status, False, RoutingState(), why="3 views")
+    r = route_card(rules, card("s1-1"), status, False, RoutingState(), why="3 views")
     assert r.bin_name == "reject" and r.reason == f"{status.value}: 3 views"
-    again = rules.route(card("s1-1"), status, False, RoutingState(), why=f"{status.value}: 3 views")
+    again = route_card(rules, card("s1-1"), status, False, RoutingState(), why=f"{status.value}: 3 views")
     assert again.reason == f"{status.value}: 3 views"                # the head is not repeated
 
 
 def test_double_feed_goes_to_reject_even_when_confirmed(tmp_path: pathlib.Path) -> None:
     rules = rules_from(tmp_path, "rules:\n  - {bin: a, any: true}\n")
-    r = rules.route(card("s1-1"), CONFIRMED, True, RoutingState())
+    r = route_card(rules, card("s1-1"), CONFIRMED, True, RoutingState())
     assert r.bin_name == "reject" and r.reason.startswith("double feed")
 
 
@@ -148,9 +145,9 @@ def test_full_reject_bin_asks_for_a_pause(tmp_path: pathlib.Path) -> None:
     bins = BASIC_BINS.replace("{name: reject, capacity: 100", "{name: reject, capacity: 1")
     rules = rules_from(tmp_path, "rules:\n  - {bin: a, any: true}\n", bins=bins)
     state = RoutingState()
-    first = rules.route(None, SortStatus.UNKNOWN, False, state)
+    first = route_card(rules, None, SortStatus.UNKNOWN, False, state)
     state.record(first, None)
-    second = rules.route(None, SortStatus.UNKNOWN, False, state)
+    second = route_card(rules, None, SortStatus.UNKNOWN, False, state)
     assert not first.bin_full and second.bin_full
 
 
@@ -170,6 +167,24 @@ def test_category_presets(tmp_path: pathlib.Path, preset: str, attr: str, values
     state = RoutingState()
     got = [route(rules, card(f"s1-{i}", **{attr: v}), state) for i, v in enumerate(values, start=1)]
     assert got == ["a", "b", "a"]
+
+
+@pytest.mark.parametrize("field", sorted(CATEGORY_FIELDS))
+def test_a_rule_written_for_categories_reads_back_as_their_condition(tmp_path: pathlib.Path, field: str) -> None:
+    category = CATEGORY_FIELDS[field]
+    cats = ["b", "d"] if category.is_range else ["Rare Holo", "s2"]
+    body = yaml.safe_dump({"rules": [{"bin": "a", category.rule_key: category.rule_value(cats)}]})
+    assert rules_from(tmp_path, body).rules[0].condition == category.condition(cats)
+
+
+@pytest.mark.parametrize("preset", sorted(CATEGORY_PRESETS))
+def test_a_per_category_preset_sorts_by_its_field_s_category(tmp_path: pathlib.Path, preset: str) -> None:
+    rules = rules_from(tmp_path, f"preset: {{name: {preset}, bins: [a, b]}}\n")
+    field = CATEGORY_PRESETS[preset]
+    rare, common = card("s1-1", rarity="Rare", supertype="Trainer"), card("s2-1", rarity="Common", supertype="Energy")
+    state = RoutingState()
+    assert [route(rules, c, state) for c in (rare, common, rare)] == ["a", "b", "a"]
+    assert field.category_of(rare) != field.category_of(common)
 
 
 def test_alphabetical_preset_splits_a_to_z(tmp_path: pathlib.Path) -> None:

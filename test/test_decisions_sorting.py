@@ -16,9 +16,12 @@ from decisions_support import (
     track_end,
 )
 
+from cardsorter.core.bin_rules import SortRules
 from cardsorter.core.errors import ActuatorError
-from cardsorter.core.sort_rules import SortRules
-from cardsorter.core.sorting import ActuationResult, SorterCore, SorterState, SortEvent
+from cardsorter.core.gate_schedule import GateSchedule
+from cardsorter.core.sort_execution import ActuationResult, SorterState, SortEvent
+from cardsorter.core.sort_routing import TrackRouter
+from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import BoxPx, SortStatus, TrackState
 
 S = 1_000_000_000
@@ -362,3 +365,29 @@ def test_a_journal_that_cannot_be_written_stops_the_sorter_before_anything_moves
     assert core.execute_due(0, router, lambda e: None, journal=broken) == []
     assert core.state == SorterState.STOPPED and "journal write failed for track 1: disk full" in core.message
     assert router.calls == [] and len(core.queued) == 1
+
+
+# --- each job on its own ------------------------------------------------------------------------
+
+def test_routing_alone_decides_each_track_once_with_no_queue_or_clock(rules: SortRules) -> None:
+    router = TrackRouter(rules, station=False, identity_grace_ms=500.0, station_timeout_ms=5000.0)
+    assert router.on_identity(identity(1, TrackState.CONFIRMED, card("s1-4"), 10 * MS)) == []   # flow: needs the end
+    (routed,) = router.on_track_end(track_end(1, 12 * MS))
+    assert (routed.decision.bin_name, routed.end is not None) == ("a", True)
+    assert router.on_track_end(track_end(1, 13 * MS)) == [] and router.undecided_tracks == 0
+    assert router.on_identity(identity(2, TrackState.CONFIRMED, card("s1-5"), 14 * MS), stopped=True) == []
+    assert router.refused_tracks == (2,)
+
+
+def test_the_gate_schedule_alone_times_a_decision_at_its_bin_s_gate(rules: SortRules) -> None:
+    belt = belt_config(speed_source="config", belt_speed_mm_per_s=100.0, px_per_mm=1.0, image_origin_mm=0.0,
+                       actuation_lead_ms=0.0)
+    schedule = GateSchedule(station=False, missed_gate_ms=150.0, bins=rules.bins, belt=belt)
+    router = TrackRouter(rules, False, 500.0, 5000.0)
+    router.on_identity(identity(1, TrackState.CONFIRMED, card("s2-1"), 1 * S))
+    (routed,) = router.on_track_end(track_end(1, 1 * S, box=BoxPx(300.0, 100.0, 100.0, 100.0)))
+    act = schedule.schedule(routed.decision, routed.end, None, seq=1)
+    # bin b's gate is at 500 mm, the card's leading edge at 400 mm: 100 mm at 100 mm/s is 1 s later
+    assert routed.decision.bin_name == "b" and act.due_ns == 2 * S
+    assert not schedule.is_due(act, 2 * S - 1) and schedule.is_due(act, 2 * S)
+    assert not schedule.is_missed(act, 2 * S + 150 * MS) and schedule.is_missed(act, 2 * S + 151 * MS)

@@ -14,7 +14,7 @@ import pytest
 
 from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
 from cardsorter.db.records import record_to_json
 from cardsorter.exports import aggregate, export_full, export_lines, load_catalogue, parse_tcgplayer_condition

@@ -24,7 +24,7 @@ from pg_support import start_server
 
 from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.sorting import SortEvent
+from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
 from cardsorter.exports import aggregate, export_full, export_lines
 from cardsorter.inventory_store import card_states, correct_cards, open_inventory, read_rows

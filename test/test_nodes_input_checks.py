@@ -14,7 +14,7 @@ from rosutil import Collector, make_world, overrides, ros_context, spin_until, s
 from std_msgs.msg import String
 
 from cardsorter.core.errors import ConfigError
-from cardsorter.core.sorting import SorterState
+from cardsorter.core.sort_execution import SorterState
 from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
 from cardsorter.ros import conversions as cv
 from cardsorter.ros import qos

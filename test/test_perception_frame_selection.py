@@ -48,28 +48,28 @@ def tracked(x: int, y: int, track_id: int = 1, class_name: str = "card") -> list
 def test_new_track_is_embedded_and_a_still_card_is_then_cached() -> None:
     sel = selector()
     frame = frame_with_card(100, 100)
-    first = sel.select(frame, tracked(100, 100), 0)
+    first = sel.select(frame, tracked(100, 100))
     assert [c.track_id for c in first] == [1]
     assert first[0].image_bgr.shape == (CROP_WH[1], CROP_WH[0], 3)
-    for i in range(1, 10):
-        assert sel.select(frame, tracked(100, 100), i) == []
+    for _ in range(1, 10):
+        assert sel.select(frame, tracked(100, 100)) == []
     assert sel.stats.skipped[SKIP_CACHED] == 9
     assert sel.stats.crops_requested == 1 and sel.stats.detections == 10
 
 
 def test_a_card_that_moved_below_the_iou_limit_is_embedded_again() -> None:
     sel = selector()
-    sel.select(frame_with_card(100, 100), tracked(100, 100), 0)
+    sel.select(frame_with_card(100, 100), tracked(100, 100))
     # 60 px wide box shifted 8 px: IoU 0.76 (kept); shifted 12 px: IoU 0.67 < 0.7 (re-embedded)
-    assert sel.select(frame_with_card(108, 100), tracked(108, 100), 1) == []
-    assert len(sel.select(frame_with_card(112, 100), tracked(112, 100), 2)) == 1
+    assert sel.select(frame_with_card(108, 100), tracked(108, 100)) == []
+    assert len(sel.select(frame_with_card(112, 100), tracked(112, 100))) == 1
 
 
 def test_cached_view_expires_after_max_age_frames() -> None:
     sel = selector()
     max_age = gate_config().cache_max_age_frames
     frame = frame_with_card(100, 100)
-    counts = [len(sel.select(frame, tracked(100, 100), i)) for i in range(max_age + 2)]
+    counts = [len(sel.select(frame, tracked(100, 100))) for _ in range(max_age + 2)]
     assert counts[0] == 1
     assert sum(counts[1:max_age + 1]) == 0
     assert counts[max_age + 1] == 1
@@ -78,7 +78,7 @@ def test_cached_view_expires_after_max_age_frames() -> None:
 def test_blurry_crops_wait_and_the_sharpest_of_the_last_few_is_embedded() -> None:
     sel = selector(best_of_frames=4)
     sigmas = [3.0, 2.5, 1.8, 2.8]   # all below the sharpness threshold at this crop size
-    results = [sel.select(frame_with_card(100, 100, s), tracked(100, 100), i) for i, s in enumerate(sigmas)]
+    results = [sel.select(frame_with_card(100, 100, s), tracked(100, 100)) for s in sigmas]
     assert [len(r) for r in results] == [0, 0, 0, 1]
     chosen = results[-1][0]
     sharpest = frame_with_card(100, 100, 1.8)
@@ -90,36 +90,36 @@ def test_blurry_crops_wait_and_the_sharpest_of_the_last_few_is_embedded() -> Non
 
 def test_a_sharp_frame_after_blurry_ones_is_embedded_at_once() -> None:
     sel = selector()
-    assert sel.select(frame_with_card(100, 100, 3.0), tracked(100, 100), 0) == []
-    crops = sel.select(frame_with_card(100, 100), tracked(100, 100), 1)
+    assert sel.select(frame_with_card(100, 100, 3.0), tracked(100, 100)) == []
+    crops = sel.select(frame_with_card(100, 100), tracked(100, 100))
     assert len(crops) == 1 and crops[0].sharpness >= SHARPNESS_MIN
 
 
 def test_settled_tracks_are_skipped_even_when_moving() -> None:
     sel = selector()
-    sel.select(frame_with_card(100, 100), tracked(100, 100), 0)
+    sel.select(frame_with_card(100, 100), tracked(100, 100))
     sel.set_settled(1, True)
     for i in range(1, 6):
         x = 100 + 30 * i
-        assert sel.select(frame_with_card(x, 100), tracked(x, 100), i) == []
+        assert sel.select(frame_with_card(x, 100), tracked(x, 100)) == []
     assert sel.stats.skipped[SKIP_SETTLED] == 5
     sel.set_settled(1, False)
-    assert len(sel.select(frame_with_card(300, 100), tracked(300, 100), 6)) == 1
+    assert len(sel.select(frame_with_card(300, 100), tracked(300, 100))) == 1
 
 
 def test_double_feeds_are_not_embedded() -> None:
     sel = selector()
-    assert sel.select(frame_with_card(100, 100), tracked(100, 100, class_name="double_feed"), 0) == []
+    assert sel.select(frame_with_card(100, 100), tracked(100, 100, class_name="double_feed")) == []
     assert sel.stats.skipped[SKIP_DOUBLE_FEED] == 1
 
 
 def test_forget_makes_a_reused_slot_start_fresh_and_stats_count_savings() -> None:
     sel = selector()
     frame = frame_with_card(100, 100)
-    for i in range(6):
-        sel.select(frame, tracked(100, 100), i)
+    for _ in range(6):
+        sel.select(frame, tracked(100, 100))
     sel.forget(1)
-    assert len(sel.select(frame, tracked(100, 100), 6)) == 1
+    assert len(sel.select(frame, tracked(100, 100))) == 1
     stats = sel.stats
     assert stats.frames == 7 and stats.detections == 7 and stats.crops_requested == 2
     assert stats.saved_ratio == 1 - 2 / 7
@@ -129,7 +129,7 @@ def test_forget_makes_a_reused_slot_start_fresh_and_stats_count_savings() -> Non
 def test_an_unconfirmed_still_card_gets_a_view_every_evidence_interval_until_settled() -> None:
     sel = selector(evidence_interval_frames=3)
     frame = frame_with_card(100, 100)
-    counts = [len(sel.select(frame, tracked(100, 100), i)) for i in range(9)]
+    counts = [len(sel.select(frame, tracked(100, 100))) for _ in range(9)]
     assert counts == [1, 0, 0, 1, 0, 0, 1, 0, 0]
     sel.set_settled(1, True)
-    assert sum(len(sel.select(frame, tracked(100, 100), 9 + i)) for i in range(40)) == 0, "settled: never again"
+    assert sum(len(sel.select(frame, tracked(100, 100))) for _ in range(40)) == 0, "settled: never again"

@@ -6,10 +6,12 @@ import pathlib
 
 import pytest
 
+from cardsorter.core.errors import ConfigError
 from cardsorter.regression import (
     BAGS,
     FLOAT_TOLERANCE,
     build_reference_database,
+    catalog_spec,
     compare_sort_logs,
     golden_path,
     parse_golden,
@@ -80,3 +82,18 @@ def test_a_change_of_order_or_a_missing_row_is_reported() -> None:
     swapped = [want[1], want[0], *want[2:]]
     assert any("track_id" in p for p in compare_sort_logs(want, swapped))
     assert any("rows instead of" in p for p in compare_sort_logs(want, want[:-1]))
+
+
+def test_the_committed_catalogue_line_reads_as_generate_catalog_arguments() -> None:
+    assert catalog_spec("catalog generate --cards 30 --seed 3 --unknown 3") == {"cards": 30, "seed": 3, "unknown": 3}
+
+
+@pytest.mark.parametrize(("line", "named"), [
+    ("catalog generate --cards 30 --seed 3 --colour red", "--colour"),
+    ("catalog generate --cards thirty --seed 3", "--cards"),
+    ("catalog generate --seed 3", "--cards"),
+    ("db build --cards 3", "catalog generate"),
+])
+def test_a_wrong_catalogue_line_is_refused_naming_what_is_wrong(line: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        catalog_spec(line)

@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
+from cardsorter.core.bin_rules import BinSpec
 from cardsorter.core.errors import ActuatorError, ConfigError
 from cardsorter.core.fields import check_ranges, doc, section
-from cardsorter.core.sort_rules import BinSpec
-from cardsorter.core.sorting import ActuationResult
+from cardsorter.core.sort_execution import ActuationResult
 
 KINDS = ("simulated", "pca9685", "gpio", "serial")
 

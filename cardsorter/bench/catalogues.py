@@ -233,7 +233,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from cardsorter.cli.db import progress_bar
+    from cardsorter.console import progress_bar
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--work", type=pathlib.Path, required=True, help="folder for the generated dumps (kept)")

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from cardsorter.config import REPO_ROOT, resolve_path
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.smoothing import TemporalSmoother
-from cardsorter.core.sort_rules import RoutingState, load_rules
-from cardsorter.core.sorting import ActuationResult, SorterCore, SortEvent
+from cardsorter.core.sort_execution import ActuationResult, SortEvent
+from cardsorter.core.sort_routing import RoutingState, route_card
+from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import (
     BoxPx,
     Candidate,
@@ -105,7 +107,7 @@ def bench_rules(cards: int, rules_path: pathlib.Path) -> dict[str, Any]:
     deck = _cards(cards)
 
     def one(i: int) -> None:
-        route = rules.route(deck[i], SortStatus.CONFIRMED, False, state)
+        route = route_card(rules, deck[i], SortStatus.CONFIRMED, False, state)
         state.record(route, deck[i])
 
     samples = _timed(one, cards)

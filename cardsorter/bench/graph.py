@@ -25,19 +25,20 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         web: bool = False) -> dict[str, Any]:
     """One belt run of the whole graph; ``web`` adds the web node with a browser-like client loading its pages."""
     from cardsorter.bench.web import PageLoader
-    from cardsorter.cli.demo import ensure_catalog, ensure_database
     from cardsorter.config import resolve_path
+    from cardsorter.console import progress_bar
     from cardsorter.report import stage_latencies
     from cardsorter.ros.graph import NODE_NAMES
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph
     from cardsorter.settings import load_settings
     from cardsorter.sim.catalog import load_catalog
+    from cardsorter.sim.demo_world import ensure_catalog, ensure_database
     from cardsorter.sim.scoring import score_run
 
     manifest = resolve_path(load_settings().embedder.model_manifest)
     catalog = ensure_catalog(catalog_cards, catalog_cards // 10, seed)
-    database = ensure_database(catalog, manifest)
+    database = ensure_database(catalog, manifest, progress=progress_bar())
     work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-bench-"))
     overrides = {
         "camera": {"source": "synthetic", "synthetic.catalog_dir": str(catalog), "synthetic.cards": cards,

@@ -80,16 +80,17 @@ def run_mode(mode: str, params_file: pathlib.Path, override_file: pathlib.Path, 
 
 def run(cards: int = 8, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400,
         modes: tuple[str, ...] = ("single_process", "per_node")) -> dict[str, Any]:
-    from cardsorter.cli.demo import ensure_catalog, ensure_database
     from cardsorter.config import default_params_file, resolve_path
+    from cardsorter.console import progress_bar
     from cardsorter.ros.graph import NODE_NAMES
     from cardsorter.ros.launch_params import write_override_file
     from cardsorter.settings import load_settings
+    from cardsorter.sim.demo_world import ensure_catalog, ensure_database
 
     params_file = default_params_file()
     manifest = resolve_path(load_settings().embedder.model_manifest)
     catalog = ensure_catalog(catalog_cards, catalog_cards // 10, seed)
-    database = ensure_database(catalog, manifest)
+    database = ensure_database(catalog, manifest, progress=progress_bar())
     work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-bench-memory-"))
     result: dict[str, Any] = {"machine": machine(), "cards": cards, "fps": fps, "catalog_cards": catalog_cards}
     for mode in modes:

@@ -178,7 +178,7 @@ def gate_on_belt(cards: list[SceneCard], params: CameraSettings, fs_params: Fram
         for end in ended:
             selector.forget(end.track_id)
         t0 = time.perf_counter()
-        crops = selector.select(image, tracked, stamp)
+        crops = selector.select(image, tracked)
         select_s += time.perf_counter() - t0
         for crop in crops:
             views[crop.track_id] += 1

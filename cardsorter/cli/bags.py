@@ -5,16 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
-import shutil
-import tempfile
 import time
 from typing import Any
 
 log = logging.getLogger("cardsorter.replay")
-
-FRAME_TIMEOUT_S = 30.0       # one frame through the whole loop; generous (a cold ONNX session on a busy CPU)
-DRAIN_TIMEOUT_S = 60.0
-END_OF_STREAM_AFTER_NS = 1_000_000_000   # the end of stream is stamped 1 s after the last frame
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -53,75 +47,9 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
-def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, image_topic: str | None = None,
-               params_file: pathlib.Path | None = None, detect: str = "auto") -> dict[str, Any]:
-    """Feed a bag's frames through the real graph (frame selector → sorter) and write its sort log."""
-    from cardsorter.backends.detectors import open_detector
-    from cardsorter.config import resolve_path
-    from cardsorter.core.errors import BagError
-    from cardsorter.ros import conversions
-    from cardsorter.ros.bags import FramePublisher, bag_has_detections, read_frames
-    from cardsorter.ros.monitor_node import GraphMonitor
-    from cardsorter.ros.runner import Graph
-    from cardsorter.settings import load_settings
-
-    use_detections = detect == "bag" or (detect == "auto" and bag_has_detections(bag))
-    if detect == "bag" and not bag_has_detections(bag):
-        raise BagError(f"{bag} has no camera/detections: use --detect cpu")
-    detector = None
-    if not use_detections:
-        detector = open_detector(load_settings(params_file).camera.detector)
-    work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-replay-"))
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    if out_csv.exists():
-        out_csv.unlink()
-    overrides = {
-        "matcher": {"database": str(resolve_path(db))},
-        "sorter": {"sort_log": str(out_csv.resolve()), "inventory_path": str(work / "inventory.sqlite"),
-                   "actuator_kind": "simulated", "actuator.simulated.realtime": False, "clock_tick_ms": 0.0,
-                   "actuator.simulated.jam_probability": 0.0, "actuator.simulated.misroute_probability": 0.0},
-    }
-    nodes = ["frame_selector", "embedder", "matcher", "smoother", "sorter"]
-    frames = 0
-    last_stamp = 0
-    frame_id = "camera_optical_frame"
-    try:
-        with Graph(params_file, nodes, overrides, extra_nodes=[FramePublisher, GraphMonitor]) as graph:
-            player, monitor = graph.node_of(FramePublisher), graph.node_of(GraphMonitor)
-            graph.spin_until(lambda: player.count_subscribers("camera/image_raw") > 0
-                             and player.count_subscribers("camera/detections") > 0, 10.0)
-            for frame in read_frames(bag, image_topic, use_detections):
-                if frame.stamp_ns <= last_stamp:
-                    log.warning("frame stamped %d is not after %d: skipped", frame.stamp_ns, last_stamp)
-                    continue
-                if frame.detections is not None:
-                    dets = frame.detections
-                else:
-                    from rclpy.serialization import deserialize_message
-                    from sensor_msgs.msg import Image
-
-                    image = deserialize_message(frame.image_raw, Image)
-                    frame_id = image.header.frame_id or frame_id
-                    found = detector.detect(conversions.image_from_msg(image))  # type: ignore[union-attr]
-                    dets = conversions.detections_to_msg(found, image.header, frames)
-                player.publish_frame(frame.image_raw, dets)
-                if not graph.spin_until(lambda s=frame.stamp_ns: monitor.frame_done(s), FRAME_TIMEOUT_S):
-                    raise BagError(f"frame {frame.stamp_ns} did not go through the graph within {FRAME_TIMEOUT_S} s")
-                frames += 1
-                last_stamp = frame.stamp_ns
-            if frames == 0:
-                raise BagError(f"{bag} has no frames on the image topic")
-            player.end_of_stream(last_stamp + END_OF_STREAM_AFTER_NS, frame_id)
-            if not graph.spin_until(monitor.all_sorted, DRAIN_TIMEOUT_S):
-                raise BagError("the graph did not sort every track after the end of the bag")
-            result = {"frames": frames, "tracks": len(monitor.track_ends), "sort_events": len(monitor.sort_events),
-                      "detections": "bag" if use_detections else "cpu"}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return result
-
-
 def _replay(args: argparse.Namespace) -> int:
+    from cardsorter.ros.bag_replay import replay_bag
+
     out = pathlib.Path(args.out)
     result = replay_bag(pathlib.Path(args.bag), pathlib.Path(args.db), out, image_topic=args.image_topic,
                         params_file=args.params_file, detect=args.detect)

@@ -5,40 +5,9 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from cardsorter.backends.card_index import SearchConfig
-from cardsorter.config import find_data_file
-from cardsorter.core.errors import ModelError
-
-BAR_WIDTH = 30
-
-
-def progress_bar(stream: Any = None) -> Callable[[str, int, int], None]:
-    """A progress callback drawing `stage [#####.....] done/total` on one line of ``stream`` (stderr)."""
-    def report(stage: str, done: int, total: int) -> None:
-        out = stream or sys.stderr
-        filled = BAR_WIDTH * done // max(total, 1)
-        out.write(f"\r{stage:>15} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
-        if done >= total:
-            out.write("\n")
-        out.flush()
-    return report
-
-
-def _configs(params_file: str | None) -> tuple[Any, SearchConfig, Any]:
-    from cardsorter.settings import load_settings
-
-    matcher = load_settings(params_file).matcher
-    return matcher.build, matcher.search, matcher
-
-
-def _agreeing_views(params_file: str | None) -> int:
-    """smoother.confirm_views: the per-card false-accept rate of the calibration is measured for it."""
-    from cardsorter.settings import load_settings
-
-    return load_settings(params_file).smoother.smoothing.confirm_views
+from cardsorter.console import progress_bar
 
 
 def _print_search(searched: Any, out: Any) -> None:
@@ -75,31 +44,6 @@ def _print_calibration(calibration: Any, out: Any) -> None:
           f"confirmed {pc['unknown_false_accept']:.2%} (independent views: "
           f"{calibration['per_card_unknown_false_accept_if_independent']:.2e}), known confirmed right "
           f"{pc['known_confirmed_right']:.2%}, not confirmed {pc['known_not_confirmed']:.2%}", file=out)
-
-
-def _resolve(path: str) -> pathlib.Path:
-    p = pathlib.Path(path)
-    if p.exists() or p.is_absolute():
-        return p
-    return find_data_file(p) or p   # models/… from the source tree or the installed package
-
-
-def _open_embedder(args: argparse.Namespace) -> tuple[Any, str]:
-    """The embedder named on the command line (else the embedder section) and its model file's sha256."""
-    from cardsorter.backends import embedders
-    from cardsorter.core.model_manifest import load_manifest
-    from cardsorter.settings import load_settings
-
-    emb = load_settings(args.params).embedder
-    manifest_path = _resolve(args.model or emb.model_manifest)
-    backend = args.backend or emb.backend
-    manifest = load_manifest(manifest_path)  # ModelError naming the file or key when unusable
-    open_embedder = getattr(embedders, "open_embedder", None)
-    if open_embedder is None:
-        raise ModelError("cardsorter.backends.embedders.open_embedder is not available in this build")
-    threads = args.threads if args.threads is not None else emb.threads
-    embedder = open_embedder(backend, str(manifest_path), threads)
-    return embedder, manifest.sha256
 
 
 def _print_self_retrieval(report: Any, out: Any) -> None:
@@ -144,18 +88,13 @@ def _print_build(report: Any, verb: str) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from cardsorter.db.build import build_database
+    from cardsorter.db.from_settings import build_database_from_settings
 
-    build_config, search_config, _ = _configs(args.params)
-    embedder, sha = _open_embedder(args)
-    try:
-        report = build_database(pathlib.Path(args.images), pathlib.Path(args.out), embedder,
-                                build_config=build_config, search_config=search_config,
-                                metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
-                                model_sha256=sha, progress=progress_bar(), metadata_format=args.metadata_format,
-                                agreeing_views=_agreeing_views(args.params))
-    finally:
-        embedder.close()
+    report = build_database_from_settings(pathlib.Path(args.images), pathlib.Path(args.out),
+                                          metadata=pathlib.Path(args.metadata) if args.metadata else None,
+                                          metadata_format=args.metadata_format, params_file=args.params,
+                                          model=args.model, backend=args.backend, threads=args.threads,
+                                          progress=progress_bar())
     _print_build(report, "built")
     _print_calibration(report.calibration, sys.stdout)
     _print_search(getattr(report, "search", None), sys.stdout)
@@ -164,15 +103,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     from cardsorter.db.delta import add_to_database
+    from cardsorter.db.from_settings import agreeing_views, build_configs, open_embedder
 
-    build_config, search_config, _ = _configs(args.params)
-    embedder, _ = _open_embedder(args)
+    build_config, search_config = build_configs(args.params)
+    embedder, _ = open_embedder(args.params, args.model, args.backend, args.threads)
     try:
         report = add_to_database(pathlib.Path(args.db), pathlib.Path(args.images), embedder,
                                  build_config=build_config, search_config=search_config,
                                  metadata_path=pathlib.Path(args.metadata) if args.metadata else None,
                                  progress=progress_bar(), metadata_format=args.metadata_format,
-                                 agreeing_views=_agreeing_views(args.params))
+                                 agreeing_views=agreeing_views(args.params))
     finally:
         embedder.close()
     _print_build(report, "added to")
@@ -183,11 +123,12 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from cardsorter.db.delta import merge_database
+    from cardsorter.db.from_settings import agreeing_views, build_configs
 
-    build_config, search_config, _ = _configs(args.params)
+    build_config, search_config = build_configs(args.params)
     report = merge_database(pathlib.Path(args.db), pathlib.Path(args.out) if args.out else None,
                             build_config=build_config, search_config=search_config, progress=progress_bar(),
-                            agreeing_views=_agreeing_views(args.params))
+                            agreeing_views=agreeing_views(args.params))
     _print_build(report, "merged into")
     _print_calibration(report.calibration, sys.stdout)
     _print_search(getattr(report, "search", None), sys.stdout)
@@ -196,11 +137,12 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from cardsorter.db.delta import check_database
+    from cardsorter.db.from_settings import build_configs, open_embedder
 
-    build_config, search_config, _ = _configs(args.params)
+    build_config, search_config = build_configs(args.params)
     expected = None
     if args.model:
-        embedder, _ = _open_embedder(args)
+        embedder, _ = open_embedder(args.params, args.model, args.backend, args.threads)
         expected = embedder.model_id
         embedder.close()
     report = check_database(pathlib.Path(args.db), expected_model_id=expected, build_config=build_config,

@@ -7,62 +7,22 @@ import json
 import logging
 import pathlib
 import platform
-import shutil
 import time
 from typing import Any
 
-from cardsorter.config import REPO_ROOT, is_source_checkout
-
 log = logging.getLogger("cardsorter.demo")
-
-# The demo's catalogue and database: in the source tree, else (a pip install) under the current directory.
-VAR = (REPO_ROOT if is_source_checkout() else pathlib.Path.cwd()) / "var" / "demo"
-
-
-def ensure_catalog(cards: int, unknown: int, seed: int) -> pathlib.Path:
-    """var/demo/catalog, generated again only when asked for another size or seed."""
-    from cardsorter.sim.catalog import generate_catalog
-
-    path = VAR / "catalog"
-    wanted = {"cards": cards, "unknown": unknown, "seed": seed}
-    stamp = path / "generator.json"
-    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
-        shutil.rmtree(path, ignore_errors=True)
-        log.info("generating a catalogue of %d cards (+%d unknown) in %s", cards, unknown, path)
-        generate_catalog(path, cards=cards, seed=seed, unknown=unknown)
-        stamp.write_text(json.dumps(wanted))
-    return path
-
-
-def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path) -> pathlib.Path:
-    """var/demo/db, built again when the catalogue or the model changed."""
-    from cardsorter.cli.__main__ import main as cli_main
-    from cardsorter.core.errors import DatabaseError
-    from cardsorter.core.model_manifest import load_manifest
-
-    path = VAR / "db"
-    wanted = {"catalog": json.loads((catalog / "generator.json").read_text()),
-              "model_id": load_manifest(manifest_path).model_id}
-    stamp = VAR / "db.source.json"
-    if not (path / "manifest.json").exists() or not stamp.exists() or json.loads(stamp.read_text()) != wanted:
-        shutil.rmtree(path, ignore_errors=True)
-        log.info("building the reference database %s with model %s", path, wanted["model_id"])
-        code = cli_main(["db", "build", "--images", str(catalog / "images"), "--metadata",
-                         str(catalog / "metadata.json"), "--out", str(path), "--model", str(manifest_path)])
-        if code != 0:
-            raise DatabaseError(f"building the demo database {path} failed (exit {code})")
-        stamp.write_text(json.dumps(wanted))
-    return path
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from cardsorter.config import resolve_path
+    from cardsorter.console import progress_bar
     from cardsorter.inventory import read_rows
     from cardsorter.ros.graph import NODE_NAMES
     from cardsorter.ros.monitor_node import GraphMonitor
     from cardsorter.ros.runner import Graph, announce_web
     from cardsorter.settings import load_settings
     from cardsorter.sim.catalog import load_catalog
+    from cardsorter.sim.demo_world import ensure_catalog, ensure_database
     from cardsorter.sim.scoring import score_run
 
     settings = load_settings(args.params_file)
@@ -70,7 +30,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     manifest = resolve_path(settings.embedder.model_manifest)
     catalog = ensure_catalog(args.catalog_cards, args.unknown_cards, args.seed)
-    database = ensure_database(catalog, manifest)
+    database = ensure_database(catalog, manifest, progress=progress_bar())
     art_of = {rec.card_id: rec.art_id for rec, _ in load_catalog(catalog)}
     overrides: dict[str, dict[str, Any]] = {
         "camera": {"source": "synthetic", "synthetic.catalog_dir": str(catalog), "synthetic.cards": args.cards,

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import IO
 
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.errors import ConfigError, InventoryError
 from cardsorter.core.multipass import plan_passes, step_rules_yaml
-from cardsorter.core.sort_rules import load_rules
 from cardsorter.core.types import CardRecord
 from cardsorter.inventory import (
     bin_contents,

@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from cardsorter.core.types import BoxPx, Point, Quad
+from cardsorter.core.types import BoxPx, Quad
 
 CLASS_CARD = "card"
 CLASS_DOUBLE_FEED = "double_feed"
@@ -211,7 +211,3 @@ def quad_corner_error_px(found: Quad, truth: Quad, allow_180: bool = False) -> f
     if allow_180:
         err = min(err, float(np.mean(np.linalg.norm(np.roll(f, 2, axis=0) - t, axis=1))))
     return err
-
-
-def point_distance(a: Point, b: Point) -> float:
-    return math.hypot(a[0] - b[0], a[1] - b[1])

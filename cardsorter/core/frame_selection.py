@@ -100,7 +100,7 @@ class FrameSelector:
         self._best_of_blurry = 0
         self._skipped = dict.fromkeys(SKIP_REASONS, 0)
 
-    def select(self, image_bgr: np.ndarray, tracked: list[Detection], stamp_ns: int) -> list[CardCrop]:
+    def select(self, image_bgr: np.ndarray, tracked: list[Detection]) -> list[CardCrop]:
         """The crops to embed for this frame (at most one per track)."""
         check_bgr_image(image_bgr, "frame")
         cfg = self._cfg

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from cardsorter.core.sort_rules import Condition, Rule, SortRules, fold
+from cardsorter.core.bin_rules import CATEGORY_FIELDS, Rule, SortRules
 
-PASS_FIELDS = ("set", "rarity", "type", "letter")
+PASS_FIELDS = tuple(CATEGORY_FIELDS)   # set, rarity, type, letter
 
 
 @dataclass(frozen=True)
@@ -108,34 +108,24 @@ def plan_passes(categories: Sequence[str], bins: Sequence[str], field: str = "se
 
 def rules_for_step(step: PassStep, field: str, base: SortRules) -> SortRules:
     """The rules for one run: each bin takes its categories; bins, reject and overflow from ``base``."""
+    category = CATEGORY_FIELDS.get(field)
     rules = []
     for i, (bin_name, cats) in enumerate(step.assignment, start=1):
         if bin_name not in base.bins or bin_name == base.reject_bin:
             raise ValueError(f"pass {step.pass_number} uses bin {bin_name!r}, not a sort bin of {base.path}")
-        folded = frozenset(fold(c) for c in cats)
-        if field == "set":
-            cond = Condition(sets=folded)
-        elif field == "rarity":
-            cond = Condition(rarities=folded)
-        elif field == "type":
-            cond = Condition(types=folded)
-        elif field == "letter":
-            cond = Condition(name_range=(cats[0], cats[-1]))
-        else:
+        if category is None:
             raise ValueError(f"field must be one of {PASS_FIELDS}, got {field!r}")
-        rules.append(Rule(i, bin_name, cond, 0, f"pass {step.pass_number} {_span(cats)}"))
+        rules.append(Rule(i, bin_name, category.condition(cats), 0, f"pass {step.pass_number} {_span(cats)}"))
     return dataclasses.replace(base, rules=tuple(rules))
 
 
 def step_rules_yaml(step: PassStep, field: str, base: SortRules) -> str:
     """A bins file for one run (load it with load_rules): ``base``'s bins, reject and overflow, one
     rule per bin for its categories; cards outside the pile go to the overflow bin."""
-    rules_for_step(step, field, base)      # validates the bins
-    key = {"set": "set", "rarity": "rarity", "type": "type", "letter": "name_range"}[field]
-    rules: list[dict[str, Any]] = []
-    for bin_name, cats in step.assignment:
-        value: Any = [cats[0], cats[-1]] if field == "letter" else list(cats)
-        rules.append({"bin": bin_name, key: value})
+    rules_for_step(step, field, base)      # validates the bins and the field
+    category = CATEGORY_FIELDS[field]
+    rules: list[dict[str, Any]] = [{"bin": bin_name, category.rule_key: category.rule_value(cats)}
+                                   for bin_name, cats in step.assignment]
     bins = []
     for spec in base.bins.values():
         entry: dict[str, Any] = {"name": spec.name, "capacity": spec.capacity}

@@ -18,6 +18,13 @@ from cardsorter.core.types import (
 
 # How many ended track ids are remembered so late matches for them are dropped, not revived.
 ENDED_TRACKS_REMEMBERED = 4096
+# The smoother never leaves these states (AMBIGUOUS is permanent): more views cannot change the decision.
+SETTLED_STATES = frozenset({TrackState.CONFIRMED, TrackState.AMBIGUOUS})
+
+
+def is_settled(state: TrackState, final: bool) -> bool:
+    """A track needs no more views: its state cannot change any more, or its final identity is out."""
+    return final or state in SETTLED_STATES
 
 
 @dataclass(frozen=True)
@@ -124,7 +131,7 @@ class TemporalSmoother:
             after = (track.state, self._card_id(track))
             if track.final_sent:
                 continue
-            if self._config.finalize_on_confirm and track.state in (TrackState.CONFIRMED, TrackState.AMBIGUOUS):
+            if self._config.finalize_on_confirm and track.state in SETTLED_STATES:
                 track.final_sent = True
                 changed.append(self._identity(track, stamp_ns, final=True, reason=self._final_reason(track)))
             elif new or before != after:
@@ -154,8 +161,7 @@ class TemporalSmoother:
         if track_id in self._ended:
             return True
         track = self._tracks.get(track_id)
-        return track is not None and (track.state in (TrackState.CONFIRMED, TrackState.AMBIGUOUS)
-                                      or track.final_sent)
+        return track is not None and is_settled(track.state, track.final_sent)
 
     def state_of(self, track_id: int) -> TrackState:
         track = self._tracks.get(track_id)

@@ -68,10 +68,6 @@ class CardTracker:
         """The newest stamp seen (update or flush); an older frame can no longer be tracked."""
         return self._last_stamp_ns
 
-    @property
-    def open_track_ids(self) -> list[int]:
-        return [t.track_id for t in self._tracks]
-
     def update(self, detections: list[Detection], stamp_ns: int) -> tuple[list[Detection], list[TrackEnd]]:
         """Associate this frame's detections; returns them with track ids, and the tracks that ended."""
         self._check_stamp(stamp_ns)

@@ -115,7 +115,7 @@ class CardRecord:
     number: str = ""
     rarity: str = ""
     art_id: str = ""
-    finish: str = "normal"          # the default printing: one of FINISHES (core/sort_rules.py)
+    finish: str = "normal"          # the default printing: one of FINISHES (the bins-file rules check it: core/bin_rules.py)
     supertype: str = ""
     types: tuple[str, ...] = ()
     price_usd: float | None = None

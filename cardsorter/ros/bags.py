@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rclpy.context import Context
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -194,7 +194,3 @@ class FramePublisher(Node):
 
     def end_of_stream(self, stamp_ns: int, frame_id: str) -> None:
         self._eos_pub.publish(conversions.header(stamp_ns, frame_id))
-
-
-def serialize(msg: Any) -> bytes:
-    return bytes(serialize_message(msg))

@@ -11,8 +11,9 @@ from std_msgs.msg import Header
 from cardsorter.config import resolve_path
 from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
 from cardsorter.core.model_manifest import load_manifest
+from cardsorter.core.smoothing import is_settled
 from cardsorter.core.tracking import CardTracker
-from cardsorter.core.types import TrackEnd, TrackState
+from cardsorter.core.types import TrackEnd
 from cardsorter.msg import CardCropArray, CardDetectionArray, CardIdentityArray
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.ros import conversions, qos
@@ -24,8 +25,6 @@ from cardsorter.settings import FrameSelectorSettings
 
 # A frame waits this many newer frames for its detections (and vice versa) before it is dropped.
 PAIRING_BUFFER = 6
-# The smoother never leaves these states (AMBIGUOUS is permanent): more views cannot change the decision.
-SETTLED_STATES = (TrackState.CONFIRMED, TrackState.AMBIGUOUS)
 
 
 class FrameSelectorNode(Node):
@@ -96,7 +95,7 @@ class FrameSelectorNode(Node):
             return
         with self._monitor.measure():
             tracked, ended = self._tracker.update(detections, stamp)
-            crops = self._selector.select(frame, tracked, stamp)
+            crops = self._selector.select(frame, tracked)
         if crops:
             self._crops_pub.publish(conversions.crops_to_msg(crops, dets.header, dets.frame_index))
         tracks = conversions.detections_to_msg(tracked, dets.header, dets.frame_index)
@@ -118,7 +117,7 @@ class FrameSelectorNode(Node):
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         for ident in self._inputs.identities(msg, "identities"):
-            self._selector.set_settled(ident.track_id, ident.final or ident.state in SETTLED_STATES)
+            self._selector.set_settled(ident.track_id, is_settled(ident.state, ident.final))
 
     def _on_end_of_stream(self, msg: Header) -> None:
         stamp = conversions.stamp_to_ns(msg.stamp)

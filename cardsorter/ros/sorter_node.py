@@ -21,11 +21,12 @@ from std_msgs.msg import Header, String
 
 from cardsorter.backends.actuators import actuator_from_config
 from cardsorter.config import resolve_path
+from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.errors import ActuatorError, InventoryError
 from cardsorter.core.model_manifest import load_manifest
-from cardsorter.core.sort_rules import load_rules
-from cardsorter.core.sorting import SorterCore, SorterState
-from cardsorter.core.sorting import SortEvent as CoreSortEvent
+from cardsorter.core.sort_execution import SorterState
+from cardsorter.core.sort_execution import SortEvent as CoreSortEvent
+from cardsorter.core.sorting import SorterCore
 from cardsorter.inventory import SortLogWriter, utc_now_iso
 from cardsorter.inventory_pg import is_url
 from cardsorter.inventory_store import open_inventory

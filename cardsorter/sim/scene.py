@@ -207,10 +207,6 @@ class SyntheticScene:
     def size_wh(self) -> tuple[int, int]:
         return (self._w, self._h)
 
-    @property
-    def physical_count(self) -> int:
-        return len(self._physicals)
-
     def stack(self) -> list[tuple[int, str, bool, tuple[str, ...]]]:
         """(physical_id, card_id, in_database, nuisances) of every physical card, in order."""
         return [(p.physical_id, p.card.card_id, p.card.in_database, p.nuisances) for p in self._physicals]

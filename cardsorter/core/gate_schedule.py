@@ -1,12 +1,14 @@
-"""Belt model for flow mode: when a card that left the camera's view reaches its bin's gate."""
+"""When a decided card is due at its gate: the belt model (flow mode) and each queued actuation's due time."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from cardsorter.core.bin_rules import BinSpec
 from cardsorter.core.fields import check_ranges, doc
-from cardsorter.core.types import TrackEnd
+from cardsorter.core.types import SortDecision, TrackEnd
 
 NS_PER_S = 1_000_000_000
 TRAVEL_AXES = ("+x", "-x", "+y", "-y")
@@ -103,3 +105,62 @@ class BeltModel:
         lead_ns = round(self._c.actuation_lead_ms * 1_000_000)
         due = max(end.last_stamp_ns, end.last_stamp_ns + travel_ns - lead_ns)
         return GateArrival(due, None, edge, distance, speed)
+
+
+@dataclass(frozen=True)
+class ScheduledActuation:
+    """A decision waiting for its card to reach the gate (flow) or for the actuator (station)."""
+
+    decision: SortDecision
+    due_ns: int | None
+    due_ticks: int | None
+    seq: int
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Queue order: gate time (encoder tick or stamp), then the order decided."""
+        return (self.due_ticks if self.due_ticks is not None else self.due_ns or 0, self.seq)
+
+
+class GateSchedule:
+    """When each decided card is due: station cards at once; flow cards when the belt brings them to
+    their bin's gate (``belt``), and missed when the actuation would be ``missed_gate_ms`` late."""
+
+    def __init__(self, station: bool, missed_gate_ms: float, bins: Mapping[str, BinSpec],
+                 belt: BeltConfig | None = None) -> None:
+        if not station and belt is None:
+            raise ValueError("flow mode needs a BeltConfig")
+        self._station = station
+        self._missed_gate_ms = missed_gate_ms
+        self._bins = bins
+        self._belt = BeltModel(belt) if belt is not None else None
+
+    def schedule(self, decision: SortDecision, end: TrackEnd | None, encoder_ticks: int | None,
+                 seq: int) -> ScheduledActuation:
+        """``decision``'s actuation: due at its last stamp, or (flow, with the track's end) at its gate."""
+        due_ns: int | None = decision.last_stamp_ns
+        due_ticks: int | None = None
+        if not self._station and end is not None and self._belt is not None:
+            arrival = self._belt.arrival(end, self._bins[decision.bin_name].gate_mm, encoder_ticks)
+            due_ns, due_ticks = arrival.due_ns, arrival.due_ticks
+        return ScheduledActuation(decision, due_ns, due_ticks, seq)
+
+    def is_due(self, act: ScheduledActuation, now_ns: int, encoder_ticks: int | None = None) -> bool:
+        if self._station:
+            return True
+        if act.due_ticks is not None:
+            return encoder_ticks is not None and encoder_ticks >= act.due_ticks
+        return act.due_ns is not None and now_ns >= act.due_ns
+
+    def is_missed(self, act: ScheduledActuation, now_ns: int, encoder_ticks: int | None = None) -> bool:
+        """Flow: the card passed its gate before the actuator could be set (it goes to passthrough_bin)."""
+        if self._station or self._belt is None:
+            return False
+        late_ms = self._missed_gate_ms
+        belt = self._belt.config
+        if act.due_ticks is not None:
+            if encoder_ticks is None:
+                return False
+            late_ticks = late_ms / 1000.0 * belt.belt_speed_mm_per_s * belt.ticks_per_mm
+            return encoder_ticks - act.due_ticks > late_ticks
+        return act.due_ns is not None and now_ns - act.due_ns > late_ms * 1e6

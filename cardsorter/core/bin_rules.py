@@ -1,19 +1,20 @@
-"""Sort rules from the user's bins file: bins, ordered first-match rules, presets, reject and overflow."""
+"""The user's bins file: its bins, ordered first-match rules, presets, reject and overflow bins, and the
+card fields sorted one category per bin (one mapping for presets, rules and multi-pass plans)."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from cardsorter.core.errors import ConfigError
-from cardsorter.core.types import FINISHES, CardRecord, SortStatus
+from cardsorter.core.types import FINISHES, CardRecord
 
 RULE_FIELDS = ("bin", "set", "set_range", "rarity", "type", "name_range", "number_range", "finish",
                "want_list", "copies_beyond", "price_min", "price_max", "any", "note")
@@ -164,11 +165,42 @@ def _name_in_range(name: str, bounds: tuple[str, str]) -> bool:
     return lo <= folded[:len(lo)] and folded[:len(hi)] <= hi
 
 
-CATEGORY_KEYS: dict[str, Callable[[CardRecord], str]] = {
-    "set": lambda c: c.set_id,
-    "rarity": lambda c: c.rarity or "(no rarity)",
-    "type": lambda c: c.supertype or (c.types[0] if c.types else "(no type)"),
-}
+@dataclass(frozen=True)
+class CategoryField:
+    """A card field sorted one category per bin. The per-category presets, the bins-file rules and the
+    multi-pass plans all turn "these categories" into a rule condition through this one mapping."""
+
+    name: str                                   # what the user sorts by: set, rarity, type, letter
+    rule_key: str                               # the bins-file rule key holding the categories
+    condition_field: str                        # the Condition field that rule key sets
+    category_of: Callable[[CardRecord], str]    # a card's category
+    preset: str | None = None                   # the preset giving each new category the next free bin
+
+    @property
+    def is_range(self) -> bool:
+        """Categories in order, held by a rule as [first, last] (letters) rather than as a list."""
+        return self.condition_field == "name_range"
+
+    def condition(self, categories: Sequence[str]) -> Condition:
+        """Cards in one of ``categories`` (a range: from the first to the last)."""
+        if self.is_range:
+            return Condition(name_range=(categories[0], categories[-1]))
+        values: dict[str, Any] = {self.condition_field: frozenset(fold(c) for c in categories)}
+        return dataclasses.replace(Condition(), **values)
+
+    def rule_value(self, categories: Sequence[str]) -> list[str]:
+        """``categories`` as a bins-file rule writes them under ``rule_key`` (load_rules reads them back)."""
+        return [categories[0], categories[-1]] if self.is_range else list(categories)
+
+
+CATEGORY_FIELDS: dict[str, CategoryField] = {f.name: f for f in (
+    CategoryField("set", "set", "sets", lambda c: c.set_id, "by_set"),
+    CategoryField("rarity", "rarity", "rarities", lambda c: c.rarity or "(no rarity)", "by_rarity"),
+    CategoryField("type", "type", "types", lambda c: c.supertype or (c.types[0] if c.types else "(no type)"),
+                  "by_type"),
+    CategoryField("letter", "name_range", "name_range", lambda c: (c.name[:1] or "?").lower()),
+)}
+CATEGORY_PRESETS: dict[str, CategoryField] = {f.preset: f for f in CATEGORY_FIELDS.values() if f.preset}
 
 
 @dataclass(frozen=True)
@@ -181,45 +213,12 @@ class Rule:
     condition: Condition
     line: int
     label: str
-    category_key: str | None = None
+    category_key: str | None = None       # a CATEGORY_FIELDS name
     bins: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
         return f"rule {self.index} ({self.label}, line {self.line})"
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where a card goes and why; ``assign`` is a new per-category bin assignment to record."""
-
-    bin_name: str
-    reason: str
-    rule_index: int | None
-    assign: tuple[int, str, str] | None = None   # (rule index, category, bin)
-    bin_full: bool = False                        # even the reject bin is full: pause before this card
-    counts_copy: bool = False                     # a confirmed card: counts toward copies_beyond
-
-
-@dataclass
-class RoutingState:
-    """What routing has decided so far this session: cards per bin, copies per card, presets' bins."""
-
-    fill: Counter[str] = field(default_factory=Counter)
-    copies: Counter[str] = field(default_factory=Counter)
-    assignments: dict[int, dict[str, str]] = field(default_factory=dict)
-
-    def record(self, route: Route, card: CardRecord | None) -> None:
-        self.fill[route.bin_name] += 1
-        if route.counts_copy and card is not None:
-            self.copies[card.card_id] += 1
-        if route.assign is not None:
-            rule_index, category, bin_name = route.assign
-            self.assignments.setdefault(rule_index, {})[category] = bin_name
-
-    def empty_bin(self, bin_name: str) -> None:
-        """The user emptied a bin: its count starts again from zero."""
-        self.fill[bin_name] = 0
 
 
 @dataclass(frozen=True)
@@ -237,52 +236,6 @@ class SortRules:
     def sort_bins(self) -> tuple[str, ...]:
         """Every bin a rule may use (all but the reject bin), in file order."""
         return tuple(name for name in self.bins if name != self.reject_bin)
-
-    def route(self, card: CardRecord | None, status: SortStatus, double_feed: bool, state: RoutingState,
-              why: str = "") -> Route:
-        """The bin for one card. Only a confirmed, single card reaches the rules; the rest → reject."""
-        if double_feed:
-            return self._reject(_prefixed("double feed", why), state)
-        if status != SortStatus.CONFIRMED or card is None:
-            return self._reject(_prefixed(status.value, why), state)
-        copies_before = state.copies[card.card_id]
-        for rule in self.rules:
-            if not rule.condition.matches(card, copies_before):
-                continue
-            if rule.category_key is None:
-                return self._fit(rule.bin_name, f"{rule.where}", rule.index, None, state)
-            category = CATEGORY_KEYS[rule.category_key](card)
-            assigned = state.assignments.get(rule.index, {})
-            if category in assigned:
-                return self._fit(assigned[category], f"{rule.category_key} {category}: {rule.where}",
-                                 rule.index, None, state)
-            free = [b for b in rule.bins if b not in assigned.values()]
-            if free:
-                return self._fit(free[0], f"{rule.category_key} {category} takes a new bin: {rule.where}",
-                                 rule.index, (rule.index, category, free[0]), state)
-            # every bin of this preset holds another category: fall through to later rules
-        return self._fit(self.default_bin, "no rule matched", None, None, state)
-
-    def _fit(self, bin_name: str, reason: str, rule_index: int | None, assign: tuple[int, str, str] | None,
-             state: RoutingState) -> Route:
-        if state.fill[bin_name] < self.bins[bin_name].capacity:
-            return Route(bin_name, reason, rule_index, assign, counts_copy=True)
-        if bin_name != self.overflow_bin and state.fill[self.overflow_bin] < self.bins[self.overflow_bin].capacity:
-            return Route(self.overflow_bin, f"{reason}; bin {bin_name} full → overflow", rule_index, None,
-                         counts_copy=True)
-        return self._reject(f"{reason}; bin {bin_name} and overflow {self.overflow_bin} full", state,
-                            counts_copy=True)
-
-    def _reject(self, reason: str, state: RoutingState, counts_copy: bool = False) -> Route:
-        full = state.fill[self.reject_bin] >= self.bins[self.reject_bin].capacity
-        return Route(self.reject_bin, reason, None, None, bin_full=full, counts_copy=counts_copy)
-
-
-def _prefixed(head: str, why: str) -> str:
-    """"unknown: 3 views ..." — without repeating a head the reason already starts with."""
-    if not why:
-        return head
-    return why if why.startswith(head) else f"{head}: {why}"
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -449,14 +402,17 @@ def _load_rule(ctx: _Ctx, item: Any, line: int, index: int, label: str, bin_ref:
     bin_name = bin_ref(item["bin"], item.lines["bin"], label)
     kw: dict[str, Any] = {}
     ln = item.lines
-    if "set" in item:
-        kw["sets"] = _str_set(ctx, item["set"], ln["set"], "set")
+
+    def categories(name: str) -> None:
+        f = CATEGORY_FIELDS[name]
+        if f.rule_key in item:
+            kw[f.condition_field] = _str_set(ctx, item[f.rule_key], ln[f.rule_key], f.rule_key)
+
+    categories("set")
     if "set_range" in item:
         kw["set_range"] = _range(ctx, item["set_range"], ln["set_range"], "set_range", natural_key)
-    if "rarity" in item:
-        kw["rarities"] = _str_set(ctx, item["rarity"], ln["rarity"], "rarity")
-    if "type" in item:
-        kw["types"] = _str_set(ctx, item["type"], ln["type"], "type")
+    categories("rarity")
+    categories("type")
     if "name_range" in item:
         kw["name_range"] = _range(ctx, item["name_range"], ln["name_range"], "name_range", fold)
     if "number_range" in item:
@@ -503,9 +459,9 @@ def _load_preset(ctx: _Ctx, item: Any, line: int, start: int, bin_ref: BinRef) -
     if len(set(bins)) != len(bins):
         raise ctx.error(raw_bins.line, f"preset {name} lists a bin twice")
     label = f"preset {name}"
-    if name in ("by_set", "by_rarity", "by_type"):
-        key = {"by_set": "set", "by_rarity": "rarity", "by_type": "type"}[name]
-        return [Rule(start + 1, bins[0], Condition(), item.line, label, category_key=key, bins=bins)]
+    if name in CATEGORY_PRESETS:
+        return [Rule(start + 1, bins[0], Condition(), item.line, label, category_key=CATEGORY_PRESETS[name].name,
+                     bins=bins)]
     if name == "want_list":
         if "want_list" not in item:
             raise ctx.error(line, "preset want_list needs 'want_list': a file of wanted cards")
