@@ -40,7 +40,7 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
     catalog = ensure_catalog(catalog_cards, catalog_cards // 10, seed)
     database = ensure_database(catalog, manifest, progress=progress_bar())
     work = pathlib.Path(tempfile.mkdtemp(prefix="cardsorter-bench-"))
-    overrides = {
+    overrides: dict[str, dict[str, Any]] = {
         "camera": {"source": "synthetic", "synthetic.catalog_dir": str(catalog), "synthetic.cards": cards,
                    "synthetic.seed": seed, "synthetic.realtime": True, "fps": fps},
         "matcher": {"database": str(database)},

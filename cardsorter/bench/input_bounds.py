@@ -11,13 +11,13 @@ import pathlib
 import platform
 import tempfile
 
-import cv2
 import numpy as np
 
 from cardsorter.backends.cameras import open_camera
 from cardsorter.backends.detectors import open_detector
 from cardsorter.backends.embedders import open_embedder
 from cardsorter.config import resolve_path
+from cardsorter.imagefiles import read_image_file
 from cardsorter.settings import load_settings
 from cardsorter.sim.catalog import generate_catalog
 
@@ -61,7 +61,7 @@ def main() -> None:
             frames, quads, worst = corner_overshoot_px(catalog, mode, args.frames, seed=5)
             print(f"{mode}: {frames} frames, {quads} quads, farthest corner/box beyond the frame edge: {worst:.2f} px")
         embedder = open_embedder("onnx", resolve_path(load_settings().embedder.model_manifest), 2)
-        images = [cv2.imread(str(p)) for p in sorted((catalog / "images").glob("*.png"))]
+        images = [read_image_file(p) for p in sorted((catalog / "images").glob("*.png"))]
         vectors, ok = embedder.embed(images)
         deviation = np.abs(np.linalg.norm(vectors[ok].astype(np.float64), axis=1) - 1.0)
         print(f"onnx {embedder.model_id}: {int(ok.sum())} crops, max |L2 norm - 1| = {deviation.max():.2g}")

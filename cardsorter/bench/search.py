@@ -265,7 +265,7 @@ def model_search_benchmark(cache_path: pathlib.Path, sizes: Sequence[int], dtype
                 index.expansion_search = ef
                 rows_f, d_f = index.search(queries, k)
                 r1, rk = recall_vs_exact(rows_f, d_f, exact_rows, exact_d, k)
-                rec = {"ef": ef, "recall_at_1": round(r1, 5), "recall_at_k": round(rk, 5),
+                rec: dict[str, Any] = {"ef": ef, "recall_at_1": round(r1, 5), "recall_at_k": round(rk, 5),
                        "batch1": time_batches(functools.partial(index.search, count=k), queries, 1, repeats)}
                 sweep.append(rec)
                 log(f"  model {rows} HNSW {dtype} ef {ef}: recall@1 {r1:.4f} recall@{k} {rk:.4f} "
@@ -550,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model_embeddings:
         search_config = load_settings().matcher.search
         say = (lambda s: print(s, file=sys.stderr, flush=True))
-        result_m = {"machine": machine(), "search_config": dataclasses.asdict(search_config),
+        result_m: dict[str, Any] = {"machine": machine(), "search_config": dataclasses.asdict(search_config),
                     "model_search": model_search_benchmark(pathlib.Path(args.model_embeddings), args.model_sizes,
                                                            args.dtypes, search_config, args.model_ef, args.repeats,
                                                            K, 0, say)}

@@ -79,7 +79,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     by_bin: dict[str, list[str]] = {}
     for r in rows:
         by_bin.setdefault(r.bin, []).append(f"{r.name} {r.set_id}/{r.number}" if r.card_id else f"({r.status})")
-    summary = score.summary()
+    summary: dict[str, Any] = dict(score.summary())
     summary.update({"wall_s": round(wall_s, 1), "tracks": tracks_ended, "sort_events": sort_events,
                     "inventory_rows": len(rows), "duplicate_sort_events": len(duplicates),
                     "cards_per_hour": round(score.physical_cards / wall_s * 3600) if wall_s > 0 else 0})

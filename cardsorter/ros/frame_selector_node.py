@@ -9,6 +9,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cardsorter.config import resolve_path
+from cardsorter.core.errors import ImageError
 from cardsorter.core.frame_selection import FrameSelector, FrameSelectorConfig
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.smoothing import is_settled
@@ -78,7 +79,7 @@ class FrameSelectorNode(Node):
         stamp = conversions.stamp_to_ns(dets.header.stamp)
         try:
             frame = conversions.image_from_msg(image)
-        except conversions.ImageError as err:
+        except ImageError as err:
             self._inputs.drop("camera/image_raw", f"frame {stamp}: {err}")
             return
         detections = self._inputs.detections(dets, "camera/detections", frame.shape[1], frame.shape[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rclpy.node import Node
@@ -15,8 +16,9 @@ class NodeSpec:
     cls: str
     summary: str
 
-    def load(self) -> type[Node]:
-        node_cls: type[Node] = getattr(importlib.import_module(self.module), self.cls)
+    def load(self) -> Callable[..., Node]:
+        """The node class: called with rclpy's keyword arguments (context, parameter_overrides)."""
+        node_cls: Callable[..., Node] = getattr(importlib.import_module(self.module), self.cls)
         return node_cls
 
 

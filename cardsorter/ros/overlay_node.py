@@ -11,6 +11,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from cardsorter.core.errors import ImageError
 from cardsorter.core.overlay import STATE_COLOURS_BGR, draw_overlay, label_lines
 from cardsorter.core.types import Detection, Identity, TrackState
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, TrackEnd
@@ -77,7 +78,7 @@ class OverlayNode(Node):
             if self._cfg.publish_image and image is not None:
                 try:
                     frame = conversions.image_from_msg(image)
-                except conversions.ImageError as err:
+                except ImageError as err:
                     self._inputs.drop("camera/image_raw", str(err))
                     return
                 annotated = draw_overlay(frame, tracked, self._identities, self._cfg.image_scale)
