@@ -54,7 +54,7 @@ def catalog_spec(text: str, where: str = "test/data/CATALOG") -> dict[str, int]:
 
 def build_reference_database(work: pathlib.Path) -> pathlib.Path:
     """The database the goldens were made with: the catalogue in test/data/CATALOG and the default model."""
-    from cardsorter.db.from_settings import build_database_from_settings
+    from cardsorter.database_setup import build_database_from_settings
     from cardsorter.sim.catalog import generate_catalog
 
     catalog = work / "catalog"
@@ -66,7 +66,7 @@ def build_reference_database(work: pathlib.Path) -> pathlib.Path:
 
 def replay_to(bag: str, db: pathlib.Path, out: pathlib.Path) -> str:
     """Replay ``bag`` into a fresh sort log at ``out``; returns that one session's rows as golden CSV text."""
-    from cardsorter.inventory import read_sort_log
+    from cardsorter.inventory.sort_log import read_sort_log
     from cardsorter.ros.bag_replay import replay_bag
 
     replay_bag(DATA / bag, db, out)
@@ -78,7 +78,7 @@ def replay_to(bag: str, db: pathlib.Path, out: pathlib.Path) -> str:
 
 def golden_text(rows: Sequence[Mapping[str, str]]) -> str:
     """The golden file format: the sort log's columns and rows, no session header."""
-    from cardsorter.inventory import SORT_LOG_COLUMNS
+    from cardsorter.inventory.sort_log import SORT_LOG_COLUMNS
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

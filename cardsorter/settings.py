@@ -35,7 +35,7 @@ from cardsorter.core.sorting import SorterConfig
 from cardsorter.core.tracking import TrackerConfig
 from cardsorter.core.validation import InputChecksConfig
 from cardsorter.db.build import BuildConfig
-from cardsorter.inventory_cards import SessionConfig
+from cardsorter.inventory.cards import SessionConfig
 
 T = TypeVar("T")
 

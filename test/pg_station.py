@@ -13,7 +13,7 @@ import time
 
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
-from cardsorter.inventory_store import open_inventory
+from cardsorter.inventory.store import open_inventory
 
 CARDS = [CardRecord(card_id=f"sv1-{i}", name=f"Card {i}", set_id="sv1", set_name="Set One", number=str(i))
          for i in range(1, 8)]

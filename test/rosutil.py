@@ -16,8 +16,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
 from cardsorter.config import REPO_ROOT
+from cardsorter.ros.graph import node_overrides
 from cardsorter.ros.lifecycle import ManagedNode, activate
-from cardsorter.ros.runner import node_overrides
 
 PARAMS_FILE = REPO_ROOT / "config" / "sorter.yaml"
 
@@ -79,7 +79,7 @@ class Collector(Node):
 
 def make_world(root: pathlib.Path, cards: int, seed: int, unknown: int) -> dict[str, pathlib.Path]:
     """A generated catalogue and its reference database (default model), as the demo makes them."""
-    from cardsorter.db.from_settings import build_database_from_settings
+    from cardsorter.database_setup import build_database_from_settings
     from cardsorter.sim.catalog import generate_catalog
 
     generate_catalog(root / "catalog", cards=cards, seed=seed, unknown=unknown)

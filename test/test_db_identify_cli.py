@@ -14,7 +14,7 @@ from cardsorter.core.model_manifest import write_manifest
 from cardsorter.db.build import build_database
 from cardsorter.db.database import ReferenceDatabase
 from cardsorter.db.errors import ModelMismatchError
-from cardsorter.db.identify import identify_crops
+from cardsorter.db.identify_crops import identify_crops
 
 
 @pytest.fixture()

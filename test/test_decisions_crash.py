@@ -14,7 +14,8 @@ import pytest
 from rosutil import make_world
 
 from cardsorter.config import REPO_ROOT
-from cardsorter.inventory import LOST_IN_FLIGHT, read_rows, read_sessions, read_sort_log
+from cardsorter.inventory.sort_log import read_sort_log
+from cardsorter.inventory.sqlite_store import LOST_IN_FLIGHT, read_rows, read_sessions
 
 CARDS = 8
 START_TIMEOUT_S = 240.0      # generous: a cold start of the graph on a loaded 2-core machine

@@ -13,7 +13,7 @@ from collections import defaultdict
 import pytest
 
 from cardsorter.config import REPO_ROOT
-from cardsorter.inventory import integrity_check, read_rows
+from cardsorter.inventory.sqlite_store import integrity_check, read_rows
 
 # The child sorts cards one after another (station mode, simulated actuator) and reports each sort
 # event on stdout only after its inventory row is committed; it never stops by itself.
@@ -25,7 +25,7 @@ CHILD = textwrap.dedent("""
     from cardsorter.core.bin_rules import load_rules
     from cardsorter.core.sorting import SorterConfig, SorterCore
     from cardsorter.core.types import CardRecord, Identity, TrackState
-    from cardsorter.inventory import Inventory
+    from cardsorter.inventory.sqlite_store import Inventory
 
     sorter = load_settings().sorter
     config = sorter.core

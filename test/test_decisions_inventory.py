@@ -15,7 +15,7 @@ from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import SortDecision, SortStatus
-from cardsorter.inventory import (
+from cardsorter.inventory.sqlite_store import (
     ROW_COLUMNS,
     SORT_LOG_COLUMNS,
     Inventory,
@@ -222,7 +222,7 @@ def _open(path: pathlib.Path, session: str, database_id: str = "") -> Inventory:
 
 
 def test_sort_log_appends_one_session_per_run_and_reads_back(tmp_path: pathlib.Path) -> None:
-    from cardsorter.inventory import read_sort_log
+    from cardsorter.inventory.sort_log import read_sort_log
 
     path = tmp_path / "log.csv"
     with SortLogWriter(path, "first", "m", "t1") as log:
@@ -241,7 +241,7 @@ def test_sort_log_appends_one_session_per_run_and_reads_back(tmp_path: pathlib.P
 
 def test_a_decision_journaled_but_never_confirmed_is_recorded_lost_in_flight_by_the_next_session(
         tmp_path: pathlib.Path) -> None:
-    from cardsorter.inventory import LOST_IN_FLIGHT
+    from cardsorter.inventory.sqlite_store import LOST_IN_FLIGHT
 
     path = tmp_path / "inv.sqlite"
     crashed = _open(path, "crashed", "db-1")
@@ -273,7 +273,7 @@ def test_a_decision_journaled_but_never_confirmed_is_recorded_lost_in_flight_by_
 
 
 def test_the_database_id_is_recorded_in_the_session_when_it_becomes_known(tmp_path: pathlib.Path) -> None:
-    from cardsorter.inventory import read_sessions
+    from cardsorter.inventory.sqlite_store import read_sessions
 
     path = tmp_path / "inv.sqlite"
     with _open(path, "s") as inv:
@@ -285,7 +285,7 @@ def test_the_database_id_is_recorded_in_the_session_when_it_becomes_known(tmp_pa
 
 
 def test_a_session_still_open_elsewhere_is_not_reported_lost(tmp_path: pathlib.Path) -> None:
-    from cardsorter.inventory import session_is_live
+    from cardsorter.inventory.sqlite_store import session_is_live
 
     path = tmp_path / "inv.sqlite"
     running = _open(path, "running")                 # e.g. the other of two sorters sharing the file

@@ -25,7 +25,8 @@ from cardsorter.core.smoothing import TemporalSmoother
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.sorting import SorterCore
 from cardsorter.core.types import BoxPx, MatchBand, TrackEnd
-from cardsorter.inventory import Inventory, SortLogWriter, read_rows, read_sort_log
+from cardsorter.inventory.sort_log import SortLogWriter, read_sort_log
+from cardsorter.inventory.sqlite_store import Inventory, read_rows
 from cardsorter.settings import load_settings
 
 FRAME_NS = 33 * MS

@@ -60,7 +60,7 @@ def test_params_file_without_ros_parameters_is_refused(tmp_path: pathlib.Path) -
 
 
 def test_the_shipped_params_file_has_every_node() -> None:
-    from cardsorter.ros.graph import NODE_NAMES
+    from cardsorter.ros.node_specs import NODE_NAMES
 
     table = load_params_file(default_params_file())
     assert set(NODE_NAMES) <= set(table)
@@ -94,7 +94,7 @@ def test_a_copy_of_the_shipped_params_file_is_accepted(tmp_path: pathlib.Path) -
 
 
 def test_the_shipped_params_file_names_only_the_graphs_nodes() -> None:
-    from cardsorter.ros.graph import ALL_NODE_NAMES
+    from cardsorter.ros.node_specs import ALL_NODE_NAMES
 
     assert set(load_params_file(default_params_file())) == {*ALL_NODE_NAMES, "**"}
 
@@ -107,7 +107,7 @@ def test_the_shipped_params_file_names_only_the_graphs_nodes() -> None:
 def test_an_unknown_set_override_is_an_error_naming_it(item: str, named: str) -> None:
     import argparse
 
-    from cardsorter.ros.runner import add_run_arguments, overrides_from_args
+    from cardsorter.ros.graph import add_run_arguments, overrides_from_args
 
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)

@@ -96,7 +96,7 @@ def test_install_is_rebuilt_when_anything_it_installs_changes(tmp_path: pathlib.
     first = _hash(tree)
     assert len(first) == 16 and _hash(tree) == first
     seen = {first}
-    for rel in ("config/sorter.yaml", "launch/sorter.launch.py", "cardsorter/inventory.py", "msg/SortEvent.msg",
+    for rel in ("config/sorter.yaml", "launch/sorter.launch.py", "cardsorter/inventory/sqlite_store.py", "msg/SortEvent.msg",
                 "scripts/nodes/camera", "package.xml", "models/cardnet.yaml"):
         with (tree / rel).open("a") as f:
             f.write("\n# changed\n")

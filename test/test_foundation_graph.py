@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from rosutil import make_world
 
-from cardsorter.inventory import read_rows, read_sessions, read_sort_log
-from cardsorter.ros.graph import NODE_NAMES
+from cardsorter.inventory.sort_log import read_sort_log
+from cardsorter.inventory.sqlite_store import read_rows, read_sessions
+from cardsorter.ros.graph import Graph
 from cardsorter.ros.monitor_node import GraphMonitor
-from cardsorter.ros.runner import Graph
+from cardsorter.ros.node_specs import NODE_NAMES
 from cardsorter.sim.catalog import load_catalog
 from cardsorter.sim.scoring import score_run
 

@@ -28,12 +28,12 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header, String
 
 from cardsorter.core.types import BoxPx, CardEmbedding, CardRecord, Identity, TrackEnd, TrackState
-from cardsorter.inventory import read_rows
+from cardsorter.inventory.sqlite_store import read_rows
 from cardsorter.ros import conversions as cv
 from cardsorter.ros import qos
-from cardsorter.ros.graph import NODE_NAMES
+from cardsorter.ros.graph import Graph
 from cardsorter.ros.monitor_node import GraphMonitor
-from cardsorter.ros.runner import Graph
+from cardsorter.ros.node_specs import NODE_NAMES
 from cardsorter.sim.catalog import load_catalog
 from cardsorter.sim.scoring import score_run
 

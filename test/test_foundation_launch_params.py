@@ -16,8 +16,8 @@ from rclpy.node import Node
 from cardsorter.config import REPO_ROOT, default_params_file, load_params_file
 from cardsorter.core.errors import ConfigError
 from cardsorter.ros import launch_params as lp
-from cardsorter.ros.graph import NODE_NAMES
-from cardsorter.ros.runner import graph_ros_arguments
+from cardsorter.ros.graph import graph_ros_arguments
+from cardsorter.ros.node_specs import NODE_NAMES
 
 PARAMS_FILE = REPO_ROOT / "config" / "sorter.yaml"
 # What sorter.launch.py passes by default (its DeclareLaunchArgument defaults) and a user's choice.

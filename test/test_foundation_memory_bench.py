@@ -9,8 +9,8 @@ from rosutil import make_world
 
 from cardsorter.bench.memory import _commands, peak_rss_mb, run_mode
 from cardsorter.config import default_params_file
-from cardsorter.ros.graph import NODE_NAMES
 from cardsorter.ros.launch_params import write_override_file
+from cardsorter.ros.node_specs import NODE_NAMES
 
 
 def test_peak_rss_is_read_per_process() -> None:

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from cardsorter.ros.graph import ALL_NODE_NAMES
+from cardsorter.ros.node_specs import ALL_NODE_NAMES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "install" / "cardsorter"
@@ -27,7 +27,7 @@ def test_colcon_installed_an_executable_per_node() -> None:
 def test_installed_package_imports_messages_next_to_the_core() -> None:
     site = next((INSTALL / "lib").glob("python3.*/site-packages"))
     env = {**os.environ, "PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "").replace(str(ROOT), "")}
-    code = ("import cardsorter.msg, cardsorter.core.types, cardsorter.ros.graph, sys;"
+    code = ("import cardsorter.msg, cardsorter.core.types, cardsorter.ros.node_specs, sys;"
             "from cardsorter.msg import CardDetectionArray, SortEvent;"
             "from cardsorter.srv import EnrolCard;"
             "assert 'install' in cardsorter.core.types.__file__, cardsorter.core.types.__file__;"
@@ -43,7 +43,7 @@ def test_launch_file_declares_the_documented_arguments_and_reads_the_node_list()
     assert declared == {"params_file", "source", "backend", "database", "namespace", "single_process", "rviz",
                         "web"}
     imports = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert "cardsorter.ros.graph" in imports, "the launch file reads the one node list"
+    assert "cardsorter.ros.node_specs" in imports, "the launch file reads the one node list"
 
 
 def test_rviz_config_shows_the_overlay_topics_relative_to_its_namespace() -> None:

@@ -17,9 +17,9 @@ from cardsorter.core.errors import InventoryError
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
 from cardsorter.db.records import record_to_json
-from cardsorter.exports import aggregate, export_full, export_lines, load_catalogue, parse_tcgplayer_condition
-from cardsorter.inventory import Inventory, read_rows
-from cardsorter.inventory_cards import card_states, correct_cards, normalise_condition
+from cardsorter.inventory.cards import card_states, correct_cards, normalise_condition
+from cardsorter.inventory.exports import aggregate, export_full, export_lines, load_catalogue, parse_tcgplayer_condition
+from cardsorter.inventory.sqlite_store import Inventory, read_rows
 
 # The headers as the marketplaces publish them (typed here from their documentation, not imported).
 PUBLISHED = {
@@ -278,7 +278,7 @@ def test_assume_finish_is_applied_only_where_the_catalogue_lists_it(world) -> No
 
 
 def test_a_card_identified_in_review_counts_in_the_marketplace_files(world) -> None:
-    from cardsorter.inventory import append_correction
+    from cardsorter.inventory.sqlite_store import append_correction
 
     inv, _ = world
     unknown = next(r for r in read_rows(inv) if r.status == "unknown")

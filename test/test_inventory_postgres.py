@@ -26,8 +26,8 @@ from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
-from cardsorter.exports import aggregate, export_full, export_lines
-from cardsorter.inventory_store import card_states, correct_cards, open_inventory, read_rows
+from cardsorter.inventory.exports import aggregate, export_full, export_lines
+from cardsorter.inventory.store import card_states, correct_cards, open_inventory, read_rows
 
 STATION = pathlib.Path(__file__).with_name("pg_station.py")
 REC = CardRecord(card_id="sv1-1", name="Sprig", set_id="sv1", set_name="Set One", number="1", set_code="SVI",
@@ -230,7 +230,7 @@ def test_a_dropped_connection_is_reopened_and_a_row_is_never_written_twice(
 
 
 def test_review_corrections_apply_on_postgresql_as_on_sqlite(pg_url: str, tmp_path: pathlib.Path) -> None:
-    from cardsorter.inventory_store import append_correction
+    from cardsorter.inventory.store import append_correction
 
     mew = CardRecord(card_id="sv1-151", name="Mew ex", set_id="sv1", set_name="Set One", number="151", finish="holo")
     for target in (pg_url, tmp_path / "inv.sqlite"):
@@ -250,9 +250,9 @@ def test_review_corrections_apply_on_postgresql_as_on_sqlite(pg_url: str, tmp_pa
 
 
 def test_a_journaled_decision_a_dead_station_never_confirmed_is_recorded_lost_in_flight(pg_url: str) -> None:
-    from cardsorter.inventory import LOST_IN_FLIGHT
-    from cardsorter.inventory_pg import PgInventory
-    from cardsorter.inventory_store import InventoryWriter
+    from cardsorter.inventory.pg_store import PgInventory
+    from cardsorter.inventory.sqlite_store import LOST_IN_FLIGHT
+    from cardsorter.inventory.store import InventoryWriter
 
     def station(session: str, name: str = "north") -> InventoryWriter:
         return open_inventory(pg_url, session_id=session, model_id="m", database_id="", reject_bin="reject",

@@ -18,7 +18,7 @@ from cardsorter.core.types import (
     MatchBand,
     TrackEnd,
 )
-from cardsorter.inventory import read_rows
+from cardsorter.inventory.sqlite_store import read_rows
 from cardsorter.ros import conversions as cv
 from cardsorter.ros import qos
 from cardsorter.ros.smoother_node import SmootherNode

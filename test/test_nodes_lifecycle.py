@@ -18,8 +18,8 @@ from cardsorter.ros import qos
 from cardsorter.ros.camera_node import CameraNode
 from cardsorter.ros.embedder_node import EmbedderNode
 from cardsorter.ros.frame_selector_node import FrameSelectorNode
+from cardsorter.ros.graph import Graph
 from cardsorter.ros.lifecycle import SUCCESS, activate
-from cardsorter.ros.runner import Graph
 from cardsorter.ros.sorter_node import SorterNode
 from cardsorter.sim.catalog import generate_catalog
 

@@ -11,10 +11,10 @@ from test_decisions_inventory import fill
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.types import CardRecord
-from cardsorter.exports import aggregate
-from cardsorter.inventory import CORRECTED, append_correction, read_rows
-from cardsorter.inventory_cards import card_states
-from cardsorter.inventory_store import find_row
+from cardsorter.inventory.cards import card_states
+from cardsorter.inventory.exports import aggregate
+from cardsorter.inventory.sqlite_store import CORRECTED, append_correction, read_rows
+from cardsorter.inventory.store import find_row
 
 ZUBAT = CardRecord(card_id="s2-5", name="Zubat", set_id="s2", set_name="Set s2", number="5")
 

@@ -14,10 +14,10 @@ import pytest
 import webdriver
 from rosutil import make_world
 
-from cardsorter.inventory import read_rows
-from cardsorter.ros.graph import NODE_NAMES
+from cardsorter.inventory.sqlite_store import read_rows
+from cardsorter.ros.graph import Graph
 from cardsorter.ros.monitor_node import GraphMonitor
-from cardsorter.ros.runner import Graph
+from cardsorter.ros.node_specs import NODE_NAMES
 from cardsorter.ros.web_node import WebNode
 from cardsorter.sim.catalog import load_catalog
 

@@ -34,7 +34,7 @@ from cardsorter.core.types import (
     TrackEnd,
     TrackState,
 )
-from cardsorter.inventory import Inventory
+from cardsorter.inventory.sqlite_store import Inventory
 from cardsorter.settings import load_settings
 
 FRAME_NS = 33_000_000

@@ -28,10 +28,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def _commands(mode: str, params_file: pathlib.Path, override_file: pathlib.Path) -> dict[str, list[str]]:
-    from cardsorter.ros.graph import NODES  # rclpy: imported only when the bench runs
+    from cardsorter.ros.node_specs import NODES  # rclpy: imported only when the bench runs
     files = ["--params-file", str(params_file), "--params-file", str(override_file)]
     if mode == "single_process":
-        return {"all_nodes": [sys.executable, "-c", "from cardsorter.ros.runner import main; main()", "--ros-args", *files]}
+        return {"all_nodes": [sys.executable, "-c", "from cardsorter.ros.graph import main; main()", "--ros-args", *files]}
     return {spec.name: [sys.executable, "-c", f"from {spec.module} import main; main()",
                         "--ros-args", "-r", f"__node:={spec.name}", *files] for spec in NODES}
 
@@ -82,10 +82,10 @@ def run(cards: int = 8, fps: float = 10.0, seed: int = 7, catalog_cards: int = 4
         modes: tuple[str, ...] = ("single_process", "per_node")) -> dict[str, Any]:
     from cardsorter.config import default_params_file, resolve_path
     from cardsorter.console import progress_bar
-    from cardsorter.ros.graph import NODE_NAMES
+    from cardsorter.demo_world import ensure_catalog, ensure_database
     from cardsorter.ros.launch_params import write_override_file
+    from cardsorter.ros.node_specs import NODE_NAMES
     from cardsorter.settings import load_settings
-    from cardsorter.sim.demo_world import ensure_catalog, ensure_database
 
     params_file = default_params_file()
     manifest = resolve_path(load_settings().embedder.model_manifest)

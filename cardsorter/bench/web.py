@@ -66,7 +66,7 @@ class PageLoader:
 
 
 def run(cards: int, fps: float, rounds: int) -> dict[str, Any]:
-    from cardsorter.bench.graph import run as run_graph
+    from cardsorter.bench.pipeline import run as run_graph
 
     without, with_web = [], []
     for _ in range(rounds):   # alternate, so drift in the machine's load hits both alike

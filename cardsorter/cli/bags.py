@@ -12,9 +12,9 @@ log = logging.getLogger("cardsorter.replay")
 
 
 def _record(args: argparse.Namespace) -> int:
-    from cardsorter.ros.bags import DEFAULT_RECORD_TOPICS, BagRecorder
+    from cardsorter.ros.graph import Graph, overrides_from_args
     from cardsorter.ros.monitor_node import GraphMonitor
-    from cardsorter.ros.runner import Graph, overrides_from_args
+    from cardsorter.ros.rosbag_io import DEFAULT_RECORD_TOPICS, BagRecorder
 
     topics = [t.strip() for t in (args.topics.split(",") if args.topics else DEFAULT_RECORD_TOPICS) if t.strip()]
     bag = pathlib.Path(args.bag)
@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     if p is None:  # no ROS here: both commands explain what they need
         ros_parser(sub, "replay", replay_help)
         return
-    from cardsorter.ros.runner import add_run_arguments
+    from cardsorter.ros.graph import add_run_arguments
 
     p.add_argument("bag", help="output bag directory (must not exist)")
     p.add_argument("--topics", help="comma-separated topics (default: images, detections, ground truth and every stage's output)")

@@ -23,7 +23,7 @@ def _version(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cardsorter.ros.runner import run_from_args
+    from cardsorter.ros.graph import run_from_args
 
     return run_from_args(args)
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_version)
     run = ros_parser(sub, "run", "run every node of the graph in this process until Ctrl-C")
     if run is not None:
-        from cardsorter.ros.runner import add_run_arguments
+        from cardsorter.ros.graph import add_run_arguments
 
         add_run_arguments(run)
         run.set_defaults(func=guarded("run", _run))

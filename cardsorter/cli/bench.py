@@ -20,7 +20,7 @@ ROS_PARTS = ("graph", "memory", "web")   # the whole graph over rclpy; the other
 
 def _run_part(name: str, quick: bool) -> dict[str, Any]:
     if name == "graph":
-        from cardsorter.bench import graph
+        from cardsorter.bench import pipeline as graph
 
         return graph.run(cards=8 if quick else 30)
     if name == "web":

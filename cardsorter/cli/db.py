@@ -88,7 +88,7 @@ def _print_build(report: Any, verb: str) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from cardsorter.db.from_settings import build_database_from_settings
+    from cardsorter.database_setup import build_database_from_settings
 
     report = build_database_from_settings(pathlib.Path(args.images), pathlib.Path(args.out),
                                           metadata=pathlib.Path(args.metadata) if args.metadata else None,
@@ -102,8 +102,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
+    from cardsorter.database_setup import agreeing_views, build_configs, open_embedder
     from cardsorter.db.delta import add_to_database
-    from cardsorter.db.from_settings import agreeing_views, build_configs, open_embedder
 
     build_config, search_config = build_configs(args.params)
     embedder, _ = open_embedder(args.params, args.model, args.backend, args.threads)
@@ -122,8 +122,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
+    from cardsorter.database_setup import agreeing_views, build_configs
     from cardsorter.db.delta import merge_database
-    from cardsorter.db.from_settings import agreeing_views, build_configs
 
     build_config, search_config = build_configs(args.params)
     report = merge_database(pathlib.Path(args.db), pathlib.Path(args.out) if args.out else None,
@@ -136,8 +136,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from cardsorter.database_setup import build_configs, open_embedder
     from cardsorter.db.delta import check_database
-    from cardsorter.db.from_settings import build_configs, open_embedder
 
     build_config, search_config = build_configs(args.params)
     expected = None

@@ -16,13 +16,13 @@ log = logging.getLogger("cardsorter.demo")
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from cardsorter.config import resolve_path
     from cardsorter.console import progress_bar
-    from cardsorter.inventory import read_rows
-    from cardsorter.ros.graph import NODE_NAMES
+    from cardsorter.demo_world import ensure_catalog, ensure_database
+    from cardsorter.inventory.sqlite_store import read_rows
+    from cardsorter.ros.graph import Graph, announce_web
     from cardsorter.ros.monitor_node import GraphMonitor
-    from cardsorter.ros.runner import Graph, announce_web
+    from cardsorter.ros.node_specs import NODE_NAMES
     from cardsorter.settings import load_settings
     from cardsorter.sim.catalog import load_catalog
-    from cardsorter.sim.demo_world import ensure_catalog, ensure_database
     from cardsorter.sim.scoring import score_run
 
     settings = load_settings(args.params_file)
@@ -93,7 +93,7 @@ def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnos
                  distances: dict[str, list[float]], bins: list[str], args: argparse.Namespace,
                  catalog: pathlib.Path, database: pathlib.Path) -> None:
     from cardsorter.db.database import ReferenceDatabase
-    from cardsorter.report import (
+    from cardsorter.run_report import (
         bin_counts,
         markdown_table,
         plot_bands,

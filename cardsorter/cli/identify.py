@@ -78,7 +78,7 @@ def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     from cardsorter.config import resolve_path
     from cardsorter.core.warp import warp_card
     from cardsorter.db.database import ReferenceDatabase
-    from cardsorter.db.identify import identify_crops
+    from cardsorter.db.identify_crops import identify_crops
     from cardsorter.settings import load_settings
 
     settings = load_settings(args.params)

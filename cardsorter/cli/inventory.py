@@ -15,7 +15,7 @@ from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.errors import ConfigError, InventoryError
 from cardsorter.core.multipass import plan_passes, step_rules_yaml
 from cardsorter.core.types import CardRecord
-from cardsorter.inventory import (
+from cardsorter.inventory.sqlite_store import (
     bin_contents,
     integrity_check,
     mark_bin_emptied,
@@ -102,7 +102,7 @@ def _catalogue(path: pathlib.Path | None, database_ids: set[str]) -> dict[str, C
     import json
 
     from cardsorter.config import resolve_path
-    from cardsorter.exports import load_catalogue
+    from cardsorter.inventory.exports import load_catalogue
     from cardsorter.settings import load_settings
 
     if path is None:
@@ -126,15 +126,15 @@ def _catalogue(path: pathlib.Path | None, database_ids: set[str]) -> dict[str, C
 
 
 def _export(args: argparse.Namespace) -> int:
-    from cardsorter.exports import aggregate, export_full, export_lines
-    from cardsorter.inventory_cards import normalise_condition
-    from cardsorter.inventory_store import card_states, read_rows
+    from cardsorter.inventory.cards import normalise_condition
+    from cardsorter.inventory.exports import aggregate, export_full, export_lines
+    from cardsorter.inventory.store import card_states, read_rows
 
     rows = read_rows(args.db, args.session)
     states = card_states(args.db)
     catalogue = _catalogue(args.catalog, {r.database_id for r in rows})
     if args.skus is not None:
-        from cardsorter.exports import load_tcgplayer_skus, with_skus
+        from cardsorter.inventory.exports import load_tcgplayer_skus, with_skus
 
         skus, problems = load_tcgplayer_skus(args.skus)
         for problem in problems[:20]:
@@ -182,7 +182,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _set_condition(args: argparse.Namespace) -> int:
-    from cardsorter.inventory_store import correct_cards, read_rows
+    from cardsorter.inventory.store import correct_cards, read_rows
 
     ids = list(args.rows)
     if args.session:
@@ -197,7 +197,7 @@ def _set_condition(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from cardsorter.inventory_pg import is_url
+    from cardsorter.inventory.pg_store import is_url
 
     if is_url(args.db):
         return _summary_pg(args)
@@ -217,7 +217,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _summary_pg(args: argparse.Namespace) -> int:
-    from cardsorter.inventory_pg import _safe, bin_contents, read_rows, stations
+    from cardsorter.inventory.pg_store import _safe, bin_contents, read_rows, stations
 
     print(f"inventory {_safe(args.db)} (PostgreSQL; integrity is the server's)")
     for line in summarize(read_rows(args.db, args.session)).lines():
@@ -235,10 +235,10 @@ def _summary_pg(args: argparse.Namespace) -> int:
 
 
 def _empty_bin(args: argparse.Namespace) -> int:
-    from cardsorter.inventory_pg import is_url
+    from cardsorter.inventory.pg_store import is_url
 
     if is_url(args.db):
-        from cardsorter.inventory_pg import mark_bin_emptied as pg_mark_bin_emptied
+        from cardsorter.inventory.pg_store import mark_bin_emptied as pg_mark_bin_emptied
 
         if args.station is None:
             raise InventoryError("a postgresql:// inventory is shared: empty-bin needs --station")
@@ -251,7 +251,7 @@ def _empty_bin(args: argparse.Namespace) -> int:
 
 
 def _passes(args: argparse.Namespace) -> int:
-    from cardsorter.inventory_store import read_rows as read_any
+    from cardsorter.inventory.store import read_rows as read_any
 
     rows = [r for r in read_any(args.db) if not r.rejected and r.card_id]
     if args.by == "set":

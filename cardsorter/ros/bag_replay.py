@@ -19,9 +19,9 @@ from cardsorter.backends.detectors import open_detector
 from cardsorter.config import resolve_path
 from cardsorter.core.errors import BagError
 from cardsorter.ros import conversions
-from cardsorter.ros.bags import FramePublisher, bag_has_detections, read_frames
+from cardsorter.ros.graph import Graph
 from cardsorter.ros.monitor_node import GraphMonitor
-from cardsorter.ros.runner import Graph
+from cardsorter.ros.rosbag_io import FramePublisher, bag_has_detections, read_frames
 from cardsorter.settings import load_settings
 
 log = logging.getLogger("cardsorter.replay")

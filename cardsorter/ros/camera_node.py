@@ -15,7 +15,7 @@ from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.settings import CameraSettings
 

@@ -14,7 +14,7 @@ from cardsorter.msg import CardCropArray, CardEmbeddingArray
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import EmbedderSettings

@@ -19,7 +19,7 @@ from cardsorter.msg import CardCropArray, CardDetectionArray, CardIdentityArray
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import FrameSelectorSettings

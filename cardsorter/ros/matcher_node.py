@@ -21,7 +21,7 @@ from cardsorter.db.database import ReferenceDatabase
 from cardsorter.msg import CardEmbeddingArray, CardMatchArray
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import MatcherSettings

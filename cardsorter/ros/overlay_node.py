@@ -17,7 +17,7 @@ from cardsorter.core.types import Detection, Identity, TrackState
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, TrackEnd
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import OverlayConfig, OverlaySettings

@@ -27,14 +27,14 @@ from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.sort_execution import SorterState
 from cardsorter.core.sort_execution import SortEvent as CoreSortEvent
 from cardsorter.core.sorting import SorterCore
-from cardsorter.inventory import SortLogWriter, utc_now_iso
-from cardsorter.inventory_pg import is_url
-from cardsorter.inventory_store import open_inventory
+from cardsorter.inventory.pg_store import is_url
+from cardsorter.inventory.sort_log import SortLogWriter, utc_now_iso
+from cardsorter.inventory.store import open_inventory
 from cardsorter.msg import CardDetectionArray, CardIdentityArray, SortEvent, TrackEnd
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import SorterSettings

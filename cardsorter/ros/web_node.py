@@ -22,13 +22,13 @@ from cardsorter.config import resolve_path
 from cardsorter.core.errors import CardsorterError, ImageError, InventoryError
 from cardsorter.core.types import CardRecord, TrackState
 from cardsorter.db.store import DELTA_DIR, TemplateRow, read_block
-from cardsorter.exports import FORMATS, aggregate, export_full, export_lines
-from cardsorter.inventory_pg import is_url
-from cardsorter.inventory_store import append_correction, card_states, find_row, read_rows
+from cardsorter.inventory.exports import FORMATS, aggregate, export_full, export_lines
+from cardsorter.inventory.pg_store import is_url
+from cardsorter.inventory.store import append_correction, card_states, find_row, read_rows
 from cardsorter.msg import CardCropArray, CardIdentityArray, CardMatchArray, SortEvent
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import StageMonitor
-from cardsorter.ros.main import run_node
+from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import WebSettings

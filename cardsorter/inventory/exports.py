@@ -12,8 +12,8 @@ from typing import IO, Any
 
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.types import CardRecord
-from cardsorter.inventory import CORRECTED, ROW_COLUMNS, InventoryRow, csv_value
-from cardsorter.inventory_cards import CONDITION_NAMES, CardState
+from cardsorter.inventory.cards import CONDITION_NAMES, CardState
+from cardsorter.inventory.sqlite_store import CORRECTED, ROW_COLUMNS, InventoryRow, csv_value
 
 # Published headers, byte for byte (the round-trip tests read them back with these exact strings).
 TCGPLAYER_SELLER_HEADER = ("TCGplayer Id,Product Line,Set Name,Product Name,Title,Number,Rarity,Condition,"

@@ -11,7 +11,8 @@ from typing import Any, Self
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import FINISHES, CardRecord, SortDecision
-from cardsorter.inventory import (
+from cardsorter.inventory.cards import CardState, normalise_condition
+from cardsorter.inventory.sqlite_store import (
     CORRECTED,
     CORRECTED_UNKNOWN,
     JOURNAL_STAGES,
@@ -19,13 +20,12 @@ from cardsorter.inventory import (
     InventoryRow,
     lost_in_flight_row,
 )
-from cardsorter.inventory_cards import CardState, normalise_condition
 
 LOG = logging.getLogger(__name__)
 URL_PREFIXES = ("postgresql://", "postgres://")
 CORRECTION_FIELDS = ("status", "card_id", "name", "set_id", "set_name", "number", "rarity", "finish", "note")
 
-# Same tables and columns as cardsorter/inventory.py + inventory_cards.py; sessions also name their station
+# Same tables and columns as cardsorter/inventory/sqlite_store.py + inventory_cards.py; sessions also name their station
 # (bins are physical: each station numbers its own). Rows are append-only (trigger), as in SQLite.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,7 +165,7 @@ class PgInventory:
 
     def journal(self, stage: str, decision: SortDecision, stamp_ns: int) -> None:
         """Record ``decision`` before it is acted on (committed, in the server's fsynced WAL, on return)."""
-        from cardsorter.inventory import decision_row
+        from cardsorter.inventory.sqlite_store import decision_row
 
         if stage not in JOURNAL_STAGES:
             raise ValueError(f"journal stage must be one of {JOURNAL_STAGES}, got {stage!r}")
@@ -393,7 +393,7 @@ def mark_bin_emptied(url: str, station: str, bin_name: str, stamp_ns: int) -> No
 
 
 def append_correction(url: str, row_id: int, card: CardRecord | None, note: str, stamp_ns: int) -> None:
-    """A person's verdict on row ``row_id`` (the review queue), as ``cardsorter.inventory.append_correction``."""
+    """A person's verdict on row ``row_id`` (the review queue), as ``cardsorter.inventory.sqlite_store.append_correction``."""
     values = ((CORRECTED, card.card_id, card.name, card.set_id, card.set_name, card.number, card.rarity,
                card.finish) if card else (CORRECTED_UNKNOWN, "", "", "", "", "", "", "")) + (note,)
     conn = _connect(url)

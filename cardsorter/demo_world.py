@@ -36,7 +36,7 @@ def ensure_database(catalog: pathlib.Path, manifest_path: pathlib.Path,
                     progress: ProgressFn | None = None) -> pathlib.Path:
     """var/demo/db, built again when the catalogue or the model changed."""
     from cardsorter.core.model_manifest import load_manifest
-    from cardsorter.db.from_settings import build_database_from_settings
+    from cardsorter.database_setup import build_database_from_settings
 
     path = VAR / "db"
     wanted = {"catalog": json.loads((catalog / "generator.json").read_text()),

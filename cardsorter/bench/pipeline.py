@@ -27,13 +27,13 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
     from cardsorter.bench.web import PageLoader
     from cardsorter.config import resolve_path
     from cardsorter.console import progress_bar
-    from cardsorter.report import stage_latencies
-    from cardsorter.ros.graph import NODE_NAMES
+    from cardsorter.demo_world import ensure_catalog, ensure_database
+    from cardsorter.ros.graph import Graph
     from cardsorter.ros.monitor_node import GraphMonitor
-    from cardsorter.ros.runner import Graph
+    from cardsorter.ros.node_specs import NODE_NAMES
+    from cardsorter.run_report import stage_latencies
     from cardsorter.settings import load_settings
     from cardsorter.sim.catalog import load_catalog
-    from cardsorter.sim.demo_world import ensure_catalog, ensure_database
     from cardsorter.sim.scoring import score_run
 
     manifest = resolve_path(load_settings().embedder.model_manifest)
@@ -98,7 +98,7 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cardsorter.bench.graph", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m cardsorter.bench.pipeline", description=__doc__)
     p.add_argument("--cards", type=int, default=20)
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--json", type=pathlib.Path)
