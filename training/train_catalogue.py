@@ -297,7 +297,7 @@ def print_hef_commands(manifest: pathlib.Path, log: Any) -> None:
 
 
 def run_args(args: argparse.Namespace) -> int:
-    """Train from parsed arguments (cardsorter.cli.train.add_catalogue_arguments)."""
+    """Train from parsed arguments (training.catalogue_args.add_catalogue_arguments)."""
     if not args.images or not args.out:
         raise SystemExit("cardsorter train needs --images DIR and --out models/NAME "
                          "(or `cardsorter train embedder …` for the procedural catalogue)")
@@ -312,7 +312,7 @@ def run_args(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cardsorter.cli.train import add_catalogue_arguments
+    from training.catalogue_args import add_catalogue_arguments
 
     p = argparse.ArgumentParser(prog="python -m training.train_catalogue", description=__doc__.split("\n")[0])
     add_catalogue_arguments(p)

@@ -21,27 +21,6 @@ def _embedder(args: argparse.Namespace) -> int:
     return int(main(list(args.extra_arguments)))
 
 
-def add_catalogue_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `cardsorter train` (training.train_catalogue); no torch import here."""
-    p.add_argument("--images", metavar="DIR", help="reference images {set_id}-{number}_{name}.png (one card each)")
-    p.add_argument("--metadata", metavar="FILE", help="pokemontcg.io-style card list (JSON), validated first")
-    p.add_argument("--out", metavar="models/NAME", help="writes NAME.onnx, NAME.yaml, NAME.report.json, NAME.ckpt")
-    p.add_argument("--steps", type=int, default=2000, help="optimiser steps (the schedule follows them)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--max-minutes", type=float, default=60.0, help="stop (with a checkpoint) after this long")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    p.add_argument("--checkpoint", help="checkpoint file (default: NAME.ckpt next to --out)")
-    p.add_argument("--holdout", type=float, default=0.1, help="fraction of cards never trained on (the report)")
-    p.add_argument("--no-report", action="store_true", help="skip the held-out report")
-    p.add_argument("--seed", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--dim", type=int, default=768, help="embedding dimension")
-    p.add_argument("--input-w", type=int, default=64)
-    p.add_argument("--input-h", type=int, default=88)
-    p.add_argument("--widths", default="16,32,64,128", help="CardNet stage widths")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared 2-core machine)")
-
-
 def _catalogue(args: argparse.Namespace) -> int:
     from training.train_catalogue import run_args
 
@@ -59,6 +38,8 @@ def register(subparsers: Any) -> None:
         train.set_defaults(func=lambda _a: extras.explain("train", NEEDS_TRAIN, reason), accepts_any_arguments=True)
         add_unavailable(sub, "embedder", EMBEDDER_HELP, NEEDS_TRAIN, reason, "train embedder")
         return
+    from training.catalogue_args import add_catalogue_arguments  # present with the training extra
+
     add_catalogue_arguments(train)
     train.set_defaults(func=guarded("train", _catalogue, TRAIN_MODULES, NEEDS_TRAIN))
     # Every argument (-h included) goes to training.train_embedder's own parser.
