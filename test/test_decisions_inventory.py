@@ -15,11 +15,10 @@ from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import SortDecision, SortStatus
+from cardsorter.inventory.sort_log import SORT_LOG_COLUMNS, SortLogWriter
 from cardsorter.inventory.sqlite_store import (
     ROW_COLUMNS,
-    SORT_LOG_COLUMNS,
     Inventory,
-    SortLogWriter,
     bin_contents,
     export_csv,
     integrity_check,
