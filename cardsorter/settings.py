@@ -179,6 +179,7 @@ class WebSettings:
     token_file: str = doc("access token file (created 0600 on first start) used when host is not loopback")
     inventory_path: str = doc("the sorter's inventory SQLite file (read, and corrected from the review queue)")
     reference_images: str = doc("folder of the database's reference images, shown next to candidates (empty: none)")
+    review_dir: str = doc("folder where each review item (crop, candidates, outcome) is kept: the queue survives a restart")
     input: InputChecksConfig = section("checks of received messages")
 
     def __post_init__(self) -> None:

@@ -44,7 +44,7 @@ def overrides(world: dict[str, pathlib.Path], out: pathlib.Path, cards: int) -> 
     return {"camera": camera, "matcher": {"database": str(world["db"])},
             "sorter": {"mode": "station", "inventory_path": str(out / "inventory.sqlite")},
             "web": {"port": 0, "inventory_path": str(out / "inventory.sqlite"),
-                    "reference_images": str(world["catalog"] / "images")}}
+                    "reference_images": str(world["catalog"] / "images"), "review_dir": str(out.parent / "review")}}
 
 
 def wait_until(done: Callable[[], Any], timeout_s: float) -> bool:

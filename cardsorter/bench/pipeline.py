@@ -16,14 +16,23 @@ from cardsorter.bench.perception import machine
 from cardsorter.core.stats import percentile
 
 
-def _pct(values_s: list[float]) -> dict[str, float]:
+def _pct(values_s: list[float], samples: bool = False) -> dict[str, Any]:
     ms = [v * 1000.0 for v in values_s]
-    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2)}
+    out: dict[str, Any] = {"n": len(ms), "p50_ms": round(percentile(ms, 50), 2), "p95_ms": round(percentile(ms, 95), 2)}
+    if samples:
+        out["samples_ms"] = [round(v, 2) for v in ms]
+    return out
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400,
-        web: bool = False) -> dict[str, Any]:
-    """One belt run of the whole graph; ``web`` adds the web node with a browser-like client loading its pages."""
+        web: bool = False, samples: bool = False) -> dict[str, Any]:
+    """One belt run of the whole graph; ``web`` adds the web node with a browser-like client loading its pages;
+    ``samples`` keeps every frame → decision latency of a new card (bench.web pools them over rounds)."""
     from cardsorter.bench.web import PageLoader
     from cardsorter.config import resolve_path
     from cardsorter.console import progress_bar
@@ -50,9 +59,10 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
     if web:
         nodes.append("web")
         overrides["web"] = {"port": 0, "inventory_path": str(work / "inventory.sqlite"),
-                            "reference_images": str(catalog / "images")}
+                            "reference_images": str(catalog / "images"), "review_dir": str(work / "review")}
     rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.monotonic()
+    cpu_before_s = _cpu_s()
     with Graph(None, nodes, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
         m = graph.node_of(GraphMonitor)
         loader = PageLoader(graph.nodes["web"].url) if web else None  # type: ignore[attr-defined]
@@ -75,6 +85,7 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         diagnostics = dict(m.diagnostics)
         art_of = {rec.card_id: rec.art_id for rec, _ in load_catalog(catalog)}
         score = score_run(m.truth_by_stamp, m.tracks_by_stamp, m.sorted_cards(), art_of)
+        cpu_s = _cpu_s() - cpu_before_s
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stages = {node: {"p50_ms": p50, "p95_ms": p95, "calls": int(calls) if math.isfinite(calls) else 0}
               for node, p50, p95, calls in stage_latencies(diagnostics)}
@@ -83,7 +94,7 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
     busy_ms_per_frame = sum(s["p50_ms"] * s["calls"] for s in stages.values()) / max(1, frames_tracked)
     return {
         "machine": machine(), "cards": cards, "fps": fps, "wall_s": round(wall_s, 1),
-        "frame_to_decision_new_card": _pct(new_card), "frame_to_decision_cached": _pct(cached),
+        "frame_to_decision_new_card": _pct(new_card, samples), "frame_to_decision_cached": _pct(cached),
         "frames_published": camera_frames,
         "frames_tracked": frames_tracked,
         "frames_dropped": max(0, camera_frames - frames_tracked),
@@ -92,6 +103,7 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
         "peak_rss_mb": round(peak_rss_mb, 1), "rss_before_graph_mb": round(rss_before_mb, 1),
         "cards_per_hour_at_belt_pace": round(score.physical_cards / wall_s * 3600) if wall_s > 0 else 0,
         "busy_ms_per_frame": round(busy_ms_per_frame, 2),
+        "process_cpu_s": round(cpu_s, 2),   # every thread of this process while the graph ran
         "accuracy": score.summary(),
         **({"web_page_loads": pages} if pages is not None else {}),
     }

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import os
 import pathlib
+import statistics
+import subprocess
+import sys
 import threading
 import time
-import urllib.request
+import urllib.parse
 from typing import Any
 
 from cardsorter.bench.perception import machine
@@ -25,64 +30,123 @@ PAUSE_S = 0.2             # between page loads (an operator clicking around, not
 
 
 class PageLoader:
-    """A client thread on loopback that loads the three pages in turn until stopped; times each load."""
+    """A browser-like client in its own process (a browser is one: it never holds the graph's GIL) that loads
+    the three pages in turn on one kept-alive connection until stopped, and times each load."""
 
     def __init__(self, live_url: str) -> None:
-        self._base = live_url.removesuffix("/live")
-        self._times: dict[str, list[float]] = {name: [] for name in PAGES}
-        self._errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="bench-web-client", daemon=True)
+        self._url = live_url
+        self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        n = 0
-        while not self._stop.is_set() and n < LOADS_MAX:
-            for name, paths in PAGES.items():
-                t0 = time.perf_counter()
-                try:
-                    for path in paths:
-                        with urllib.request.urlopen(self._base + path, timeout=10) as r:
-                            r.read()
-                except OSError as err:
-                    self._errors.append(f"{name}: {err}")
-                    continue
-                self._times[name].append(time.perf_counter() - t0)
-                n += 1
-                self._stop.wait(PAUSE_S)
+        self._proc = subprocess.Popen([sys.executable, "-m", "cardsorter.bench.web", "--client", self._url],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def stop(self) -> dict[str, Any]:
-        self._stop.set()
-        self._thread.join(timeout=15.0)
-        out: dict[str, Any] = {}
-        for name, times in self._times.items():
-            ms = [t * 1000.0 for t in times]
-            out[name] = {"n": len(ms), "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
-                         "max_ms": round(max(ms), 1) if ms else float("nan")}
-        out["errors"] = self._errors[:10]
-        return out
+        assert self._proc is not None, "start() first"
+        out, _ = self._proc.communicate("", timeout=30)   # closing its stdin stops it
+        if self._proc.returncode != 0:
+            raise RuntimeError(f"the page-load client failed (status {self._proc.returncode})")
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+
+def load_pages(live_url: str, stop: threading.Event) -> dict[str, Any]:
+    """The client's loop: every PAUSE_S the next page with its assets and first API answers."""
+    url = urllib.parse.urlsplit(live_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=10)
+    times: dict[str, list[float]] = {name: [] for name in PAGES}
+    errors: list[str] = []
+    n = 0
+    while not stop.is_set() and n < LOADS_MAX:
+        for name, paths in PAGES.items():
+            t0 = time.perf_counter()
+            try:
+                for path in paths:
+                    conn.request("GET", path)
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status >= 400 and path != "/api/frame.jpg":   # no frame yet: 404, fine
+                        raise OSError(f"{path}: HTTP {response.status}")
+            except (OSError, http.client.HTTPException) as err:
+                errors.append(f"{name}: {err}")
+                conn.close()
+                continue
+            times[name].append(time.perf_counter() - t0)
+            n += 1
+            if stop.wait(PAUSE_S):
+                break
+    conn.close()
+    out: dict[str, Any] = {}
+    for name, values in times.items():
+        ms = [t * 1000.0 for t in values]
+        out[name] = {"n": len(ms), "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
+                     "max_ms": round(max(ms), 1) if ms else float("nan")}
+    out["errors"] = errors[:10]
+    return out
+
+
+def _client(live_url: str) -> int:
+    stop = threading.Event()
+
+    def stop_at_end_of_input() -> None:   # the parent closes our stdin when its graph run ends
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=stop_at_end_of_input, daemon=True).start()
+    print(json.dumps(load_pages(live_url, stop)))
+    return 0
 
 
 def run(cards: int, fps: float, rounds: int) -> dict[str, Any]:
+    """``rounds`` graph runs without and with the web node, alternated so the machine's drift hits both alike.
+
+    Frame → decision p95 of a new card: the median over rounds of each run's p95 with its spread, and the p95
+    of all rounds' latencies pooled. A shared machine is noisy: the load average is recorded with each run."""
     from cardsorter.bench.pipeline import run as run_graph
 
-    without, with_web = [], []
-    for _ in range(rounds):   # alternate, so drift in the machine's load hits both alike
-        without.append(run_graph(cards, fps))
-        with_web.append(run_graph(cards, fps, web=True))
+    runs: dict[str, list[dict[str, Any]]] = {"without_web": [], "with_web": []}
+    loads: dict[str, list[float]] = {"without_web": [], "with_web": []}
+    for _ in range(rounds):
+        for key, with_web in (("without_web", False), ("with_web", True)):
+            runs[key].append(run_graph(cards, fps, web=with_web, samples=True))
+            loads[key].append(round(os.getloadavg()[0], 2))
 
-    def p95(runs: list[dict[str, Any]]) -> float:
-        return float(sum(r["frame_to_decision_new_card"]["p95_ms"] for r in runs) / len(runs))
+    def summary(key: str) -> dict[str, Any]:
+        p95s = [r["frame_to_decision_new_card"]["p95_ms"] for r in runs[key]]
+        pooled = [v for r in runs[key] for v in r["frame_to_decision_new_card"]["samples_ms"]]
+        cpu = [r["process_cpu_s"] / max(1, r["frames_published"]) * 1000.0 for r in runs[key]]
+        return {"p95_ms_per_round": p95s, "p95_ms_median": round(statistics.median(p95s), 1),
+                "p95_ms_min": round(min(p95s), 1), "p95_ms_max": round(max(p95s), 1),
+                "pooled_p95_ms": round(percentile(pooled, 95), 1), "pooled_n": len(pooled),
+                "process_cpu_ms_per_frame_median": round(statistics.median(cpu), 2),
+                "load_average_1min": loads[key]}
 
-    base, web = p95(without), p95(with_web)
-    return {"machine": machine(), "cards": cards, "fps": fps, "rounds": rounds,
-            "frame_to_decision_new_card_p95_ms": {"without_web": round(base, 2), "with_web": round(web, 2),
-                                                   "added_pct": round(100.0 * (web - base) / base, 1) if base else None},
-            "page_loads_while_sorting": [r["web_page_loads"] for r in with_web],
-            "peak_rss_mb": {"without_web": [r["peak_rss_mb"] for r in without],
-                            "with_web": [r["peak_rss_mb"] for r in with_web]}}
+    base, web = summary("without_web"), summary("with_web")
+
+    def added(field: str) -> float | None:
+        return round(100.0 * (web[field] - base[field]) / base[field], 1) if base[field] else None
+
+    return {"machine": {**machine(), "load_average_1min_at_start": loads["without_web"][0]},
+            "cards": cards, "fps": fps, "rounds": rounds,
+            "frame_to_decision_new_card": {"without_web": base, "with_web": web,
+                                           "added_pct_median_p95": added("p95_ms_median"),
+                                           "added_pct_pooled_p95": added("pooled_p95_ms"),
+                                           "added_pct_cpu_per_frame": added("process_cpu_ms_per_frame_median")},
+            "page_loads_while_sorting": [r["web_page_loads"] for r in runs["with_web"]],
+            "peak_rss_mb": {k: [r["peak_rss_mb"] for r in v] for k, v in runs.items()}}
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    m, f = result["machine"], result["frame_to_decision_new_card"]
+    base, web = f["without_web"], f["with_web"]
+    pages = [p[name]["p50_ms"] for p in result["page_loads_while_sorting"] for name in PAGES]
+    return (f"{m['cores']}-core {m['cpu']}, Python {m['python']}, load average {base['load_average_1min']} / "
+            f"{web['load_average_1min']}; {result['rounds']} rounds of {result['cards']} cards: frame → decision p95 "
+            f"median {base['p95_ms_median']} ms [{base['p95_ms_min']}..{base['p95_ms_max']}] without the web node, "
+            f"{web['p95_ms_median']} ms [{web['p95_ms_min']}..{web['p95_ms_max']}] with it "
+            f"({f['added_pct_median_p95']:+} %; pooled p95 {base['pooled_p95_ms']} → {web['pooled_p95_ms']} ms, "
+            f"{f['added_pct_pooled_p95']:+} %; CPU per frame {f['added_pct_cpu_per_frame']:+} %); "
+            f"page loads p50 {min(pages)}–{max(pages)} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--rounds", type=int, default=2, help="graph runs with and without the web node, alternated")
     p.add_argument("--json", type=pathlib.Path)
+    p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)   # the page-load client's own process
     args = p.parse_args(argv)
-    text = json.dumps(run(args.cards, args.fps, args.rounds), indent=2)
+    if args.client:
+        return _client(args.client)
+    result = run(args.cards, args.fps, args.rounds)
+    text = json.dumps(result, indent=2)
     print(text)
+    print(summary_line(result), file=sys.stderr)
     if args.json:
         args.json.write_text(text)
     return 0

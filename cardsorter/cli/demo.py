@@ -42,7 +42,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     if args.web:
         nodes.append("web")
         overrides["web"] = {"inventory_path": overrides["sorter"]["inventory_path"],
-                            "reference_images": str(catalog / "images")}
+                            "reference_images": str(catalog / "images"), "review_dir": str(out / "review")}
     started = time.monotonic()
     with Graph(args.params_file, nodes, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
         monitor = graph.node_of(GraphMonitor)

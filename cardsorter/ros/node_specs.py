@@ -15,6 +15,9 @@ class NodeSpec:
     module: str
     cls: str
     summary: str
+    own_executor: bool = False
+    """In the one-process runner, spun by its own executor in its own thread: its entities and wakeups never
+    lengthen the graph executor's wait (that wait is rebuilt over every node's entities on each wakeup)."""
 
     def load(self) -> Callable[..., Node]:
         """The node class: called with rclpy's keyword arguments (context, parameter_overrides)."""
@@ -37,7 +40,8 @@ NODE_NAMES = tuple(spec.name for spec in NODES)
 
 OPTIONAL_NODES: tuple[NodeSpec, ...] = (
     NodeSpec("web", "cardsorter.ros.web_node", "WebNode",
-             "the operator's browser view: live sorting, review queue, inventory (web:=true / --web)"),
+             "the operator's browser view: live sorting, review queue, inventory (web:=true / --web)",
+             own_executor=True),
 )
 """Started only when asked for (launch argument, runner flag); the graph sorts without them."""
 

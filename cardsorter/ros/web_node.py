@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.client import Client
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -33,6 +34,7 @@ from cardsorter.ros.params import declare_settings
 from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import WebSettings
 from cardsorter.srv import EnrolCard, SorterCommand
+from cardsorter.web.review_store import ReviewStore
 from cardsorter.web.security import is_loopback, load_or_create_token
 from cardsorter.web.server import WebConfig, WebServer
 from cardsorter.web.state import Candidate, LiveState, ReviewItem, TrackView
@@ -84,14 +86,19 @@ class WebNode(Node):
         self._images_dir = resolve_path(images).resolve() if images else None
         self._catalogue: _Catalogue | None = None
         self._catalogue_lock = threading.Lock()
-        self._last_frame_ns = 0
-        self._state = LiveState()
+        self._last_frame_s = float("-inf")
+        self._state = LiveState(encode_crop=_jpeg)
+        self._review_store = ReviewStore(resolve_path(self._cfg.review_dir))
+        restored = self._state.restore(self._review_store.load_open())
+        if restored:
+            self.get_logger().info(f"{len(restored)} open review items from earlier runs (in {self._cfg.review_dir})")
         self._monitor = StageMonitor(self, "web view")
         self._inputs = InputGuard(self, self._monitor, self._cfg.input)
         group = ReentrantCallbackGroup()
         self._command: Client = self.create_client(SorterCommand, "sorter/command", callback_group=group)
         self._enrol: Client = self.create_client(EnrolCard, "matcher/enrol_card", callback_group=group)
-        self.create_subscription(Image, "debug/image", self._on_image, qos.DEBUG)
+        # raw: a frame is deserialised only when a browser shows the camera view and one is due
+        self.create_subscription(Image, "debug/image", self._on_image, qos.DEBUG, raw=True)
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
         self.create_subscription(CardCropArray, "crops", self._on_crops, qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
@@ -110,18 +117,19 @@ class WebNode(Node):
 
     # --- subscriptions ---------------------------------------------------------------------
 
-    def _on_image(self, msg: Image) -> None:
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
-        if stamp_ns - self._last_frame_ns < 1e9 / self._cfg.frame_fps:
-            return   # encode only what the browsers can be sent
-        try:
-            image = conversions.image_from_msg(msg)
-        except CardsorterError as err:
-            self._monitor.error(f"debug/image: {err}")
-            return
+    def _on_image(self, data: bytes) -> None:
+        now_s = time.monotonic()
+        if now_s - self._last_frame_s < 1.0 / self._cfg.frame_fps or not self._state.frame_watched(now_s):
+            return   # decode and encode only what a browser is shown, once for all of them
+        self._last_frame_s = now_s
         with self._monitor.measure():
-            self._state.set_frame(_jpeg(image), stamp_ns)
-        self._last_frame_ns = stamp_ns
+            msg = deserialize_message(data, Image)
+            try:
+                image = conversions.image_from_msg(msg)
+            except CardsorterError as err:
+                self._monitor.error(f"debug/image: {err}")
+                return
+            self._state.set_frame(_jpeg(image), conversions.stamp_to_ns(msg.header.stamp))
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         for ident in self._inputs.identities(msg, "identities"):
@@ -135,7 +143,8 @@ class WebNode(Node):
     def _on_crops(self, msg: CardCropArray) -> None:
         for crop in msg.crops:
             try:
-                self._state.set_crop(int(crop.track_id), _jpeg(conversions.image_from_msg(crop.image)))
+                # kept as pixels (64x88): JPEG-encoded only if the card goes to the review queue
+                self._state.set_crop(int(crop.track_id), conversions.image_from_msg(crop.image))
             except CardsorterError as err:
                 self._monitor.error(f"crops: {err}")
 
@@ -146,9 +155,15 @@ class WebNode(Node):
                 for c in m.candidates])
 
     def _on_sort_event(self, msg: SortEvent) -> None:
-        self._state.add_sort_event(track_id=int(msg.track_id), session_id=msg.session_id, status=msg.status,
-                                   reason=msg.reason, bin_name=msg.bin, position_in_bin=int(msg.position_in_bin),
-                                   stamp_ns=conversions.stamp_to_ns(msg.header.stamp))
+        item = self._state.add_sort_event(track_id=int(msg.track_id), session_id=msg.session_id, status=msg.status,
+                                          reason=msg.reason, bin_name=msg.bin,
+                                          position_in_bin=int(msg.position_in_bin),
+                                          stamp_ns=conversions.stamp_to_ns(msg.header.stamp))
+        if item is not None:
+            try:
+                self._review_store.save(item)
+            except InventoryError as err:
+                self._monitor.error(f"review item not kept on disk: {err}")
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -205,7 +220,13 @@ class WebNode(Node):
             done.append(f"inventory row {row.id} corrected")
         except InventoryError as err:
             done.append(f"inventory not corrected: {err}")
-        if record is not None:
+        if record is not None and item.restored:
+            # after a restart the matcher's "latest embedding of track N" is another card's (track ids start
+            # again): enrolling it would teach the matcher a wrong template
+            done.append("not enrolled: the matcher's view of this track ended with the run that sorted it (the "
+                        f"crop is {self._review_store.folder}/{item.session_id}-{item.track_id}.jpg: "
+                        "`cardsorter db add DB --images DIR` enrols it)")
+        elif record is not None:
             try:
                 response = self._call(self._enrol, EnrolCard.Request(
                     track_id=item.track_id, card_id=record.card_id, name=record.name, set_id=record.set_id,
@@ -213,9 +234,14 @@ class WebNode(Node):
                 done.append(str(response.message) if response.success else f"not enrolled: {response.message}")
             except CardsorterError as err:
                 done.append(f"not enrolled: {err}")
+        message = "; ".join(done)
+        try:
+            self._review_store.resolved(item, f"card:{record.card_id}" if record else "unknown", message)
+        except InventoryError as err:
+            message += f"; the outcome is not kept on disk: {err}"
         self.get_logger().info(f"review item {item.item_id} (track {item.track_id}) → "
-                               f"{record.card_id if record else 'unknown'}: {'; '.join(done)}")
-        return "; ".join(done)
+                               f"{record.card_id if record else 'unknown'}: {message}")
+        return message
 
     def record(self, card_id: str) -> CardRecord | None:
         return self._catalogue_or_raise().records.get(card_id)

@@ -101,7 +101,7 @@ def build_app(state: LiveState, backend: WebBackend, config: WebConfig) -> web.A
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+                                    "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'")
         return response
 
     async def run_blocking(fn: Callable[..., Any], *args: Any) -> Any:

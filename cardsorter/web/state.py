@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 V = TypeVar("V")
 
 REVIEW_STATUSES = frozenset({"unknown", "ambiguous", "unconfirmed"})
 """Sort-event statuses a person should look at (everything that went to the reject bin)."""
+
+FRAME_WATCHED_S = 3.0
+"""The camera view is decoded and encoded only while a browser asked for a frame this recently."""
 
 THROUGHPUT_WINDOW_S = 600.0
 """Cards per hour are counted over the last ten minutes of sort events (long enough to span a bin change)."""
@@ -60,6 +63,7 @@ class ReviewItem:
     crop_jpeg: bytes | None
     resolution: str = ""          # "" while open; "card:<id>" or "unknown" once resolved
     message: str = ""             # what resolving it did (inventory row corrected, enrolled or why not)
+    restored: bool = False        # read back after a restart: the matcher no longer has this track's embedding
 
     @property
     def open(self) -> bool:
@@ -80,11 +84,15 @@ class LiveState:
     review_max: int = 500
     crops_kept: int = 128
     tracks_kept: int = 32
+    encode_crop: Callable[[Any], bytes] | None = None
+    """Turns a kept crop into JPEG when its card becomes a review item (None: crops arrive as JPEG already).
+    Only rejected cards are encoded: most tracks are confirmed, and their crops are dropped unseen."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _frame_ready: threading.Condition = field(init=False)
     _frame: _Frame = field(default_factory=_Frame)
+    _frame_asked_s: float = float("-inf")
     _tracks: OrderedDict[int, TrackView] = field(default_factory=OrderedDict)
-    _crops: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
+    _crops: OrderedDict[int, Any] = field(default_factory=OrderedDict)
     _candidates: OrderedDict[int, tuple[Candidate, ...]] = field(default_factory=OrderedDict)
     _review: OrderedDict[int, ReviewItem] = field(default_factory=OrderedDict)
     _next_item: int = 1
@@ -110,10 +118,16 @@ class LiveState:
             self._tracks[view.track_id] = view
             _trim(self._tracks, self.tracks_kept)
 
-    def set_crop(self, track_id: int, jpeg: bytes) -> None:
+    def frame_watched(self, now_s: float | None = None) -> bool:
+        """Whether a browser is showing the camera view (asked for a frame within FRAME_WATCHED_S)."""
+        now = time.monotonic() if now_s is None else now_s
+        with self._lock:
+            return now - self._frame_asked_s <= FRAME_WATCHED_S
+
+    def set_crop(self, track_id: int, crop: Any) -> None:
         with self._lock:
             self._crops.pop(track_id, None)
-            self._crops[track_id] = jpeg
+            self._crops[track_id] = crop
             _trim(self._crops, self.crops_kept)
 
     def set_candidates(self, track_id: int, candidates: Iterable[Candidate]) -> None:
@@ -133,15 +147,30 @@ class LiveState:
             while self._sorted_at and now - self._sorted_at[0] > THROUGHPUT_WINDOW_S:
                 self._sorted_at.popleft()
             self._tracks.pop(track_id, None)
+            crop = self._crops.pop(track_id, None)
             if status not in REVIEW_STATUSES:
                 return None
+            if crop is not None and self.encode_crop is not None:
+                crop = self.encode_crop(crop)
             item = ReviewItem(item_id=self._next_item, track_id=track_id, session_id=session_id, status=status,
                               reason=reason, bin=bin_name, position_in_bin=position_in_bin, stamp_ns=stamp_ns,
-                              candidates=self._candidates.get(track_id, ()), crop_jpeg=self._crops.get(track_id))
+                              candidates=self._candidates.get(track_id, ()), crop_jpeg=crop)
             self._next_item += 1
             self._review[item.item_id] = item
             _trim(self._review, self.review_max)
             return item
+
+    def restore(self, items: Iterable[ReviewItem]) -> list[ReviewItem]:
+        """Open items of an earlier run (ReviewStore), queued under new item ids before anything new."""
+        with self._lock:
+            out = []
+            for item in items:
+                item = replace(item, item_id=self._next_item)
+                self._next_item += 1
+                self._review[item.item_id] = item
+                out.append(item)
+            _trim(self._review, self.review_max)
+            return out
 
     def set_health(self, name: str, level: int, message: str) -> None:
         with self._lock:
@@ -169,6 +198,7 @@ class LiveState:
     def wait_frame(self, after_seq: int, timeout_s: float) -> tuple[bytes, int]:
         """The next frame newer than ``after_seq`` (or the current one after the timeout)."""
         with self._frame_ready:
+            self._frame_asked_s = time.monotonic()
             self._frame_ready.wait_for(lambda: self._frame.seq > after_seq, timeout=timeout_s)
             return self._frame.jpeg, self._frame.seq
 

@@ -38,17 +38,20 @@ function fillRows(tbody, rows) {
 
 // --- live --------------------------------------------------------------------------------
 let frameSeq = 0;
-function nextFrame() {
-  const img = document.getElementById("frame");
-  const probe = new Image();
-  probe.onload = () => {
-    img.src = probe.src;
-    frameSeq += 1;
+async function nextFrame() {
+  // fetch, not <img src>: the answer's X-Frame-Seq says which frame this was, so the next request waits
+  // for a newer one (the server sends each frame once, at web.frame_fps, encoded once for every browser)
+  try {
+    const r = await fetch(`/api/frame.jpg?after=${frameSeq}`, { credentials: "same-origin" });
+    if (!r.ok) throw new Error(r.statusText);
+    frameSeq = Number(r.headers.get("X-Frame-Seq")) || frameSeq;
+    const img = document.getElementById("frame");
+    const old = img.src;
+    img.src = URL.createObjectURL(await r.blob());
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
     document.getElementById("frame-caption").textContent = "camera (annotated by the overlay node)";
-    setTimeout(nextFrame, 50);
-  };
-  probe.onerror = () => setTimeout(nextFrame, 1000);
-  probe.src = `/api/frame.jpg?after=${frameSeq}&t=${Date.now()}`;
+    setTimeout(nextFrame, 0);
+  } catch (e) { setTimeout(nextFrame, 1000); }
 }
 
 async function refreshLive() {
