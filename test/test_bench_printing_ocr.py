@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cardsorter.bench.printing_ocr import BACKGROUND_GREY, load_scan, main, truth_from_name
+from cardsorter.bench.printing_ocr import BACKGROUND_GREY, load_scan, main, truth_from_name, with_nuisance
 
 
 @pytest.mark.parametrize(("name", "truth"), [
@@ -45,3 +45,15 @@ def test_a_folder_without_named_scans_is_an_error(tmp_path: pathlib.Path) -> Non
     (tmp_path / "photo.jpg").write_bytes(b"")
     with pytest.raises(SystemExit):
         main(["--images", str(tmp_path), "--printed-total", "165"])
+
+
+def test_the_nuisances_change_the_image_and_an_unknown_one_is_named() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (60, 40, 3), dtype=np.uint8)
+    assert with_nuisance(img, "clean") is img
+    for nuisance in ("blur", "jpeg40"):
+        out = with_nuisance(img, nuisance)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert not np.array_equal(out, img)
+    with pytest.raises(ValueError, match="fog"):
+        with_nuisance(img, "fog")

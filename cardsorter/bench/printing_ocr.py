@@ -1,12 +1,16 @@
 """Printing-reader benchmark: exact and wrong collector-number reads per card height on real card scans.
 
     python -m cardsorter.bench.printing_ocr --images DIR [--printed-total 165] [--heights 1000,700,500]
+        [--nuisances clean,blur,jpeg40]
 
 Ground truth comes from the file names (downloads nothing; docs/PRINTINGS.md names the sources):
 ``NNN_Name.png`` (the SV151 collection: number NNN, printed total from --printed-total) and
 ``name-<set-slug>[-xx]-N.jpg`` (the WOTC-era scans: the set's printed total from WOTC_TOTALS).
 Each card is scaled to each height (INTER_AREA down, INTER_CUBIC up) and read by RapidOcrReader on
-one thread. exact: the reader's most confident collector number is the card's; wrong: it is another.
+one thread, clean or with a nuisance at that height (blur: gaussian sigma 1.5 px; jpeg40: re-encoded
+at JPEG quality 40, the research's two deterministic nuisances). exact: the reader's most confident
+collector number is the card's; wrong: it is another; "a reading names the card": one of its readings
+matches the card's catalogue number and total as the resolver compares them (core/printing.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import numpy as np
 
 from cardsorter.backends.printing_ocr import RapidOcrReader
 from cardsorter.core.errors import CardsorterError
+from cardsorter.core.printing import number_matches
+from cardsorter.core.types import CardRecord
 
 # The printed totals of the WOTC-era sets (the number after the slash on the card).
 WOTC_TOTALS = {
@@ -37,6 +43,9 @@ WOTC_TOTALS = {
 _SV_NAME = re.compile(r"^(\d{1,3})_.+\.png$", re.IGNORECASE)
 _WOTC_NAME = re.compile(r"^(.*)-(\d+)\.jpe?g$", re.IGNORECASE)
 BACKGROUND_GREY = 128   # transparent rounded corners are composited on mid grey
+BLUR_SIGMA_PX = 1.5     # the research's blur: defeats the text detector at 700 px (docs/PRINTINGS.md)
+JPEG_QUALITY = 40
+NUISANCES = ("clean", "blur", "jpeg40")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,21 @@ def scale_to_height(img: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(img, (max(1, round(img.shape[1] * s)), height), interpolation=interp)
 
 
+def with_nuisance(img: np.ndarray, nuisance: str) -> np.ndarray:
+    if nuisance == "clean":
+        return img
+    if nuisance == "blur":
+        blurred: np.ndarray = cv2.GaussianBlur(img, (0, 0), BLUR_SIGMA_PX)
+        return blurred
+    if nuisance == "jpeg40":
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        decoded: np.ndarray | None = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is None:
+            raise CardsorterError("JPEG re-encoding failed")
+        return decoded
+    raise ValueError(f"unknown nuisance {nuisance!r} (known: {', '.join(NUISANCES)})")
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -104,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--printed-total", type=int, default=0,
                     help="printed total of the NNN_Name.png scans (165 for SV151); 0: skip those files")
     ap.add_argument("--heights", default="1000,700,500", help="card heights in pixels, comma-separated")
+    ap.add_argument("--nuisances", default="clean", help=f"comma-separated, of {', '.join(NUISANCES)}")
     ap.add_argument("--limit", type=int, default=0, help="at most this many cards per layout (random, --seed)")
     ap.add_argument("--seed", type=int, default=14)
     args = ap.parse_args(argv)
@@ -113,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         heights = [int(h) for h in args.heights.split(",")]
     except ValueError:
         ap.error(f"--heights {args.heights!r}: comma-separated integers expected")
+    nuisances = args.nuisances.split(",")
+    if unknown := [n for n in nuisances if n not in NUISANCES]:
+        ap.error(f"--nuisances: unknown {', '.join(unknown)} (known: {', '.join(NUISANCES)})")
     cv2.setNumThreads(1)
     scans = [t for p in sorted(args.images.rglob("*")) if p.is_file()
              if (t := truth_from_name(p, args.printed_total)) is not None]
@@ -133,16 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"machine: {machine()}")
     print(f"images: {args.images} ({', '.join(f'{len(c)} {k}' for k, c in by_layout.items())})")
-    print("| layout | card height px | cards | exact | wrong | none | fixed-box fallback | ms/card median (p90) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| layout | nuisance | card height px | cards | exact | wrong | none | a reading names the card | fixed-box fallback | ms/card median (p90) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with reader:
         for layout, cards in by_layout.items():
             images = [(t, load_scan(t.path)) for t in cards]
-            for height in heights:
-                exact = wrong = none = fallback = 0
+            for nuisance, height in ((nu, h) for nu in nuisances for h in heights):
+                exact = wrong = none = fallback = names_card = 0
                 ms: list[float] = []
                 for truth, img in images:
-                    card = scale_to_height(img, height)
+                    card = with_nuisance(scale_to_height(img, height), nuisance)
                     start = time.perf_counter()
                     reading = reader.read(card)
                     ms.append((time.perf_counter() - start) * 1000.0)
@@ -150,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                     if not reading.numbers:
                         none += 1
                         continue
-                    best = max(reading.numbers, key=lambda n: n.confidence)
+                    record = CardRecord(card_id=truth.path.name, name="", set_id="", number=str(truth.number),
+                                        printed_total=truth.total)
+                    names_card += any(number_matches(r, record) for r in reading.numbers)
+                    best = max(reading.numbers, key=lambda r: r.confidence)
                     if (not best.prefix and int(best.digits) == truth.number
                             and int(best.total_digits) == truth.total):
                         exact += 1
@@ -158,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                         wrong += 1
                 n = len(images)
                 p90 = float(np.percentile(ms, 90))
-                print(f"| {layout} | {height} | {n} | {100 * exact / n:.0f} % | {100 * wrong / n:.0f} % | "
-                      f"{100 * none / n:.0f} % | {100 * fallback / n:.0f} % | "
+                print(f"| {layout} | {nuisance} | {height} | {n} | {100 * exact / n:.0f} % | {100 * wrong / n:.0f} % | "
+                      f"{100 * none / n:.0f} % | {100 * names_card / n:.0f} % | {100 * fallback / n:.0f} % | "
                       f"{statistics.median(ms):.0f} ({p90:.0f}) |", flush=True)
     return 0
 
