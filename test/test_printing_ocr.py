@@ -110,3 +110,15 @@ def test_the_real_engine_reads_a_rendered_collector_number() -> None:
     with RapidOcrReader() as reader:
         reading = reader.read(card)
     assert [n.text for n in reading.numbers] == ["025/165"]
+
+
+def test_fixed_boxes_always_adds_their_lines_to_a_detected_number() -> None:
+    fake = FakeRapidOCR(detected=[[("105/165", 0.93)], []], recognised=[("MW106/165", 0.9), ("", 0.0)])
+    reading = RapidOcrReader(fake, fixed_boxes="always").read(card_image(1000, 716))
+    assert [n.text for n in reading.numbers] == ["105/165", "MW106/165"]
+    assert reading.method == "detect+fixed-box"
+
+
+def test_an_unknown_fixed_box_mode_is_refused() -> None:
+    with pytest.raises(ModelError, match="fixed_boxes"):
+        RapidOcrReader(FakeRapidOCR([], []), fixed_boxes="sometimes")

@@ -29,6 +29,7 @@ CORNERS_X = ((0.00, 0.45), (0.60, 1.00))          # bottom-left (modern layouts)
 FIXED_BOXES = {"modern-bottom-left": (0.02, 0.40, 0.938, 0.978), "wotc-bottom-right": (0.70, 0.99, 0.950, 0.976)}
 DETECT_CARD_HEIGHT_PX = 1000   # the band is upscaled (never down) to this card-height equivalent for detection
 MIN_CARD_HEIGHT_PX = 500       # below: 13–17 % wrong reads at 350 px, so the view is not read at all
+FIXED_BOX_MODES = ("fallback", "always")
 DET_LIMIT_SIDE_PX = 2000       # the detector's input limit (rapidocr det_limit_type "max"), above the band's width
 
 
@@ -59,7 +60,13 @@ class RapidOcrReader:
     """PP-OCRv4 text detection + recognition on the two bottom corners, one thread, no angle classifier;
     recognition alone on the layouts' fixed boxes when detection yields no collector number."""
 
-    def __init__(self, engine: Any | None = None) -> None:
+    def __init__(self, engine: Any | None = None, *, fixed_boxes: str = "fallback") -> None:
+        """``engine``: a RapidOCR instance (None: build one). ``fixed_boxes``: "fallback" recognises the fixed
+        boxes only when detection yields no collector number; "always" adds their lines to every view
+        (+~80 ms; a blurred detection can return a wrong number instead of none)."""
+        if fixed_boxes not in FIXED_BOX_MODES:
+            raise ModelError(f"fixed_boxes must be one of {', '.join(FIXED_BOX_MODES)}, got {fixed_boxes!r}")
+        self._fixed_boxes = fixed_boxes
         self._engine = engine if engine is not None else _load_rapidocr()
 
     def __enter__(self) -> Self:
@@ -86,11 +93,11 @@ class RapidOcrReader:
             result, _elapse = engine(crop)
             lines += _lines_from_detection(result)
         reading = read_lines(lines, method="detect")
-        if reading.numbers:
+        if reading.numbers and self._fixed_boxes == "fallback":
             return reading
         recognised, _elapse = engine.text_rec(fixed_box_crops(card_bgr))
         lines += [(str(text), float(score)) for text, score in recognised]
-        return read_lines(lines, method="fixed-box")
+        return read_lines(lines, method="detect+fixed-box" if reading.numbers else "fixed-box")
 
 
 def corner_crops(card_bgr: np.ndarray) -> list[np.ndarray]:
