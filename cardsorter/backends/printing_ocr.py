@@ -45,8 +45,8 @@ def _load_rapidocr() -> Any:
     try:
         from rapidocr_onnxruntime import RapidOCR  # type: ignore[import-not-found, unused-ignore]
     except ImportError as err:
-        raise ModelError(f"the printing reader needs the package rapidocr-onnxruntime ({err}); install the "
-                         f"printing extra: {INSTALL_HINT}") from err
+        raise ModelError(f"the printing reader needs the package rapidocr-onnxruntime ({err}); install it "
+                         f"without its opencv-python: {INSTALL_HINT}") from err
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False,
                     det_limit_type="max", det_limit_side_len=DET_LIMIT_SIDE_PX)
 
