@@ -76,6 +76,7 @@ ROSDEP_KEY = {
     "psycopg": None,          # no rosdep key for psycopg 3 (only psycopg2): pip, for a postgresql:// inventory (README)
     "picamera2": None,        # Raspberry Pi OS apt: python3-picamera2 (README)
     "hailo_platform": None,   # Raspberry Pi OS apt: hailo-all (HailoRT, README)
+    "rapidocr_onnxruntime": None,   # optional printing reader: pip install --no-deps (docs/PRINTINGS.md)
     "vision_msgs": None,      # optional: the overlay publishes vision_msgs only where it is installed
 }
 
