@@ -18,9 +18,9 @@ from launch_ros.substitutions import FindPackageShare
 from launch_ros.utilities import prefix_namespace
 
 from cardsorter.ros import launch_params
-from cardsorter.ros.node_specs import NODES, OPTIONAL_NODES
 from cardsorter.ros.lifecycle import ACTIVATION_ORDER
 from cardsorter.ros.node_main import MANAGED_FLAG
+from cardsorter.ros.node_specs import NODES, OPTIONAL_NODES
 
 RVIZ_MISSING = ("rviz:=true, but rviz2 is not installed here: install it with "
                 "`sudo apt install ros-jazzy-rviz2` (then `source /opt/ros/jazzy/setup.bash`), "
