@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cardsorter.bench.host import cpu_model
 from cardsorter.config import REPO_ROOT, resolve_path
 from cardsorter.core.bin_rules import load_rules
 from cardsorter.core.smoothing import TemporalSmoother
@@ -41,14 +42,7 @@ FRAME_NS = 33_000_000
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
             "python": platform.python_version(), "platform": platform.platform()}
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from cardsorter.backends.embedders import Embedder, open_embedder
+from cardsorter.bench.host import cpu_model
 from cardsorter.config import resolve_path
 from cardsorter.core.types import CardRecord
 from cardsorter.sim import augment
@@ -36,14 +37,7 @@ Descriptor = Callable[[list[np.ndarray]], np.ndarray]
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {"cpu": cpu, "cores": os.cpu_count(), "load_1min": round(load, 2), "python": platform.python_version()}
 

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from cardsorter.backends.printing_ocr import FIXED_BOX_MODES, RapidOcrReader
+from cardsorter.bench.host import cpu_model
 from cardsorter.core.errors import CardsorterError
 from cardsorter.core.printing import number_matches
 from cardsorter.core.types import CardRecord
@@ -106,14 +107,7 @@ def with_nuisance(img: np.ndarray, nuisance: str) -> np.ndarray:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     from importlib.metadata import version
 
     import onnxruntime  # type: ignore[import-untyped]

@@ -30,6 +30,7 @@ from cardsorter.backends.card_index import (
     exact_top_rows,
 )
 from cardsorter.backends.embedders import Embedder
+from cardsorter.bench.host import cpu_model
 from cardsorter.config import resolve_path
 from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.types import MatchBand
@@ -46,14 +47,7 @@ K = 5
 
 def machine() -> dict[str, Any]:
     """CPU model, cores, load, BLAS, usearch SIMD: printed with every result."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         import usearch
 
