@@ -224,7 +224,7 @@ class WebNode(Node):
             # after a restart the matcher's "latest embedding of track N" is another card's (track ids start
             # again): enrolling it would teach the matcher a wrong template
             done.append("not enrolled: the matcher's view of this track ended with the run that sorted it (the "
-                        f"crop is {self._review_store.folder}/{item.session_id}-{item.track_id}.jpg: "
+                        f"crop is {self._review_store.crop_path(item)}: "
                         "`cardsorter db add DB --images DIR` enrols it)")
         elif record is not None:
             try:

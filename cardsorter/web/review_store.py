@@ -33,6 +33,10 @@ class ReviewStore:
             raise InventoryError(f"session id {item.session_id!r} cannot name a review file")
         return self.folder / f"{item.session_id}-{item.track_id}"
 
+    def crop_path(self, item: ReviewItem) -> pathlib.Path:
+        """Where the item's crop is kept (a person can enrol it with `cardsorter db add`)."""
+        return self._stem(item).with_suffix(".jpg")
+
     def save(self, item: ReviewItem) -> None:
         stem = self._stem(item)
         record = asdict(item)
@@ -41,8 +45,9 @@ class ReviewStore:
         record.pop("restored")
         record["format"] = FORMAT
         try:
-            if item.crop_jpeg is not None and not stem.with_suffix(".jpg").exists():
-                _write_atomic(stem.with_suffix(".jpg"), item.crop_jpeg)
+            crop = self.crop_path(item)
+            if item.crop_jpeg is not None and not crop.exists():
+                _write_atomic(crop, item.crop_jpeg)
             _write_atomic(stem.with_suffix(".json"), json.dumps(record, indent=1).encode())
         except OSError as err:
             raise InventoryError(f"cannot write review item {stem.name} in {self.folder}: {err}") from err
