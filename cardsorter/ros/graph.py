@@ -16,7 +16,7 @@ from typing import Any, Self, TypeVar
 import rclpy
 import yaml
 from rclpy.context import Context
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -48,6 +48,14 @@ def graph_ros_arguments(params_file: pathlib.Path | None, namespace: str = "",
     if namespace:
         args += ["-r", f"__ns:={namespace}"]
     return args + list(ros_args)
+
+
+def _spin_quietly(executor: Executor) -> None:
+    """Spin until the context shuts down; Ctrl-C and an external shutdown end it without a traceback."""
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
 
 
 class Graph:
@@ -98,14 +106,7 @@ class Graph:
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
 
-        def spin() -> None:
-            try:
-                while self.context.ok():
-                    executor.spin_once(timeout_sec=0.1)
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
-
-        thread = threading.Thread(target=spin, name=f"cardsorter-{node.get_name()}-executor", daemon=True)
+        thread = threading.Thread(target=_spin_quietly, args=(executor,), name=f"cardsorter-{node.get_name()}-executor", daemon=True)
         self._side_executors.append((executor, thread))
         thread.start()
 
@@ -117,10 +118,7 @@ class Graph:
         return found[0]
 
     def spin(self) -> None:
-        try:
-            self.executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
+        _spin_quietly(self.executor)
 
     def spin_in_background(self) -> None:
         self._thread = threading.Thread(target=self.spin, name="cardsorter-graph", daemon=True)
