@@ -17,6 +17,7 @@ from typing import Any
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.service import Service
 from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from std_msgs.msg import Header, String
 
 from cardsorter.backends.actuators import actuator_from_config
@@ -55,6 +56,9 @@ class SorterNode(ManagedNode):
         self._lock = threading.Lock()
         self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
         self._work: list[Any] = []   # subscriptions, service and timer of the active state
+        self._group = MutuallyExclusiveCallbackGroup()
+        self._drain_timer: Timer | None = None   # the end of stream's grace, then the drain
+        self._drain_for_ns: int | None = None
         self._session_cfg = self._cfg.session
         self._monitor = StageMonitor(self, f"sort ({self._core_config.mode}, {self._cfg.actuator_kind})",
                                      health=self._health, hardware_id=f"actuator/{self._cfg.actuator_kind}")
@@ -90,7 +94,7 @@ class SorterNode(ManagedNode):
     def start_work(self) -> None:
         if self._work:
             return
-        group = MutuallyExclusiveCallbackGroup()
+        group = self._group = MutuallyExclusiveCallbackGroup()
         self._work = [
             self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS,
                                      callback_group=group),
@@ -104,8 +108,13 @@ class SorterNode(ManagedNode):
         ]
         if self._cfg.clock_tick_ms > 0:
             self._work.append(self.create_timer(self._cfg.clock_tick_ms / 1000.0, self._on_tick, callback_group=group))
+        self._drain_timer = self.create_timer(self._core_config.identity_grace_ms / 1000.0,
+                                              self._drain_after_end_of_stream, callback_group=group)
+        self._drain_timer.cancel()   # started by each end of stream
+        self._work.append(self._drain_timer)
 
     def stop_work(self) -> None:
+        self._drain_timer = None   # destroyed with the other timers below
         for entity in self._work:
             if isinstance(entity, Subscription):
                 self.destroy_subscription(entity)
@@ -195,8 +204,22 @@ class SorterNode(ManagedNode):
                 return
             self._advance(conversions.stamp_to_ns(msg.stamp))
             self._stream_ended_ns = self._now_ns
-            self._drain()
+            self._step(self._now_ns)
             self._inputs.reset_clock()   # the next stream may start at any time
+            # Final identities of tracks that ended just before the end of stream may still be in flight
+            # (another topic, another publisher): they get the grace in wall time before the drain.
+            self._drain_for_ns = self._stream_ended_ns
+            if self._drain_timer is not None:
+                self._drain_timer.reset()
+
+    def _drain_after_end_of_stream(self) -> None:
+        with self._lock:
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()   # one shot per end of stream
+            if self._drain_for_ns is None or self._stream_ended_ns != self._drain_for_ns:
+                return   # a new stream started meanwhile: its frames move the clock on
+            self._drain_for_ns = None
+            self._drain()
             self.get_logger().info(f"end of stream: bins {dict(self._core.fill)}, "
                                    f"{len(self._core.queued)} still queued ({self._core.state.value})")
 
