@@ -83,6 +83,37 @@ def test_matches_become_one_sort_event_per_track_in_the_right_bins(tmp_path: pat
     assert {r.track_id: r.bin for r in rows} == {t: e.bin for t, e in events.items()}
 
 
+def test_a_final_identity_arriving_just_after_the_end_of_stream_still_sorts_its_card(tmp_path: pathlib.Path) -> None:
+    # The race CI once lost: the sorter had the track's end, the end of stream came next (another topic),
+    # the final identity after it. The drain waits identity_grace_ms of wall time, so the card is sorted.
+    from std_msgs.msg import Header
+
+    from cardsorter.core.types import Identity, TrackState
+    with ros_context() as (context, executor):
+        col = Collector(context, {"sort_events": (SortEvent, qos.DECISIONS)})
+        executor.add_node(col)
+        sorter = started(SorterNode(context=context, parameter_overrides=overrides(
+            "sorter", inventory_path=str(tmp_path / "inv.sqlite"), mode="flow", identity_grace_ms=2000.0)))
+        executor.add_node(sorter)
+        ident_pub = col.publisher(CardIdentityArray, "identities", qos.DECISIONS)
+        end_pub = col.publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
+        eos = col.publisher(Header, "camera/end_of_stream", qos.DECISIONS)
+        assert spin_until(executor, lambda: min(p.get_subscription_count() for p in (ident_pub, end_pub, eos)) > 0)
+        end = TrackEnd(1, T0, T0 + 3 * FRAME_NS, 3, BoxPx(300, 100, 100, 140), (300.0, 0.0), False, "left_view")
+        end_pub.publish(cv.track_end_to_msg(end, "cam"))
+        assert spin_until(executor, lambda: sorter._core.undecided_tracks == 1, 10.0)
+        eos.publish(cv.header(T0 + 10 * FRAME_NS, "cam"))
+        spin_until(executor, lambda: False, 0.3)   # the end of stream is handled; no event yet
+        assert col.received["sort_events"] == []
+        final = Identity(1, TrackState.CONFIRMED, HOLO, 0.9, 0.1, 0.3, 3, 3, True, "3 agreeing views", T0 + 3 * FRAME_NS)
+        ident_pub.publish(CardIdentityArray(header=cv.header(T0 + 3 * FRAME_NS, "cam"),
+                                            identities=[cv.identity_to_msg(final, "cam")]))
+        assert spin_until(executor, lambda: len(col.received["sort_events"]) == 1, 10.0)
+        event = col.received["sort_events"][0]
+        assert (event.status, event.bin, event.card.card_id) == ("confirmed", "bin1", "sv1-7")
+        sorter.close()
+
+
 def test_sorter_pause_and_resume_through_the_service(tmp_path: pathlib.Path) -> None:
     with ros_context() as (context, executor):
         col = Collector(context, {})
