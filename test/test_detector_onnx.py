@@ -168,3 +168,28 @@ def test_hybrid_keeps_classical_corners_on_a_belt_and_adds_learned_cards_on_a_ma
     assert classical.detect(mat) == []
     (found,) = hybrid.detect(mat)
     assert found.quad_px is not None and quad_corner_error_px(found.quad_px, as_quad(quad)) < 6.0
+
+
+def test_a_refinement_never_moves_a_corner_beyond_the_edge_rule(detector: OnnxCardDetector,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A card cut by the frame's left edge. An edge search (faked here) that moves it left, within
+    # edge_refine_max_px, to put its corners beyond the edge rule (-2 px): that refinement is not taken,
+    # the learned corners are reported; a refinement that stays inside the rule is taken.
+    from cardsorter.backends import detectors
+
+    quad = pose_quad((68.0, 240.0), 200.0, 0.0)
+    frame = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
+    paste_card(frame, card_image(3), quad)
+    (plain,) = OnnxCardDetector(detector.manifest, dataclasses.replace(detector.config, edge_refine=False)).detect(frame)
+    assert plain.quad_px is not None
+    left = min(x for x, _ in plain.quad_px)
+    assert -2.0 <= left < 8.0, left   # the card is at the edge
+    shift = left + 4.0                # moves the leftmost corner to x = -4
+    detector = OnnxCardDetector(detector.manifest, dataclasses.replace(detector.config, edge_refine_max_px=20.0))
+
+    monkeypatch.setattr(detectors, "refine_quad_edges", lambda image, q, search_px: q + np.array([0.5, 0.0]))
+    (nudged,) = detector.detect(frame)
+    assert nudged.quad_px is not None and nudged.quad_px != plain.quad_px   # inside the rule: taken
+    monkeypatch.setattr(detectors, "refine_quad_edges", lambda image, q, search_px: q - np.array([shift, 0.0]))
+    (kept,) = detector.detect(frame)
+    assert kept.quad_px == plain.quad_px

@@ -190,6 +190,12 @@ class OnnxCardDetector:
             return found
         return [self._edge_refined(image_bgr, d) for d in found]
 
+    def corners_inside(self, quad: np.ndarray, frame_wh: tuple[int, int]) -> bool:
+        """The decoder's edge rule (``edge_margin_px``): a refinement that moves a corner beyond it is not
+        taken, so the camera never reports a corner the pipeline's input checks would drop."""
+        m, (w, h) = self._decode.edge_margin_px, frame_wh
+        return bool(np.all((quad[:, 0] >= m) & (quad[:, 0] <= w - 1 - m) & (quad[:, 1] >= m) & (quad[:, 1] <= h - 1 - m)))
+
     def refine(self, image_bgr: np.ndarray, box: BoxPx, score: float) -> Detection:
         """The card inside (a padded) ``box``, searched at the network's resolution; the box if none is found."""
         _check_frame(image_bgr)
@@ -219,6 +225,8 @@ class OnnxCardDetector:
         quad = np.asarray(det.quad_px, dtype=np.float64)
         refined = refine_quad_edges(image_bgr, quad, self._cfg.edge_search_px)
         if refined is None or float(np.max(np.linalg.norm(refined - quad, axis=1))) > self._cfg.edge_refine_max_px:
+            return det
+        if not self.corners_inside(refined, (image_bgr.shape[1], image_bgr.shape[0])):
             return det
         q = _as_quad(refined)
         return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
@@ -291,6 +299,8 @@ class HybridCardDetector:
         fitted = fitted[order]                       # the learned corner order (its orientation)
         diag = float(np.linalg.norm(learned[2] - learned[0]))
         if float(np.max(np.linalg.norm(fitted - learned, axis=1))) > HYBRID_AGREE_FRAC * diag:
+            return det
+        if not self._learned.corners_inside(fitted, (image_bgr.shape[1], image_bgr.shape[0])):
             return det
         q = _as_quad(fitted)
         return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
