@@ -155,6 +155,9 @@ class OverlayConfig:
     publish_markers: bool = doc("publish visualization_msgs/MarkerArray on debug/markers")
     publish_image: bool = doc("publish the annotated image on debug/image")
     image_scale: float = doc("scale of the annotated image relative to the camera frame", lo=0.05, hi=2.0)
+    compressed_fps: float = doc("JPEG images per second at most on debug/image/compressed (sensor_msgs/"
+                                "CompressedImage, what the web view shows)", lo=0.1, hi=30.0)
+    jpeg_quality: int = doc("JPEG quality of debug/image/compressed", lo=10, hi=100)
 
     def __post_init__(self) -> None:
         check_ranges(self)

@@ -73,3 +73,31 @@ def test_a_missing_parameter_fails_at_start_naming_it() -> None:
     with ros_context() as (context, _executor), pytest.raises(ConfigError, match="missing parameter 'publish_image'"):
         OverlayNode(context=context, parameter_overrides=params)
     assert Parameter  # imported for the list type above
+
+
+def test_overlay_publishes_the_annotated_jpeg_at_most_compressed_fps_to_who_subscribes() -> None:
+    from cardsorter.msg import CardDetectionArray
+    from sensor_msgs.msg import CompressedImage
+    with ros_context() as (context, executor):
+        # one JPEG per 10 s at most: a couple of seconds of frames give exactly one
+        node = OverlayNode(context=context, parameter_overrides=overrides("overlay", compressed_fps=0.1))
+        col = Collector(context, {"debug/image/compressed": (CompressedImage, qos.DEBUG)})
+        executor.add_node(node)
+        executor.add_node(col)
+        img_pub = col.publisher(Image, "camera/image_raw", qos.CAMERA_FRAMES)
+        trk_pub = col.publisher(CardDetectionArray, "tracks", qos.PIPELINE)
+        assert spin_until(executor, lambda: trk_pub.get_subscription_count() > 0 and img_pub.get_subscription_count() > 0)
+        frame = np.zeros((120, 100, 3), np.uint8)
+        det = Detection(BoxPx.from_quad(QUAD), QUAD, 0.9, track_id=1)
+        for i in range(20):
+            hdr = cv.header(1000 + i, "cam")
+            img_pub.publish(cv.image_to_msg(frame, hdr))
+            trk_pub.publish(cv.detections_to_msg([det], hdr, 1))
+            spin_until(executor, lambda: False, 0.1)
+        assert spin_until(executor, lambda: len(col.received["debug/image/compressed"]) >= 1, 10.0)
+        spin_until(executor, lambda: False, 0.5)
+        jpegs = col.received["debug/image/compressed"]
+        assert len(jpegs) == 1 and jpegs[0].format == "jpeg"
+        import cv2
+        annotated = cv2.imdecode(np.frombuffer(bytes(jpegs[0].data), np.uint8), cv2.IMREAD_COLOR)
+        assert annotated.shape == frame.shape and int(annotated.max()) > 100   # the card's outline is drawn

@@ -34,7 +34,7 @@ def test_open_items_come_back_after_a_restart_with_crop_and_candidates(folder: p
     rejected(before, folder, 5, status="ambiguous")
 
     after = LiveState()
-    restored = after.restore(ReviewStore(folder).load_open())
+    restored = after.restore(ReviewStore(folder).load_open()[0])
     assert [(i.track_id, i.status, i.session_id) for i in restored] == [(3, "unknown", "a1b2c3"), (5, "ambiguous", "a1b2c3")]
     assert restored[0].crop_jpeg == b"\xff\xd8jpeg-of-3"
     assert restored[0].candidates == tuple(CANDIDATES)
@@ -49,13 +49,13 @@ def test_a_resolved_item_does_not_come_back(folder: pathlib.Path) -> None:
     store = ReviewStore(folder)
     item = state.review_items()[-1]   # track 3
     store.resolved(item, "card:sv1-2", "inventory row 1 corrected")
-    assert [i.track_id for i in ReviewStore(folder).load_open()] == [4]
+    assert [i.track_id for i in ReviewStore(folder).load_open()[0]] == [4]
 
 
 def test_new_items_after_a_restart_get_ids_after_the_restored_ones(folder: pathlib.Path) -> None:
     rejected(LiveState(), folder, 3)
     state = LiveState()
-    state.restore(ReviewStore(folder).load_open())
+    state.restore(ReviewStore(folder).load_open()[0])
     state.set_crop(3, b"x")
     new = state.add_sort_event(track_id=3, session_id="d4e5f6", status="unknown", reason="", bin_name="reject",
                                position_in_bin=1, stamp_ns=5000, now_s=0.0)
@@ -83,8 +83,15 @@ def test_a_session_id_that_cannot_name_a_file_is_refused(folder: pathlib.Path) -
     assert list(folder.iterdir()) == []
 
 
-def test_an_unreadable_item_is_named(folder: pathlib.Path) -> None:
-    folder.mkdir(parents=True)
+def test_an_unreadable_item_is_named_and_skipped_and_the_others_still_come_back(folder: pathlib.Path) -> None:
+    state = LiveState()
+    state.set_crop(4, b"jpeg")
+    item = state.add_sort_event(track_id=4, session_id="s", status="unknown", reason="no close match",
+                                bin_name="reject", position_in_bin=1, stamp_ns=5, now_s=0.0)
+    assert item is not None
+    ReviewStore(folder).save(item)
     (folder / "s-1.json").write_text("{not json")
-    with pytest.raises(InventoryError, match="s-1.json"):
-        ReviewStore(folder).load_open()
+    items, unreadable = ReviewStore(folder).load_open()
+    assert [i.track_id for i in items] == [4]
+    assert len(unreadable) == 1 and "s-1.json" in unreadable[0]
+    assert (folder / "s-1.json").read_text() == "{not json"   # left where it was: nothing is lost

@@ -30,10 +30,10 @@ def _cpu_s() -> float:
 
 
 def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 400,
-        web: bool = False, samples: bool = False) -> dict[str, Any]:
+        web: bool = False, samples: bool = False, page_every_s: float | None = None) -> dict[str, Any]:
     """One belt run of the whole graph; ``web`` adds the web node with a browser-like client loading its pages;
     ``samples`` keeps every frame → decision latency of a new card (bench.web pools them over rounds)."""
-    from cardsorter.bench.web import PageLoader
+    from cardsorter.bench.web import PAGE_EVERY_S, PageLoader
     from cardsorter.config import resolve_path
     from cardsorter.console import progress_bar
     from cardsorter.demo_world import ensure_catalog, ensure_database
@@ -65,7 +65,8 @@ def run(cards: int = 20, fps: float = 10.0, seed: int = 7, catalog_cards: int = 
     cpu_before_s = _cpu_s()
     with Graph(None, nodes, overrides=overrides, extra_nodes=[GraphMonitor]) as graph:
         m = graph.node_of(GraphMonitor)
-        loader = PageLoader(graph.nodes["web"].url) if web else None  # type: ignore[attr-defined]
+        loader = PageLoader(graph.nodes["web"].url,  # type: ignore[attr-defined]
+                            PAGE_EVERY_S if page_every_s is None else page_every_s) if web else None
         if loader:
             loader.start()
         graph.spin_until(m.all_sorted, max(120.0, cards * 10.0))

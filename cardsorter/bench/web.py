@@ -26,19 +26,25 @@ PAGES = {
                   "/api/inventory"),
 }
 LOADS_MAX = 2000          # bounded: the client stops by itself
-PAUSE_S = 0.2             # between page loads (an operator clicking around, not a load test)
+PAGE_EVERY_S = 2.0        # an operator opening one of the three pages every 2 s (clicking around, not a load test)
+LIVE_REFRESH_S = 1.0      # app.js: the live page refreshes its tables every second
+FRAME_RETRY_S = 1.0       # app.js: after a failed frame request it waits a second
 
 
 class PageLoader:
-    """A browser-like client in its own process (a browser is one: it never holds the graph's GIL) that loads
-    the three pages in turn on one kept-alive connection until stopped, and times each load."""
+    """A browser-like client in its own process (a browser is one: it never holds the graph's GIL). It does what
+    an operator's browser does while the machine sorts: one tab shows the live page for the whole run (the
+    camera view asked for frame after frame, the tables refreshed every second, as app.js does), and every
+    ``page_every_s`` another tab loads the next of the three pages with its assets and first answers, timed."""
 
-    def __init__(self, live_url: str) -> None:
+    def __init__(self, live_url: str, page_every_s: float = PAGE_EVERY_S) -> None:
         self._url = live_url
+        self._page_every_s = page_every_s
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self._proc = subprocess.Popen([sys.executable, "-m", "cardsorter.bench.web", "--client", self._url],
+        self._proc = subprocess.Popen([sys.executable, "-m", "cardsorter.bench.web", "--client", self._url,
+                                       "--page-every", str(self._page_every_s)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def stop(self) -> dict[str, Any]:
@@ -50,10 +56,47 @@ class PageLoader:
         return result
 
 
-def load_pages(live_url: str, stop: threading.Event) -> dict[str, Any]:
-    """The client's loop: every PAUSE_S the next page with its assets and first API answers."""
+def _connection(live_url: str) -> http.client.HTTPConnection:
     url = urllib.parse.urlsplit(live_url)
-    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=10)
+    return http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=10)
+
+
+def watch_live(live_url: str, stop: threading.Event) -> dict[str, int]:
+    """The live tab: the next frame as soon as the last one came (``?after=seq``), the tables every second."""
+    frame_conn, live_conn = _connection(live_url), _connection(live_url)   # kept alive, as a browser keeps them
+    seq, shown, refreshed, errors = 0, 0, 0, 0
+    next_refresh = time.monotonic()
+    while not stop.is_set():
+        try:
+            if time.monotonic() >= next_refresh:
+                live_conn.request("GET", "/api/live")
+                live_conn.getresponse().read()
+                refreshed += 1
+                next_refresh += LIVE_REFRESH_S
+            frame_conn.request("GET", f"/api/frame.jpg?after={seq}")
+            response = frame_conn.getresponse()
+            response.read()
+            if response.status != 200:
+                stop.wait(FRAME_RETRY_S)
+                continue
+            seq = int(response.getheader("X-Frame-Seq") or seq)
+            shown += 1
+        except (OSError, http.client.HTTPException):
+            errors += 1
+            for conn in (frame_conn, live_conn):
+                conn.close()
+            stop.wait(FRAME_RETRY_S)
+    frame_conn.close()
+    live_conn.close()
+    return {"frames_shown": shown, "live_refreshes": refreshed, "errors": errors}
+
+
+def load_pages(live_url: str, stop: threading.Event, page_every_s: float = PAGE_EVERY_S) -> dict[str, Any]:
+    """The client's loop: the live tab in a thread, and every ``page_every_s`` the next page, timed."""
+    conn = _connection(live_url)
+    live: dict[str, int] = {}
+    live_tab = threading.Thread(target=lambda: live.update(watch_live(live_url, stop)), daemon=True)
+    live_tab.start()
     times: dict[str, list[float]] = {name: [] for name in PAGES}
     errors: list[str] = []
     n = 0
@@ -73,19 +116,21 @@ def load_pages(live_url: str, stop: threading.Event) -> dict[str, Any]:
                 continue
             times[name].append(time.perf_counter() - t0)
             n += 1
-            if stop.wait(PAUSE_S):
+            if stop.wait(page_every_s):
                 break
     conn.close()
+    live_tab.join(15.0)
     out: dict[str, Any] = {}
     for name, values in times.items():
         ms = [t * 1000.0 for t in values]
         out[name] = {"n": len(ms), "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1),
                      "max_ms": round(max(ms), 1) if ms else float("nan")}
     out["errors"] = errors[:10]
+    out["live_tab"] = live
     return out
 
 
-def _client(live_url: str) -> int:
+def _client(live_url: str, page_every_s: float) -> int:
     stop = threading.Event()
 
     def stop_at_end_of_input() -> None:   # the parent closes our stdin when its graph run ends
@@ -93,11 +138,11 @@ def _client(live_url: str) -> int:
         stop.set()
 
     threading.Thread(target=stop_at_end_of_input, daemon=True).start()
-    print(json.dumps(load_pages(live_url, stop)))
+    print(json.dumps(load_pages(live_url, stop, page_every_s)))
     return 0
 
 
-def run(cards: int, fps: float, rounds: int) -> dict[str, Any]:
+def run(cards: int, fps: float, rounds: int, page_every_s: float = PAGE_EVERY_S) -> dict[str, Any]:
     """``rounds`` graph runs without and with the web node, alternated so the machine's drift hits both alike.
 
     Frame → decision p95 of a new card: the median over rounds of each run's p95 with its spread, and the p95
@@ -108,7 +153,7 @@ def run(cards: int, fps: float, rounds: int) -> dict[str, Any]:
     loads: dict[str, list[float]] = {"without_web": [], "with_web": []}
     for _ in range(rounds):
         for key, with_web in (("without_web", False), ("with_web", True)):
-            runs[key].append(run_graph(cards, fps, web=with_web, samples=True))
+            runs[key].append(run_graph(cards, fps, web=with_web, samples=True, page_every_s=page_every_s))
             loads[key].append(round(os.getloadavg()[0], 2))
 
     def summary(key: str) -> dict[str, Any]:
@@ -127,7 +172,7 @@ def run(cards: int, fps: float, rounds: int) -> dict[str, Any]:
         return round(100.0 * (web[field] - base[field]) / base[field], 1) if base[field] else None
 
     return {"machine": {**machine(), "load_average_1min_at_start": loads["without_web"][0]},
-            "cards": cards, "fps": fps, "rounds": rounds,
+            "cards": cards, "fps": fps, "rounds": rounds, "page_every_s": page_every_s,
             "frame_to_decision_new_card": {"without_web": base, "with_web": web,
                                            "added_pct_median_p95": added("p95_ms_median"),
                                            "added_pct_pooled_p95": added("pooled_p95_ms"),
@@ -155,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=10.0)
     p.add_argument("--rounds", type=int, default=2, help="graph runs with and without the web node, alternated")
     p.add_argument("--json", type=pathlib.Path)
+    p.add_argument("--page-every", type=float, default=PAGE_EVERY_S, metavar="S",
+                   help="seconds between page loads while the live tab stays open (0.2: the old stress load)")
     p.add_argument("--client", metavar="URL", help=argparse.SUPPRESS)   # the page-load client's own process
     args = p.parse_args(argv)
+    if args.page_every <= 0:
+        p.error(f"--page-every must be > 0 seconds, got {args.page_every}")
     if args.client:
-        return _client(args.client)
-    result = run(args.cards, args.fps, args.rounds)
+        return _client(args.client, args.page_every)
+    result = run(args.cards, args.fps, args.rounds, args.page_every)
     text = json.dumps(result, indent=2)
     print(text)
     print(summary_line(result), file=sys.stderr)

@@ -1,13 +1,16 @@
-"""OverlayNode: annotated image (debug/image), rviz2 markers (debug/markers), vision_msgs where installed."""
+"""OverlayNode: annotated image (debug/image, and as JPEG on debug/image/compressed), rviz2 markers
+(debug/markers), vision_msgs where installed."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import cv2
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -45,6 +48,8 @@ class OverlayNode(Node):
         self._monitor = StageMonitor(self, "overlay")
         self._inputs = InputGuard(self, self._monitor, self._settings.input)
         self._image_pub = self.create_publisher(Image, "debug/image", qos.DEBUG)
+        self._jpeg_pub = self.create_publisher(CompressedImage, "debug/image/compressed", qos.DEBUG)
+        self._last_jpeg_s = float("-inf")
         self._marker_pub = self.create_publisher(MarkerArray, "debug/markers", qos.DEBUG)
         vm = _vision_msgs()
         self._vm = vm
@@ -75,20 +80,37 @@ class OverlayNode(Node):
         image = self._images.pop(stamp_ns, None)
         tracked = self._inputs.detections(msg, "tracks", image.width if image else None, image.height if image else None)
         with self._monitor.measure():
-            if self._cfg.publish_image and image is not None:
-                try:
-                    frame = conversions.image_from_msg(image)
-                except ImageError as err:
-                    self._inputs.drop("camera/image_raw", str(err))
-                    return
-                annotated = draw_overlay(frame, tracked, self._identities, self._cfg.image_scale)
-                self._image_pub.publish(conversions.image_to_msg(annotated, msg.header))
-            elif image is None:
+            if image is None:
                 self._monitor.count("frames_missing")
+            elif self._cfg.publish_image:
+                self._publish_images(image, tracked, msg)
             if self._cfg.publish_markers:
                 self._marker_pub.publish(self._markers(tracked, msg))
             if self._det2d_pub is not None:
                 self._det2d_pub.publish(self._detections_2d(tracked, msg))
+
+    def _publish_images(self, image: Image, tracked: list[Detection], msg: CardDetectionArray) -> None:
+        """Drawn only while someone subscribes (rviz2 the raw image, the web view the JPEG): on the Pi an
+        unwatched view is waste; the JPEG at most compressed_fps (a browser needs a few a second)."""
+        raw = self._image_pub.get_subscription_count() > 0
+        now_s = time.monotonic()
+        jpeg = (self._jpeg_pub.get_subscription_count() > 0
+                and now_s - self._last_jpeg_s >= 1.0 / self._cfg.compressed_fps)
+        if not (raw or jpeg):
+            return
+        try:
+            frame = conversions.image_from_msg(image)
+        except ImageError as err:
+            self._inputs.drop("camera/image_raw", str(err))
+            return
+        annotated = draw_overlay(frame, tracked, self._identities, self._cfg.image_scale)
+        if raw:
+            self._image_pub.publish(conversions.image_to_msg(annotated, msg.header))
+        if jpeg:
+            ok, buf = cv2.imencode(".jpg", annotated, [cv2.IMWRITE_JPEG_QUALITY, self._cfg.jpeg_quality])
+            if ok:
+                self._last_jpeg_s = now_s
+                self._jpeg_pub.publish(CompressedImage(header=msg.header, format="jpeg", data=buf.tobytes()))
 
     def _markers(self, tracked: list[Detection], msg: CardDetectionArray) -> MarkerArray:
         hdr = msg.header

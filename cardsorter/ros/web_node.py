@@ -15,8 +15,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.client import Client
 from rclpy.node import Node
-from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import String
 
 from cardsorter.config import resolve_path
@@ -40,6 +40,7 @@ from cardsorter.web.server import WebConfig, WebServer
 from cardsorter.web.state import Candidate, LiveState, ReviewItem, TrackView
 
 SERVICE_TIMEOUT_S = 5.0
+FRAME_SUBSCRIPTION_CHECK_S = 0.25   # how soon the camera view starts after a browser first asks for it
 JPEG_QUALITY = 80          # the annotated view at ~60 KB per 640x480 frame: a few fps over loopback is nothing
 SORTER_DIAGNOSTICS = "cardsorter/sorter"
 EXPORTS = ("csv", *FORMATS)
@@ -89,7 +90,10 @@ class WebNode(Node):
         self._last_frame_s = float("-inf")
         self._state = LiveState(encode_crop=_jpeg)
         self._review_store = ReviewStore(resolve_path(self._cfg.review_dir))
-        restored = self._state.restore(self._review_store.load_open())
+        open_items, unreadable = self._review_store.load_open()
+        for problem in unreadable:
+            self.get_logger().error(problem)
+        restored = self._state.restore(open_items)
         if restored:
             self.get_logger().info(f"{len(restored)} open review items from earlier runs (in {self._cfg.review_dir})")
         self._monitor = StageMonitor(self, "web view")
@@ -97,8 +101,10 @@ class WebNode(Node):
         group = ReentrantCallbackGroup()
         self._command: Client = self.create_client(SorterCommand, "sorter/command", callback_group=group)
         self._enrol: Client = self.create_client(EnrolCard, "matcher/enrol_card", callback_group=group)
-        # raw: a frame is deserialised only when a browser shows the camera view and one is due
-        self.create_subscription(Image, "debug/image", self._on_image, qos.DEBUG, raw=True)
+        # The overlay's JPEG (debug/image/compressed), taken only while a browser shows the camera view:
+        # the overlay draws and encodes nothing nobody watches, and the JPEG goes to the browsers as it came
+        self._image_sub: Subscription | None = None
+        self.create_timer(FRAME_SUBSCRIPTION_CHECK_S, self._subscribe_while_watched)
         self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
         self.create_subscription(CardCropArray, "crops", self._on_crops, qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
@@ -117,19 +123,29 @@ class WebNode(Node):
 
     # --- subscriptions ---------------------------------------------------------------------
 
-    def _on_image(self, data: bytes) -> None:
+    def _subscribe_while_watched(self) -> None:
+        watched = self._state.frame_watched()
+        if watched and self._image_sub is None:
+            self._image_sub = self.create_subscription(CompressedImage, "debug/image/compressed", self._on_image,
+                                                       qos.DEBUG)
+        elif not watched and self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+
+    @property
+    def watching_frames(self) -> bool:
+        """Whether the node subscribes to debug/image/compressed now (a browser asked for a frame lately)."""
+        return self._image_sub is not None
+
+    def _on_image(self, msg: CompressedImage) -> None:
         now_s = time.monotonic()
-        if now_s - self._last_frame_s < 1.0 / self._cfg.frame_fps or not self._state.frame_watched(now_s):
-            return   # decode and encode only what a browser is shown, once for all of them
+        if now_s - self._last_frame_s < 1.0 / self._cfg.frame_fps:
+            return
+        if "jpeg" not in msg.format.lower() or bytes(msg.data[:2]) != b"\xff\xd8":
+            self._inputs.drop("debug/image/compressed", f"not a JPEG (format {msg.format!r}, {len(msg.data)} bytes)")
+            return
         self._last_frame_s = now_s
-        with self._monitor.measure():
-            msg = deserialize_message(data, Image)
-            try:
-                image = conversions.image_from_msg(msg)
-            except CardsorterError as err:
-                self._monitor.error(f"debug/image: {err}")
-                return
-            self._state.set_frame(_jpeg(image), conversions.stamp_to_ns(msg.header.stamp))
+        self._state.set_frame(bytes(msg.data), conversions.stamp_to_ns(msg.header.stamp))
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         for ident in self._inputs.identities(msg, "identities"):

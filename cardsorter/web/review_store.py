@@ -52,9 +52,11 @@ class ReviewStore:
         except OSError as err:
             raise InventoryError(f"cannot write review item {stem.name} in {self.folder}: {err}") from err
 
-    def load_open(self) -> list[ReviewItem]:
-        """Every unresolved item, oldest first (item ids are given by the LiveState that takes them)."""
-        items = []
+    def load_open(self) -> tuple[list[ReviewItem], list[str]]:
+        """Every unresolved item, oldest first (item ids are given by the LiveState that takes them), and a
+        message naming each file that cannot be read: that one is skipped and left where it is (nothing is
+        lost; the operator can look at it), the others still come back."""
+        items, unreadable = [], []
         for path in sorted(self.folder.glob("*.json")):
             try:
                 record = json.loads(path.read_text())
@@ -65,10 +67,11 @@ class ReviewStore:
                 item = ReviewItem(item_id=0, crop_jpeg=crop.read_bytes() if crop.is_file() else None,
                                   restored=True, **record)
             except (OSError, ValueError, TypeError, KeyError) as err:
-                raise InventoryError(f"review item {path} cannot be read: {err}") from err
+                unreadable.append(f"review item {path} cannot be read, skipped: {err}")
+                continue
             if item.open:
                 items.append(item)
-        return sorted(items, key=lambda i: i.stamp_ns)
+        return sorted(items, key=lambda i: i.stamp_ns), unreadable
 
     def resolved(self, item: ReviewItem, resolution: str, message: str) -> ReviewItem:
         done = replace(item, resolution=resolution, message=message)
