@@ -72,3 +72,34 @@ def test_identify_names_every_unreadable_truncated_or_too_small_file_and_reads_t
     assert "4 of 6 images could not be used" in captured.err
     found = [rec["image"] for rec in lines if "error" not in rec]
     assert found.count(str(good)) == 1 and found.count(str(gray)) == 1, lines   # read on after the bad ones
+
+
+def test_identify_finds_every_small_card_of_a_large_photo_with_its_tile_search(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # 48 cards, each 120 px high in a 2400x1800 photo (a collection spread on a table): in the network's
+    # 256x192 input a card is 13 px high and the whole-photo pass finds almost none; the 3x3 tile search
+    # (identify's default) finds every one, each once, and more than the belt camera's 20-card limit.
+    from perception_support import DARK_BELT_BGR, card_image, paste_card
+
+    from cardsorter.core.types import BoxPx
+
+    photo = np.full((1800, 2400, 3), DARK_BELT_BGR, np.uint8)
+    rng = np.random.default_rng(3)
+    truths = []
+    for row in range(6):
+        for col in range(8):
+            quad = pose_quad((150 + col * 300 + rng.uniform(-20, 20), 150 + row * 300 + rng.uniform(-20, 20)), 120,
+                             rng.uniform(-8, 8))
+            paste_card(photo, card_image(100 + row * 8 + col), quad)
+            truths.append(BoxPx.from_quad(as_quad(quad)))
+    path = tmp_path / "collection.png"
+    cv2.imwrite(str(path), photo)
+
+    def found(tiles: int) -> tuple[int, int]:
+        assert main(["identify", "--tiles", str(tiles), str(path)]) == 0
+        boxes = [BoxPx(*json.loads(line)["bbox"]) for line in capsys.readouterr().out.splitlines()]
+        return sum(any(b.iou(t) >= 0.5 for b in boxes) for t in truths), len(boxes)
+
+    whole_hits, _ = found(0)
+    assert whole_hits < 10
+    assert found(3) == (48, 48)

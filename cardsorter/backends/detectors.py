@@ -12,6 +12,7 @@ the measurements that chose it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,7 +33,7 @@ from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetect
 from cardsorter.core.detection import box_quad, refine_quad_edges
 from cardsorter.core.detector_manifest import DetectorManifest, load_detector_manifest
 from cardsorter.core.errors import ModelError
-from cardsorter.core.fields import doc, inline, section
+from cardsorter.core.fields import check_ranges, doc, inline, section
 from cardsorter.core.types import BoxPx, Detection, Quad
 from cardsorter.core.warp import check_bgr_image
 
@@ -73,6 +74,10 @@ class DetectorConfig:
     edge_refine_max_px: float = doc("an edge refinement moving a corner further than this is rejected")
     refine_pad_frac: float = doc("padding around an IMX500 box, as a fraction of its size, searched for corners")
     refine_min_iou: float = doc("min IoU between an IMX500 box and the found card's box to accept it")
+    tiles: int = doc("also search an N x N grid of overlapping tiles of the frame (0: off): cards small in a "
+                     "large photo, which the network's input resolves poorly; each tile costs one more pass", lo=0, hi=4)
+    tile_overlap: float = doc("share of a tile's size that overlaps its neighbour (a card smaller than the overlap "
+                              "lies whole in some tile)", lo=0.05, hi=0.5)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -83,6 +88,7 @@ class DetectorConfig:
             raise ValueError("edge_search_px and edge_refine_max_px must be > 0")
         if self.refine_pad_frac < 0:
             raise ValueError("refine_pad_frac must be >= 0")
+        check_ranges(self)
         self.decode_config()   # validates the decoding fields
 
     def decode_config(self) -> DecodeConfig:
@@ -182,13 +188,42 @@ class OnnxCardDetector:
     def detect(self, image_bgr: np.ndarray) -> list[Detection]:
         """Every card in the frame, highest score first (overlapping cards: one double-feed detection)."""
         _check_frame(image_bgr)
-        h, w = image_bgr.shape[:2]
-        lb = letterbox_for((w, h), self._m.input_size_wh)
-        heat, geo = self.infer(letterbox_image(image_bgr, lb, self._m.input_size_wh, self._m.pad_grey))
-        found = decode(heat, geo, lb, self._decode)
+        return self._detect(image_bgr, self._cfg.tiles)
+
+    def _detect(self, image_bgr: np.ndarray, tiles: int) -> list[Detection]:
+        found = self._search(image_bgr)
+        if tiles > 0:
+            found = _merge_tiles(found, self._tile_search(image_bgr, tiles), self._cfg.nms_iou, self._cfg.max_cards)
         if not self._cfg.edge_refine:
             return found
         return [self._edge_refined(image_bgr, d) for d in found]
+
+    def _search(self, image_bgr: np.ndarray) -> list[Detection]:
+        h, w = image_bgr.shape[:2]
+        lb = letterbox_for((w, h), self._m.input_size_wh)
+        heat, geo = self.infer(letterbox_image(image_bgr, lb, self._m.input_size_wh, self._m.pad_grey))
+        return decode(heat, geo, lb, self._decode)
+
+    def _tile_search(self, image_bgr: np.ndarray, tiles: int) -> list[Detection]:
+        """The cards found in each tile, in frame coordinates. A card cut by a tile's inner side is left to
+        the tile (or the full frame) that holds it whole: kept only with every corner ``TILE_SIDE_MARGIN`` of
+        the tile's size inside the sides it shares with a neighbour."""
+        h, w = image_bgr.shape[:2]
+        out: list[Detection] = []
+        for x0, y0, x1, y1 in tile_boxes(w, h, tiles, self._cfg.tile_overlap):
+            mx, my = TILE_SIDE_MARGIN * (x1 - x0), TILE_SIDE_MARGIN * (y1 - y0)
+            lo_x, hi_x = (x0 + mx if x0 > 0 else -np.inf), (x1 - mx if x1 < w else np.inf)
+            lo_y, hi_y = (y0 + my if y0 > 0 else -np.inf), (y1 - my if y1 < h else np.inf)
+            for det in self._search(image_bgr[y0:y1, x0:x1]):
+                if det.quad_px is None:
+                    continue
+                quad = np.asarray(det.quad_px, np.float64) + np.array([x0, y0])
+                if not bool(np.all((quad[:, 0] >= lo_x) & (quad[:, 0] <= hi_x)
+                                   & (quad[:, 1] >= lo_y) & (quad[:, 1] <= hi_y))):
+                    continue
+                q = _as_quad(quad)
+                out.append(Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation))
+        return out
 
     def corners_inside(self, quad: np.ndarray, frame_wh: tuple[int, int]) -> bool:
         """The decoder's edge rule (``edge_margin_px``): a refinement that moves a corner beyond it is not
@@ -206,7 +241,7 @@ class OnnxCardDetector:
         best: Detection | None = None
         if x1 - x0 >= 8 and y1 - y0 >= 8:
             best_iou = self._cfg.refine_min_iou
-            for det in self.detect(image_bgr[y0:y1, x0:x1]):
+            for det in self._detect(image_bgr[y0:y1, x0:x1], tiles=0):
                 if det.class_name != CLASS_CARD or det.quad_px is None:
                     continue
                 quad = np.asarray(det.quad_px) + np.array([x0, y0])
@@ -230,6 +265,33 @@ class OnnxCardDetector:
             return det
         q = _as_quad(refined)
         return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
+
+
+TILE_SIDE_MARGIN = 0.02   # a tile's card must keep this share of the tile's size off its inner sides
+
+
+def tile_boxes(width: int, height: int, tiles: int, overlap: float) -> list[tuple[int, int, int, int]]:
+    """An N x N grid of (x0, y0, x1, y1) tiles covering the frame, neighbours overlapping by ``overlap`` of a
+    tile's size."""
+    def spans(size: int) -> list[tuple[int, int]]:
+        tile = size / (tiles - (tiles - 1) * overlap)
+        step = tile * (1 - overlap)
+        return [(round(i * step), min(size, round(i * step + tile))) for i in range(tiles)]
+
+    return [(x0, y0, x1, y1) for y0, y1 in spans(height) for x0, x1 in spans(width)] if tiles > 0 else []
+
+
+def _merge_tiles(full: list[Detection], tiled: list[Detection], nms_iou: float, max_cards: int) -> list[Detection]:
+    """The full frame's cards, then each tile card (best first) that no kept card overlaps (IoU above
+    ``nms_iou``, or half of the smaller box inside the other: a part of a card seen whole elsewhere)."""
+    kept = list(full)
+    for det in sorted(tiled, key=lambda d: -d.score):
+        if len(kept) >= max_cards:
+            break
+        if all(det.bbox_px.iou(k.bbox_px) <= nms_iou and not _inside(det.bbox_px, k.bbox_px, 0.5)
+               and not _inside(k.bbox_px, det.bbox_px, 0.5) for k in kept):
+            kept.append(det)
+    return kept
 
 
 def _inside(inner: BoxPx, outer: BoxPx, share: float = 0.7) -> bool:
@@ -324,6 +386,17 @@ def detector_from_config(cfg: DetectorConfig, classical: ClassicalConfig | None 
     if classical is None:
         raise ModelError("detector.mode hybrid needs the detector.classical.* parameters")
     return HybridCardDetector(learned, ClassicalDetector(classical), cfg.hybrid_score_min)
+
+
+PHOTO_TILES = 3          # measured on the real validation photos (models/README.md "Tiles"): multi-card recall up
+PHOTO_MAX_CARDS = 60     # a photo of a spread-out collection holds more cards than a belt frame (max_cards 20)
+
+
+def for_photos(settings: DetectorSettings, tiles: int = PHOTO_TILES) -> DetectorSettings:
+    """``settings`` as `identify` uses them on photos: the tile search and at least PHOTO_MAX_CARDS cards per
+    image (the belt camera keeps its own: cards fill its frames, and its budget is one pass)."""
+    config = dataclasses.replace(settings.config, tiles=tiles, max_cards=max(settings.config.max_cards, PHOTO_MAX_CARDS))
+    return dataclasses.replace(settings, config=config)
 
 
 def open_detector(settings: DetectorSettings) -> CardFinder:

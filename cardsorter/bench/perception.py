@@ -26,7 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.backends.detectors import CardFinder, HybridCardDetector, OnnxCardDetector, open_learned_detector
+from cardsorter.backends.detectors import (
+    PHOTO_TILES,
+    CardFinder,
+    HybridCardDetector,
+    OnnxCardDetector,
+    for_photos,
+    open_detector,
+    open_learned_detector,
+)
 from cardsorter.config import resolve_path
 from cardsorter.core.classical_detection import ClassicalDetector
 from cardsorter.core.detection import CLASS_CARD, CLASS_DOUBLE_FEED, quad_corner_error_px
@@ -248,14 +256,16 @@ def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | N
     if real_val is not None:
         from cardsorter.backends.embedders import open_embedder
         from cardsorter.bench import real_val as rv
-
         images = rv.load_real_val(real_val)
         embedder = open_embedder("onnx", resolve_path(fs_params.model_manifest), 1)
+        # what `identify` runs on photos: the default detector with the tile search and the photo card limit
+        on_photos = {f"{params.detector.config.mode}_photo_tiles{PHOTO_TILES}": open_detector(for_photos(params.detector)),
+                     f"{params.detector.config.mode}_photo_tiles0": open_detector(for_photos(params.detector, 0))}
         try:
             result["real_val"] = {"path": str(real_val), "images": len(images),
                                   "detectors": {name: rv.evaluate(images, d.detect, lambda c: embedder.embed(c)[0],
                                                                   embedder.input_size_wh)
-                                                for name, d in found.items()}}
+                                                for name, d in {**on_photos, **found}.items()}}
         finally:
             embedder.close()
     with tempfile.TemporaryDirectory(prefix="cardsorter-bench-perception-") as tmp:

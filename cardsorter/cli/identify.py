@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cardsorter.backends.detectors import CardFinder, open_detector
+from cardsorter.backends.detectors import PHOTO_TILES, CardFinder, for_photos, open_detector
 from cardsorter.core.errors import ImageError
 from cardsorter.imagefiles import MIN_STILL_SIDE_PX, read_image_file
 
@@ -23,13 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--backend", default=None, help="embedding backend (default: the embedder node's)")
     parser.add_argument("--params", default=None,
                         help="parameters file (default config/sorter.yaml); the camera node's detector.* is used")
+    parser.add_argument("--tiles", type=int, default=PHOTO_TILES, choices=range(5), metavar="N",
+                        help=f"also search an N x N grid of overlapping tiles (default {PHOTO_TILES}; 0: the whole "
+                             "photo only): small cards in a large photo (models/README.md, 'Tiles')")
     parser.set_defaults(func=_identify)
 
 
-def detector_from_params(params_file: str | None = None) -> CardFinder:
+def detector_from_params(params_file: str | None = None, tiles: int = PHOTO_TILES) -> CardFinder:
+    """The camera's detector set up for photos: ``tiles`` and at least PHOTO_MAX_CARDS cards per image."""
     from cardsorter.settings import load_settings
 
-    return open_detector(load_settings(params_file).camera.detector)
+    return open_detector(for_photos(load_settings(params_file).camera.detector, tiles))
 
 
 def detect_in_images(paths: Iterable[str | Path], detector: CardFinder,
@@ -59,7 +63,7 @@ def detect_in_images(paths: Iterable[str | Path], detector: CardFinder,
 
 
 def _identify(args: argparse.Namespace) -> int:
-    detector = detector_from_params(args.params)
+    detector = detector_from_params(args.params, args.tiles)
     if not args.db:
         failed = 0
         for record in detect_in_images(args.images, detector):
