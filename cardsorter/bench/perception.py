@@ -35,6 +35,7 @@ from cardsorter.backends.detectors import (
     open_detector,
     open_learned_detector,
 )
+from cardsorter.bench.host import cpu_model
 from cardsorter.config import resolve_path
 from cardsorter.core.classical_detection import ClassicalDetector
 from cardsorter.core.detection import CLASS_CARD, CLASS_DOUBLE_FEED, quad_corner_error_px
@@ -60,7 +61,8 @@ TIMING_FRAMES = 200          # 640x480 frames timed for the CPU figure
 
 
 def machine() -> dict[str, Any]:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    """The machine a benchmark ran on: CPU name (/proc/cpuinfo), cores, Python, platform."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
             "python": platform.python_version(), "platform": platform.platform()}
 
 
