@@ -125,3 +125,58 @@ def test_a_tampered_calibration_file_fails_the_checksum(tmp_path: pathlib.Path) 
     _, search_config, _ = configs()
     with pytest.raises(ChecksumMismatchError, match=CALIBRATION_VIEWS_FILE):
         ReferenceDatabase.load(db_path, None, search_config)
+
+
+class CatalogueTrainedEmbedder(PixelEmbedder):
+    """The pixel embedder with a manifest saying which cards "its model" was trained on."""
+
+    def __init__(self, trained: frozenset[str]) -> None:
+        super().__init__()
+        from cardsorter.config import resolve_path
+        from cardsorter.core.model_manifest import load_manifest
+        self.manifest = dataclasses.replace(load_manifest(resolve_path("models/cardnet.yaml")), trained_cards=trained)
+
+
+def _card_ids(images: pathlib.Path) -> list[str]:
+    from cardsorter.db.names import list_reference_images, parse_reference_name
+    return [parse_reference_name(p.name).card_id for p in list_reference_images(images)]
+
+
+@pytest.mark.parametrize(("trained_n", "usable"), [(15, True), (30, False)])
+def test_a_catalogue_trained_model_is_calibrated_on_the_cards_it_never_saw(tmp_path: pathlib.Path, trained_n: int,
+                                                                           usable: bool) -> None:
+    # A model pushes the cards it was trained on apart: left out of the index they look more foreign than
+    # a new card does, so only the never-trained cards stand for unknowns; too few of them: fallback bands.
+    build_config, search_config, _ = configs()
+    build_config = dataclasses.replace(build_config, calibration_cards_min=20)
+    standard_images(tmp_path / "images", 40)
+    cards = _card_ids(tmp_path / "images")
+    trained = frozenset(cards[:trained_n])
+    report = build_database(tmp_path / "images", tmp_path / "db", CatalogueTrainedEmbedder(trained),
+                            build_config=build_config, search_config=search_config)
+    cal = report.calibration
+    unseen = 40 - trained_n
+    assert cal["unknowns"] == f"the {unseen} cards the model was not trained on (left out)"
+    assert cal["usable"] is usable
+    if usable:
+        assert cal["known_views"] == 40 * 5 and cal["unknown_views"] == unseen * 6
+    else:
+        assert "--holdout" in cal["reason"] and f"only {unseen} of its cards" in cal["reason"]
+
+
+def test_a_model_manifest_names_the_cards_it_was_trained_on(tmp_path: pathlib.Path) -> None:
+    import shutil
+
+    from cardsorter.config import resolve_path
+    from cardsorter.core.errors import ModelError
+    from cardsorter.core.model_manifest import load_manifest
+
+    for name in ("cardnet.yaml", "cardnet.onnx"):
+        shutil.copy(resolve_path(f"models/{name}"), tmp_path / name)
+    assert load_manifest(tmp_path / "cardnet.yaml").trained_cards is None   # the procedural default
+    text = (tmp_path / "cardnet.yaml").read_text()
+    (tmp_path / "cardnet.yaml").write_text(text.replace("training:\n", "training:\n  trained_cards: cards.txt\n", 1))
+    with pytest.raises(ModelError, match="cards.txt"):
+        load_manifest(tmp_path / "cardnet.yaml")
+    (tmp_path / "cards.txt").write_text("sv1-1\nsv1-2\n\n")
+    assert load_manifest(tmp_path / "cardnet.yaml").trained_cards == {"sv1-1", "sv1-2"}

@@ -33,6 +33,9 @@ def test_train_on_own_images_end_to_end_then_resume(tmp_path: pathlib.Path, caps
     assert manifest.dimension == 32 and manifest.input_size_wh == (32, 44) and manifest.file.is_file()
     report = json.loads((out.parent / "mine.report.json").read_text())
     held = report["held_out"]
+    # the manifest names the cards the model saw (db build calibrates on the others)
+    assert manifest.trained_cards is not None and (out.parent / "mine.trained_cards.txt").is_file()
+    assert held["per_card"]["known_cards"] > len(manifest.trained_cards) and "sv1-99" not in manifest.trained_cards
     assert held["per_card"]["unknown_cards"] >= 1 and held["per_card"]["known_cards"] >= 1
     assert {"clean", "glare", "occlusion20", "rot180"} <= set(held["per_view_by_nuisance"])
     assert (out.parent / "mine.ckpt").is_file()

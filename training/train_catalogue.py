@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from cardsorter.core.model_manifest import TRAINED_CARDS_SUFFIX
 from training.cardnet import ArcMarginHead, CardNet, count_macs
 from training.train_embedder import AugmentedCards, TrainConfig, write_model
 
@@ -200,7 +201,13 @@ def train_catalogue(args: argparse.Namespace, log: Any = print) -> dict[str, Any
         "widths": list(cfg.widths), "loss": "arcface", "margin": cfg.margin, "scale": cfg.scale,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "macs": count_macs(model, (cfg.input_h, cfg.input_w)), "held_out_cards_fraction": args.holdout,
+        # which cards the model saw: `db build` calibrates the open-set bands on the others (a model pushes
+        # the cards it was trained on apart, so left-out trained cards look more foreign than new ones)
+        "trained_cards": f"{cfg.name}{TRAINED_CARDS_SUFFIX}",
     }
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.out_dir / f"{cfg.name}{TRAINED_CARDS_SUFFIX}").write_text("".join(f"{c}\n" for c in sorted(classes)),
+                                                                   encoding="utf-8")
     manifest, max_err = write_model(model, cfg, info)
     log(f"exported {manifest.file} ({manifest.file.stat().st_size / 1e6:.2f} MB), manifest {manifest.path}, "
         f"max |onnxruntime - torch| = {max_err:.2e}")
@@ -235,7 +242,9 @@ class _ResizingCards(AugmentedCards):
 
 def held_out_report(manifest: pathlib.Path, train_paths: Sequence[pathlib.Path],
                     held_paths: Sequence[pathlib.Path], log: Any) -> dict[str, Any]:
-    """Database of the trained cards with the new model; fresh views of trained and held-out cards banded."""
+    """Database of the trained cards and half of the held-out ones (the catalogue holds cards the model
+    never saw: `db build` calibrates on those) with the new model; fresh views banded: known = the
+    database's cards, unknown = the other held-out half."""
     from cardsorter.backends.embedders import open_embedder
     from cardsorter.bench.open_set import evaluate, render_eval_views
     from cardsorter.db.build import build_database
@@ -251,15 +260,16 @@ def held_out_report(manifest: pathlib.Path, train_paths: Sequence[pathlib.Path],
     with tempfile.TemporaryDirectory(prefix="cardsorter-train-") as tmp:
         refs = pathlib.Path(tmp) / "references"
         refs.mkdir()
-        for p in train_paths:
+        in_db, unknown = list(held_paths[0::2]), list(held_paths[1::2])
+        for p in (*train_paths, *in_db):
             (refs / p.name).symlink_to(p.resolve())
         try:
             build = build_database(refs, pathlib.Path(tmp) / "db", embedder, build_config=build_config,
                                    search_config=search_config, agreeing_views=agreeing)
             db = ReferenceDatabase.load(pathlib.Path(tmp) / "db", embedder.model_id, search_config)
             bands, source = db.bands(matcher.bands)
-            result = evaluate(db, bands, render_eval_views(train_paths, embedder),
-                              render_eval_views(held_paths, embedder), agreeing)
+            result = evaluate(db, bands, render_eval_views([*train_paths, *in_db], embedder),
+                              render_eval_views(unknown, embedder), agreeing)
         finally:
             embedder.close()
     cal = build.calibration or {}
@@ -267,7 +277,8 @@ def held_out_report(manifest: pathlib.Path, train_paths: Sequence[pathlib.Path],
                        "confirm_margin_min": bands.confirm_margin_min,
                        "uncertain_distance_max": bands.uncertain_distance_max,
                        "calibration_usable": bool(cal.get("usable"))}
-    log("held-out report (fresh views; known = trained cards, unknown = held-out cards):")
+    log("held-out report (fresh views; known = the database's cards: trained + half the held-out ones; "
+        "unknown = the other held-out half):")
     for nuisance, row in result["per_view_by_nuisance"].items():
         log(f"  {nuisance:<12} known top-1 {row['known_top1']:.3f}  confirmed {row['known_confirmed_right']:.3f}  "
             f"unknown confirmed {row['unknown_false_accept']:.3f}")

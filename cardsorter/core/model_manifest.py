@@ -55,6 +55,10 @@ class ModelManifest:
     metric: str
     preprocessing: Preprocessing
     batch_size: int               # frames per inference the model was compiled for (0: any, dynamic axis)
+    # The catalogue cards the model was trained on (``training.trained_cards``: a file next to the manifest,
+    # one card id per line), None when it was not trained on a catalogue's own cards (the procedural default).
+    # `db build` then calibrates the open-set bands on cards the model never saw.
+    trained_cards: frozenset[str] | None = None
 
     @property
     def input_size_wh(self) -> tuple[int, int]:
@@ -63,6 +67,26 @@ class ModelManifest:
     @property
     def format(self) -> str:
         return FORMATS[self.file.suffix.lower()]
+
+
+TRAINED_CARDS_SUFFIX = ".trained_cards.txt"
+
+
+def _trained_cards(training: Any, where: Path) -> frozenset[str] | None:
+    """The card ids of ``training.trained_cards`` (a file next to the manifest), None without one."""
+    name = training.get("trained_cards") if isinstance(training, Mapping) else None
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"manifest {where}: training.trained_cards must name a file, got {name!r}")
+    file = where.parent / name
+    try:
+        cards = frozenset(line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelError(f"manifest {where}: cannot read training.trained_cards {file}: {err}") from err
+    if not cards:
+        raise ModelError(f"manifest {where}: training.trained_cards {file} lists no card")
+    return cards
 
 
 def _get(raw: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -170,7 +194,7 @@ def parse_manifest(raw: Any, path: Path) -> ModelManifest:
         layout=_choice(raw, "layout", LAYOUTS, path), normalisation=normalisation, mean=mean, std=std,
         output_name=str(_get(raw, "output_name", str, path)), dimension=dimension,
         metric=_choice(raw, "metric", METRICS, path), preprocessing=_preprocessing(raw.get("preprocessing"), path),
-        batch_size=batch_size,
+        batch_size=batch_size, trained_cards=_trained_cards(raw.get("training"), path),
     )
     if manifest.format == "hef" and manifest.layout != "nhwc":
         raise ModelError(f"manifest {path}: key 'layout' must be 'nhwc' for a HEF (HailoRT takes HWC frames)")

@@ -16,6 +16,7 @@ from cardsorter.backends.card_index import CardIndex, SearchConfig, tune_expansi
 from cardsorter.backends.embedders import Embedder
 from cardsorter.core.errors import DatabaseError, ImageError
 from cardsorter.core.fields import doc
+from cardsorter.core.model_manifest import ModelManifest
 from cardsorter.core.types import CardRecord
 from cardsorter.db.calibrate import CalibrationSettings, CalibrationViews, calibrate, render_views, select_cards
 from cardsorter.db.catalog_images import ImageMatch, match_images, records_from_match
@@ -262,16 +263,31 @@ def calibration_settings(config: BuildConfig, agreeing_views: int) -> Calibratio
                                config.calibration_cards_min, config.calibration_folds, agreeing_views)
 
 
+def trained_cards_of(embedder: Embedder) -> frozenset[str] | None:
+    """The cards the embedder's model was trained on (its manifest's ``training.trained_cards``), None for
+    a model not trained on a catalogue's own cards or a backend without a manifest."""
+    manifest = getattr(embedder, "manifest", None)
+    return manifest.trained_cards if isinstance(manifest, ModelManifest) else None
+
+
 def views_for_images(paths: Sequence[pathlib.Path], rows: Sequence[TemplateRow], embedder: Embedder,
                      config: BuildConfig, settings: CalibrationSettings, exclude_cards: Sequence[str] = (),
                      progress: ProgressFn | None = None) -> CalibrationViews:
-    """Augmented views of one template image of each sampled card (cards in ``exclude_cards`` skipped)."""
+    """Augmented views of one template image of each sampled card (cards in ``exclude_cards`` skipped).
+    For a model trained on this catalogue the cards it never saw are sampled first (up to half of
+    ``cards_max``): they are the calibration's unknowns."""
     skip = set(exclude_cards)
     first: dict[str, pathlib.Path] = {}
     for path, row in zip(paths, rows):
         if row.card_id not in skip:
             first.setdefault(row.card_id, path)
-    chosen = select_cards(list(first), settings.cards_max, settings.seed)
+    trained = trained_cards_of(embedder)
+    if trained is None:
+        chosen = select_cards(list(first), settings.cards_max, settings.seed)
+    else:
+        unseen = select_cards([c for c in first if c not in trained], settings.cards_max // 2, settings.seed)
+        chosen = unseen + select_cards([c for c in first if c in trained], settings.cards_max - len(unseen),
+                                       settings.seed)
     images = []
     for card in chosen:
         try:
@@ -283,12 +299,13 @@ def views_for_images(paths: Sequence[pathlib.Path], rows: Sequence[TemplateRow],
 
 def calibrate_rows(vectors: np.ndarray, rows: Sequence[TemplateRow], records: Mapping[str, CardRecord],
                    near: Sequence[NearDuplicate], views: CalibrationViews,
-                   settings: CalibrationSettings) -> dict[str, Any]:
-    """The calibration section for these rows, art groups as the matcher forms them."""
+                   settings: CalibrationSettings, trained_cards: frozenset[str] | None = None) -> dict[str, Any]:
+    """The calibration section for these rows, art groups as the matcher forms them (``trained_cards``:
+    those of a catalogue-trained model, ``trained_cards_of``)."""
     from cardsorter.db.database import art_group_labels
 
     labels = art_group_labels(records.values(), near)
-    return calibrate(vectors, [r.card_id for r in rows], lambda c: labels.get(c, c), views, settings)
+    return calibrate(vectors, [r.card_id for r in rows], lambda c: labels.get(c, c), views, settings, trained_cards)
 
 
 SEARCH_QUERIES_MAX = 10_000   # augmented views (else templates) the build's recall@k is measured on
@@ -333,7 +350,8 @@ def build_database(images_dir: pathlib.Path, out_dir: pathlib.Path, embedder: Em
                             build_config.art_group_distance_max, progress)
     settings = calibration_settings(build_config, agreeing_views)
     views = views_for_images(row_paths(sources, rows), rows, embedder, build_config, settings, progress=progress)
-    calibration = calibrate_rows(vectors, rows, records, report.near_duplicates, views, settings)
+    calibration = calibrate_rows(vectors, rows, records, report.near_duplicates, views, settings,
+                                 trained_cards_of(embedder))
     searched = search_report(index, vectors, views, search_config)
     built = _finish(out_dir, vectors, rows, records, report, sources, skipped, embedder.model_id, model_sha256,
                     search_config, index, calibration, views, searched)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import pathlib
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,9 +172,12 @@ def _stats(queries: np.ndarray, truth: Sequence[str], nuisance: Sequence[str], v
 
 
 def measure(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callable[[str], str],
-            views: CalibrationViews, settings: CalibrationSettings) -> tuple[ViewStats, ViewStats]:
+            views: CalibrationViews, settings: CalibrationSettings,
+            unknown_cards: AbstractSet[str] | None = None) -> tuple[ViewStats, ViewStats]:
     """Known: every view against the whole database. Unknown: the cards' art groups split into folds;
-    each fold's views (and its clean templates) are searched against the database without that fold."""
+    each fold's views (and its clean templates) are searched against the database without that fold.
+    ``unknown_cards``: only these cards' views stand for unknown cards (those a catalogue-trained model
+    never saw); None: every card's."""
     vectors = np.asarray(vectors, np.float32)
     counts: dict[str, int] = {}
     for c in row_cards:
@@ -187,9 +191,11 @@ def measure(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callabl
     fold_of = {c: int(_stable_order(art_group_of(c), settings.seed)[:8], 16) % settings.folds for c in chosen}
     row_fold = np.array([fold_of.get(c, -1) for c in row_cards])
     parts: list[ViewStats] = []
+    as_unknown = np.array([unknown_cards is None or c in unknown_cards for c in row_cards], bool)
     for f in range(settings.folds):
-        q_idx = [i for i in keep if fold_of[views.truth[i]] == f]
-        clean_rows = np.flatnonzero(row_fold == f)
+        q_idx = [i for i in keep if fold_of[views.truth[i]] == f
+                 and (unknown_cards is None or views.truth[i] in unknown_cards)]
+        clean_rows = np.flatnonzero((row_fold == f) & as_unknown)
         rest = np.flatnonzero(row_fold != f)
         if (not q_idx and not len(clean_rows)) or not len(rest):
             continue
@@ -209,21 +215,37 @@ def measure(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callabl
 
 
 def calibrate(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callable[[str], str],
-              views: CalibrationViews, settings: CalibrationSettings) -> dict[str, Any]:
+              views: CalibrationViews, settings: CalibrationSettings,
+              trained_cards: AbstractSet[str] | None = None) -> dict[str, Any]:
     """The manifest's ``calibration`` section: chosen bands, per-view and per-card rates, curves.
 
-    ``usable`` is false (the matcher then uses its uncalibrated fallback bands) when the catalogue has
-    fewer than ``cards_min`` cards with views: too few unknowns to estimate the target rate."""
-    cards = len({t for t in views.truth if t in set(row_cards)})
+    ``trained_cards``: the cards a catalogue-trained model saw (its manifest's ``training.trained_cards``).
+    Left out of the index, those look more foreign to it than a card it never saw, so only the others
+    stand for unknown cards (``unknowns`` in the section says which were used). ``usable`` is false (the
+    matcher then uses its uncalibrated fallback bands) when fewer than ``cards_min`` cards have views, or
+    fewer than ``cards_min`` never-trained ones for a trained model: too few unknowns to estimate the
+    target rate."""
+    in_db = set(row_cards)
+    with_views = {t for t in views.truth if t in in_db}
+    cards = len(with_views)
+    unknown_cards = None if trained_cards is None else frozenset(with_views - set(trained_cards))
     base: dict[str, Any] = {"target_false_accept_per_view": settings.target_false_accept,
                             "agreeing_views": settings.agreeing_views, "nuisances": list(settings.nuisances),
-                            "cards_with_views": cards, "folds": settings.folds}
+                            "cards_with_views": cards, "folds": settings.folds,
+                            "unknowns": ("every card (left out)" if unknown_cards is None else
+                                         f"the {len(unknown_cards)} cards the model was not trained on (left out)")}
     if cards < settings.cards_min:
         return {**base, "usable": False,
                 "reason": f"{cards} cards with calibration views < build.calibration_cards_min "
                           f"({settings.cards_min}): too few to estimate a {settings.target_false_accept:.2%} "
                           "false-accept rate; the matcher uses bands.fallback_*"}
-    known, unknown = measure(vectors, row_cards, art_group_of, views, settings)
+    if unknown_cards is not None and len(unknown_cards) < settings.cards_min:
+        return {**base, "usable": False,
+                "reason": f"the model was trained on this catalogue and only {len(unknown_cards)} of its cards "
+                          f"with calibration views were held out of training (< build.calibration_cards_min "
+                          f"{settings.cards_min}): left-out trained cards would understate the false accepts; "
+                          "train with a larger --holdout; the matcher uses bands.fallback_*"}
+    known, unknown = measure(vectors, row_cards, art_group_of, views, settings, unknown_cards)
     t = choose_thresholds(known, unknown, settings.target_false_accept, settings.known_unknown_rate)
     pv = view_rates(known, unknown, t)
     pc = card_rates(known, unknown, t, settings.agreeing_views)

@@ -27,6 +27,7 @@ from cardsorter.db.build import (
     search_report,
     self_retrieval,
     templates_max_of,
+    trained_cards_of,
     views_for_images,
 )
 from cardsorter.db.calibrate import empty_views, load_views
@@ -79,7 +80,7 @@ def add_to_database(db_path: pathlib.Path, images_dir: pathlib.Path, embedder: E
     combined_records = {cid: db.record(cid) for cid in db.card_ids()} | records
     calibration = calibrate_rows(np.concatenate([np.asarray(db.snapshot.vectors), all_vectors]), combined_rows,
                                  combined_records, list(db.snapshot.near_duplicates) + near,
-                                 old_views.concat(new_views), settings)
+                                 old_views.concat(new_views), settings, trained_cards_of(embedder))
     db.write_delta(all_vectors, rows, records, near,
                    {"added_from": str(images_dir), "skipped_images": [[s.path, s.reason] for s in skipped],
                     "self_retrieval": report.as_dict(), "import": import_report(sources)},
