@@ -142,26 +142,27 @@ def _card_ids(images: pathlib.Path) -> list[str]:
     return [parse_reference_name(p.name).card_id for p in list_reference_images(images)]
 
 
-@pytest.mark.parametrize(("trained_n", "usable"), [(15, True), (30, False)])
-def test_a_catalogue_trained_model_is_calibrated_on_the_cards_it_never_saw(tmp_path: pathlib.Path, trained_n: int,
-                                                                           usable: bool) -> None:
+@pytest.mark.parametrize("trained_n", [15, 30])
+def test_a_catalogue_trained_model_is_calibrated_on_the_cards_it_never_saw(tmp_path: pathlib.Path,
+                                                                           trained_n: int) -> None:
     # A model pushes the cards it was trained on apart: left out of the index they look more foreign than
-    # a new card does, so only the never-trained cards stand for unknowns; too few of them: fallback bands.
+    # a new card does, so only the never-trained cards stand for unknowns; too few of them (here under
+    # calibration_cards_min 20): every card does, and the section says the figures are understated.
     build_config, search_config, _ = configs()
     build_config = dataclasses.replace(build_config, calibration_cards_min=20)
     standard_images(tmp_path / "images", 40)
     cards = _card_ids(tmp_path / "images")
-    trained = frozenset(cards[:trained_n])
-    report = build_database(tmp_path / "images", tmp_path / "db", CatalogueTrainedEmbedder(trained),
+    report = build_database(tmp_path / "images", tmp_path / "db", CatalogueTrainedEmbedder(frozenset(cards[:trained_n])),
                             build_config=build_config, search_config=search_config)
     cal = report.calibration
     unseen = 40 - trained_n
-    assert cal["unknowns"] == f"the {unseen} cards the model was not trained on (left out)"
-    assert cal["usable"] is usable
-    if usable:
-        assert cal["known_views"] == 40 * 5 and cal["unknown_views"] == unseen * 6
+    assert cal["usable"] is True and cal["known_views"] == 40 * 5
+    if unseen >= 20:
+        assert cal["unknowns"] == f"the {unseen} cards the model was not trained on (left out)"
+        assert cal["unknown_views"] == unseen * 6
     else:
-        assert "--holdout" in cal["reason"] and f"only {unseen} of its cards" in cal["reason"]
+        assert cal["unknowns"].startswith("every card (left out), though the model was trained on 30 of them")
+        assert "--holdout" in cal["unknowns"] and cal["unknown_views"] == 40 * 6
 
 
 def test_a_model_manifest_names_the_cards_it_was_trained_on(tmp_path: pathlib.Path) -> None:

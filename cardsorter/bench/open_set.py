@@ -153,7 +153,8 @@ def evaluate(db: Any, bands: MatchBandsConfig, known: tuple[list[str], list[str]
 
 
 def run(faces: pathlib.Path, holdout: float, model_manifest: str | None, backend: str, threads: int,
-        workdir: pathlib.Path, log: Any = print, target: float | None = None) -> dict[str, Any]:
+        workdir: pathlib.Path, log: Any = print, target: float | None = None,
+        cards_min: int | None = None) -> dict[str, Any]:
     from cardsorter.backends.embedders import open_embedder
     from cardsorter.db.build import build_database
     from cardsorter.db.database import ReferenceDatabase
@@ -164,6 +165,8 @@ def run(faces: pathlib.Path, holdout: float, model_manifest: str | None, backend
     build_config = matcher.build
     if target is not None:
         build_config = dataclasses.replace(build_config, calibration_target_false_accept=target)
+    if cards_min is not None:
+        build_config = dataclasses.replace(build_config, calibration_cards_min=cards_min)
     search_config = matcher.search
     yaml_bands = matcher.bands
     agreeing = settings.smoother.smoothing.confirm_views
@@ -207,11 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", default="onnx")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--target", type=float, help="calibration target false accepts per view (default: the YAML's)")
+    p.add_argument("--cards-min", type=int, help="calibration_cards_min (default: the YAML's)")
     p.add_argument("--json", help="write the result here too")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         result = run(pathlib.Path(args.faces), args.holdout, args.model, args.backend, args.threads,
-                     pathlib.Path(tmp), log=lambda s: print(s, file=sys.stderr), target=args.target)
+                     pathlib.Path(tmp), log=lambda s: print(s, file=sys.stderr), target=args.target,
+                     cards_min=args.cards_min)
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:

@@ -221,30 +221,33 @@ def calibrate(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Calla
 
     ``trained_cards``: the cards a catalogue-trained model saw (its manifest's ``training.trained_cards``).
     Left out of the index, those look more foreign to it than a card it never saw, so only the others
-    stand for unknown cards (``unknowns`` in the section says which were used). ``usable`` is false (the
-    matcher then uses its uncalibrated fallback bands) when fewer than ``cards_min`` cards have views, or
-    fewer than ``cards_min`` never-trained ones for a trained model: too few unknowns to estimate the
-    target rate."""
+    stand for unknown cards when at least ``cards_min`` of them have views (else every card does, and
+    ``unknowns`` in the section says the figures are understated). ``usable`` is false (the matcher then
+    uses its uncalibrated fallback bands) when fewer than ``cards_min`` cards have views: too few unknowns
+    to estimate the target rate."""
     in_db = set(row_cards)
     with_views = {t for t in views.truth if t in in_db}
     cards = len(with_views)
-    unknown_cards = None if trained_cards is None else frozenset(with_views - set(trained_cards))
+    unseen = None if trained_cards is None else frozenset(with_views - set(trained_cards))
+    # too few never-trained cards for the target: every card stands for unknowns (biased, and said so)
+    unknown_cards = unseen if unseen is not None and len(unseen) >= settings.cards_min else None
+    if unseen is None:
+        unknowns = "every card (left out)"
+    elif unknown_cards is not None:
+        unknowns = f"the {len(unseen)} cards the model was not trained on (left out)"
+    else:
+        unknowns = (f"every card (left out), though the model was trained on {cards - len(unseen)} of them: only "
+                    f"{len(unseen)} were held out of training (< build.calibration_cards_min {settings.cards_min}), "
+                    "so the false accepts are understated; train with a larger --holdout")
+        LOG.warning("calibration: %s", unknowns)
     base: dict[str, Any] = {"target_false_accept_per_view": settings.target_false_accept,
                             "agreeing_views": settings.agreeing_views, "nuisances": list(settings.nuisances),
-                            "cards_with_views": cards, "folds": settings.folds,
-                            "unknowns": ("every card (left out)" if unknown_cards is None else
-                                         f"the {len(unknown_cards)} cards the model was not trained on (left out)")}
+                            "cards_with_views": cards, "folds": settings.folds, "unknowns": unknowns}
     if cards < settings.cards_min:
         return {**base, "usable": False,
                 "reason": f"{cards} cards with calibration views < build.calibration_cards_min "
                           f"({settings.cards_min}): too few to estimate a {settings.target_false_accept:.2%} "
                           "false-accept rate; the matcher uses bands.fallback_*"}
-    if unknown_cards is not None and len(unknown_cards) < settings.cards_min:
-        return {**base, "usable": False,
-                "reason": f"the model was trained on this catalogue and only {len(unknown_cards)} of its cards "
-                          f"with calibration views were held out of training (< build.calibration_cards_min "
-                          f"{settings.cards_min}): left-out trained cards would understate the false accepts; "
-                          "train with a larger --holdout; the matcher uses bands.fallback_*"}
     known, unknown = measure(vectors, row_cards, art_group_of, views, settings, unknown_cards)
     t = choose_thresholds(known, unknown, settings.target_false_accept, settings.known_unknown_rate)
     pv = view_rates(known, unknown, t)
