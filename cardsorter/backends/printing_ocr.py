@@ -43,7 +43,7 @@ class PrintingReader(Protocol):
 
 def _load_rapidocr() -> Any:
     try:
-        from rapidocr_onnxruntime import RapidOCR  # type: ignore[import-not-found, unused-ignore]
+        from rapidocr_onnxruntime import RapidOCR  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError as err:
         raise ModelError(f"the printing reader needs the package rapidocr-onnxruntime ({err}); install it "
                          f"without its opencv-python: {INSTALL_HINT}") from err
