@@ -41,6 +41,7 @@ from cardsorter.web.state import Candidate, LiveState, ReviewItem, TrackView
 
 SERVICE_TIMEOUT_S = 5.0
 FRAME_SUBSCRIPTION_CHECK_S = 0.25   # how soon the camera view starts after a browser first asks for it
+FRAME_INTERVAL_SLACK = 0.8          # frames closer than 0.8 / web.frame_fps are skipped (delivery jitter is not)
 JPEG_QUALITY = 80          # the annotated view at ~60 KB per 640x480 frame: a few fps over loopback is nothing
 SORTER_DIAGNOSTICS = "cardsorter/sorter"
 EXPORTS = ("csv", *FORMATS)
@@ -139,8 +140,8 @@ class WebNode(Node):
 
     def _on_image(self, msg: CompressedImage) -> None:
         now_s = time.monotonic()
-        if now_s - self._last_frame_s < 1.0 / self._cfg.frame_fps:
-            return
+        if now_s - self._last_frame_s < FRAME_INTERVAL_SLACK / self._cfg.frame_fps:
+            return   # the overlay already sends at most overlay.compressed_fps: this guards a faster publisher
         if "jpeg" not in msg.format.lower() or bytes(msg.data[:2]) != b"\xff\xd8":
             self._inputs.drop("debug/image/compressed", f"not a JPEG (format {msg.format!r}, {len(msg.data)} bytes)")
             return
