@@ -176,3 +176,18 @@ def test_warp_of_detected_quad_reproduces_the_card() -> None:
 def test_non_image_input_is_an_image_error() -> None:
     with pytest.raises(ImageError, match="HxWx3 uint8"):
         detector().detect(np.zeros((10, 10), np.float32))
+
+
+def test_a_double_feed_near_the_frame_edge_is_reported_inside_the_frame() -> None:
+    # Two overlapping cards close to the right edge: the cards are whole in view, but the rectangle
+    # around both reaches past the edge. The camera must not report corners the frame selector's input
+    # checks would drop as malformed (the demo did, once).
+    frame = np.full((480, 640, 3), DARK_BELT_BGR, np.uint8)
+    paste_card(frame, card_image(1), pose_quad((550, 240), 200, 0.0))
+    paste_card(frame, card_image(2), pose_quad((510, 250), 200, 45.0))
+    (found,) = detector().detect(frame)
+    assert found.class_name == CLASS_DOUBLE_FEED and found.quad_px is not None
+    xs, ys = [x for x, _ in found.quad_px], [y for _, y in found.quad_px]
+    assert 0.0 <= min(xs) and max(xs) <= 639.0 and 0.0 <= min(ys) and max(ys) <= 479.0
+    box = found.bbox_px
+    assert box.x >= 0.0 and box.x + box.w <= 639.0

@@ -214,7 +214,10 @@ class ClassicalDetector:
             if not (single and inside):
                 return None
         if not single:
-            hull_quad = _clockwise(initial)
+            # the rectangle around two overlapping cards can reach past the frame while the cards do not:
+            # clipped, so the camera never reports a box the pipeline's input checks would drop
+            h, w = image_bgr.shape[:2]
+            hull_quad = np.clip(_clockwise(initial), 0.0, [w - 1.0, h - 1.0])
             return Detection(BoxPx.from_quad(_as_quad(hull_quad)), _as_quad(_start_at_short_top(hull_quad)),
                              float(np.clip(0.5 * fit, 0.0, 1.0)), CLASS_DOUBLE_FEED, Orientation.UNKNOWN)
         quad = _start_at_short_top(quad)
