@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import pathlib
 import platform
 import time
 from typing import Any
+
+from cardsorter.bench.host import cpu_model
 
 log = logging.getLogger("cardsorter.demo")
 
@@ -117,7 +120,7 @@ def write_report(out: pathlib.Path, summary: dict[str, Any], score: Any, diagnos
                  ",".join(o.nuisances) or "-", o.outcome, o.sorted_as or "-", o.bin_name or "-") for o in score.outcomes]
     text = f"""# cardsorter demo report
 
-Machine: {platform.processor() or platform.machine()}, {platform.system()} {platform.release()},
+Machine: {cpu_model()} ({os.cpu_count()} cores), {platform.system()} {platform.release()},
 Python {platform.python_version()}. Catalogue `{catalog}`, database `{database}`.
 {args.cards} physical cards on a synthetic belt at {args.fps:g} fps, seed {args.seed}.
 
