@@ -44,3 +44,12 @@ def test_a_double_feed_is_right_when_rejected() -> None:
     score = score_run(truths, tracks, [SortedCard(1, "unconfirmed", "", "reject"), SortedCard(2, "confirmed", "b", "x")])
     assert [o.outcome for o in score.outcomes] == ["double_feed_rejected", "correct"]
     assert score.summary()["known_cards"] == 1 and score.summary()["accuracy_known"] == 1.0
+
+
+def test_a_card_that_missed_its_gate_is_counted_apart() -> None:
+    truths = {1: [truth(1, "a", A), truth(2, "b", B)]}
+    tracks = {1: [(1, A), (2, B)]}
+    score = score_run(truths, tracks, [SortedCard(1, "confirmed", "a", "reject", "missed the gate of bin3; rarity"),
+                                       SortedCard(2, "confirmed", "b", "bin1", "rarity")])
+    assert [o.outcome for o in score.outcomes] == ["correct", "correct"]   # identified right either way
+    assert [o.missed_gate for o in score.outcomes] == [True, False] and score.summary()["missed_gate"] == 1

@@ -159,6 +159,9 @@ def _demo(args: argparse.Namespace) -> int:
           f"{summary['wrong_card']} wrong card, {summary['ambiguous_printing']} rejected as ambiguous printings "
           f"(right art), {summary['rejected_known']} rejected otherwise, {summary['missed']} missed "
           f"(accuracy {summary['accuracy_known']:.1%}, errors {summary['error_rate_known']:.1%})")
+    if summary["missed_gate"]:
+        print(f"  {summary['missed_gate']} identified card(s) reached their gate after the decision was due and went "
+              "on to the passthrough bin (logged: 'missed the gate')")
     print(f"  unknown cards: {summary['correct_reject_unknown']} rejected correctly, "
           f"{summary['false_accept_unknown']} accepted wrongly")
     print(f"  double feeds:  {summary['double_feeds_rejected']} of {summary['double_feeds']} sent to reject")

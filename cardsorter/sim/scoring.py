@@ -21,6 +21,9 @@ class TruthCard:
     nuisances: tuple[str, ...] = ()
 
 
+MISSED_GATE = "missed the gate"   # how the sorter's reason starts when a card passed its gate unsorted
+
+
 @dataclass(frozen=True)
 class SortedCard:
     track_id: int
@@ -42,6 +45,7 @@ class CardOutcome:
     sorted_as: str
     bin_name: str
     status: str
+    missed_gate: bool = False   # decided for a bin, but it reached the gate too late: in the passthrough bin
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Score:
             "double_feeds": self.count("double_feed_rejected") + self.count("double_feed_accepted"),
             "double_feeds_rejected": self.count("double_feed_rejected"),
             "split_cards": sum(1 for o in self.outcomes if len(o.track_ids) > 1),
+            "missed_gate": sum(1 for o in self.outcomes if o.missed_gate),
             "accuracy_known": self.count("correct") / known,
             "error_rate_known": wrong / known,
             "reject_rate_known": (self.count("rejected") + self.count("ambiguous_printing")) / known,
@@ -143,5 +148,5 @@ def score_run(truth_by_stamp: Mapping[int, Sequence[TruthCard]],
             outcome = "false_accept" if confirmed else "correct_reject"
         score.outcomes.append(CardOutcome(phys, truth.card_id, truth.in_database, truth.nuisances,
                                           tuple(s.track_id for s in decided), outcome, first.card_id,
-                                          first.bin_name, first.status))
+                                          first.bin_name, first.status, first.reason.startswith(MISSED_GATE)))
     return score
