@@ -72,7 +72,7 @@ def watch_live(live_url: str, stop: threading.Event) -> dict[str, int]:
                 live_conn.request("GET", "/api/live")
                 live_conn.getresponse().read()
                 refreshed += 1
-                next_refresh += LIVE_REFRESH_S
+                next_refresh = time.monotonic() + LIVE_REFRESH_S
             frame_conn.request("GET", f"/api/frame.jpg?after={seq}")
             response = frame_conn.getresponse()
             response.read()
