@@ -181,3 +181,23 @@ def test_a_model_manifest_names_the_cards_it_was_trained_on(tmp_path: pathlib.Pa
         load_manifest(tmp_path / "cardnet.yaml")
     (tmp_path / "cards.txt").write_text("sv1-1\nsv1-2\n\n")
     assert load_manifest(tmp_path / "cardnet.yaml").trained_cards == {"sv1-1", "sv1-2"}
+
+
+def test_add_and_merge_keep_calibrating_a_catalogue_trained_model_on_its_never_trained_cards(
+        tmp_path: pathlib.Path) -> None:
+    build_config, search_config, _ = configs()
+    build_config = dataclasses.replace(build_config, calibration_cards_min=20)
+    standard_images(tmp_path / "images", 30)
+    cards = _card_ids(tmp_path / "images")
+    embedder = CatalogueTrainedEmbedder(frozenset(cards[:8]))   # 22 of the 30 never trained on
+    build_database(tmp_path / "images", tmp_path / "db", embedder, build_config=build_config,
+                   search_config=search_config)
+    standard_images(tmp_path / "extra", 10, set_id="sv2")       # added later: the model never saw them
+    added = add_to_database(tmp_path / "db", tmp_path / "extra", embedder, build_config=build_config,
+                            search_config=search_config)
+    assert added.calibration["unknowns"] == "the 32 cards the model was not trained on (left out)"
+    merged = merge_database(tmp_path / "db", tmp_path / "merged", build_config=build_config,
+                            search_config=search_config)
+    assert merged.calibration["unknowns"] == added.calibration["unknowns"]
+    assert merged.calibration["bands"] == added.calibration["bands"]
+    assert len(merged.calibration["never_trained_cards"]) == 32

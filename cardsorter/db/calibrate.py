@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -214,6 +214,16 @@ def measure(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callabl
     return known, unknown
 
 
+def trained_cards_from(calibration: Mapping[str, Any] | None, card_ids: Iterable[str]) -> frozenset[str] | None:
+    """The cards a catalogue-trained model saw, from an earlier calibration of the same database (its
+    ``never_trained_cards``); None when that calibration was made for a model not trained on the catalogue."""
+    never = calibration.get("never_trained_cards") if calibration else None
+    if not isinstance(never, list):
+        return None
+    unseen = {str(c) for c in never}
+    return frozenset(c for c in card_ids if c not in unseen)
+
+
 def calibrate(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Callable[[str], str],
               views: CalibrationViews, settings: CalibrationSettings,
               trained_cards: AbstractSet[str] | None = None) -> dict[str, Any]:
@@ -243,6 +253,8 @@ def calibrate(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Calla
     base: dict[str, Any] = {"target_false_accept_per_view": settings.target_false_accept,
                             "agreeing_views": settings.agreeing_views, "nuisances": list(settings.nuisances),
                             "cards_with_views": cards, "folds": settings.folds, "unknowns": unknowns}
+    if trained_cards is not None:   # kept so that `db merge` (no model at hand) can calibrate the same way
+        base["never_trained_cards"] = sorted(set(row_cards) - set(trained_cards))
     if cards < settings.cards_min:
         return {**base, "usable": False,
                 "reason": f"{cards} cards with calibration views < build.calibration_cards_min "

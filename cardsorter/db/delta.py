@@ -30,7 +30,7 @@ from cardsorter.db.build import (
     trained_cards_of,
     views_for_images,
 )
-from cardsorter.db.calibrate import empty_views, load_views
+from cardsorter.db.calibrate import empty_views, load_views, trained_cards_from
 from cardsorter.db.database import CombinedSearch, ReferenceDatabase
 from cardsorter.db.errors import DuplicateIdError, listed
 from cardsorter.db.store import CALIBRATION_VIEWS_FILE, USEARCH_FILE, write_block
@@ -106,7 +106,8 @@ def merge_database(db_path: pathlib.Path, out_path: pathlib.Path | None, *, buil
     snap = db.snapshot
     views = db.calibration_views()
     calibration = calibrate_rows(vectors, rows, records, report.near_duplicates, views,
-                                 calibration_settings(build_config, agreeing_views))
+                                 calibration_settings(build_config, agreeing_views),
+                                 trained_cards_from(db.calibration, db.card_ids()))
     searched = search_report(index, vectors, views, search_config)
     target = out_path or db_path.with_name(f"{db_path.name}-merged-{db.delta.database_id[:8]}")
     manifest = write_block(target, vectors, rows, records, report.near_duplicates, model_id=snap.model_id,
