@@ -59,3 +59,38 @@ def test_reassembly_reads_the_blob_at_the_recorded_commit(tmp_path: pathlib.Path
         arv.read_blob(gdir, first, "missing.jpg")
     with pytest.raises(FileNotFoundError, match="no git directory"):
         arv.git_dir(tmp_path, "other/repo")
+
+
+def test_card_faces_are_extracted_at_the_recorded_commit_and_a_missing_mirror_is_skipped(tmp_path: pathlib.Path,
+                                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from training.data_sources import extract_card_faces as ecf
+
+    repo = tmp_path / "mirrors" / "owner+faces"
+    (repo / "scans").mkdir(parents=True)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    (repo / "scans" / "001_Sprout.png").write_bytes(b"png-1")
+    (repo / "scans" / "notes.txt").write_text("not an image")
+    (repo / "README.md").write_text("readme")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    first = git("rev-parse", "HEAD").strip()
+    git("rm", "-q", "scans/001_Sprout.png")   # gone from the newest commit, as the SV151 scans are
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "two")
+    sources = (ecf.FaceSource("faces", "owner/faces", first, "scans/", 1),
+               ecf.FaceSource("absent", "owner/absent", first, "", 3))
+    written = ecf.extract(tmp_path / "mirrors", tmp_path / "out", sources)
+    assert written == {"faces": 1}
+    assert [p.name for p in (tmp_path / "out" / "faces").iterdir()] == ["001_Sprout.png"]
+    assert (tmp_path / "out" / "faces" / "001_Sprout.png").read_bytes() == b"png-1"
+    assert "skipped absent" in capsys.readouterr().err
+
+
+def test_the_recorded_card_face_sources_name_a_commit_each() -> None:
+    from training.data_sources import extract_card_faces as ecf
+
+    assert {s.folder for s in ecf.SOURCES} == {"pokemon-sv151", "pokemon-wotc", "mtg-lea"}
+    assert all(s.repo.count("/") == 1 and len(s.commit) == 40 and s.count > 0 for s in ecf.SOURCES)
