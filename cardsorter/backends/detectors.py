@@ -28,6 +28,7 @@ from cardsorter.core.card_detector_decode import (
     Letterbox,
     decode,
     letterbox_for,
+    within_edge,
 )
 from cardsorter.core.classical_detection import ClassicalConfig, ClassicalDetector
 from cardsorter.core.detection import box_quad, refine_quad_edges
@@ -228,8 +229,7 @@ class OnnxCardDetector:
     def corners_inside(self, quad: np.ndarray, frame_wh: tuple[int, int]) -> bool:
         """The decoder's edge rule (``edge_margin_px``): a refinement that moves a corner beyond it is not
         taken, so the camera never reports a corner the pipeline's input checks would drop."""
-        m, (w, h) = self._decode.edge_margin_px, frame_wh
-        return bool(np.all((quad[:, 0] >= m) & (quad[:, 0] <= w - 1 - m) & (quad[:, 1] >= m) & (quad[:, 1] <= h - 1 - m)))
+        return within_edge(quad, frame_wh, self._decode.edge_margin_px)
 
     def refine(self, image_bgr: np.ndarray, box: BoxPx, score: float) -> Detection:
         """The card inside (a padded) ``box``, searched at the network's resolution; the box if none is found."""

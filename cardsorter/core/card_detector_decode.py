@@ -322,11 +322,17 @@ def decode(heatmaps: np.ndarray, geometry: np.ndarray, letterbox: Letterbox, con
             kept.append((quad, score, up))
         if len(kept) >= config.max_cards:
             break
-    fw, fh = letterbox.frame_w_px, letterbox.frame_h_px
-    m = config.edge_margin_px
-    kept = [k for k in kept if bool(np.all((k[0][:, 0] >= m) & (k[0][:, 0] <= fw - 1 - m)
-                                           & (k[0][:, 1] >= m) & (k[0][:, 1] <= fh - 1 - m)))]
+    frame_wh = (letterbox.frame_w_px, letterbox.frame_h_px)
+    kept = [k for k in kept if within_edge(k[0], frame_wh, config.edge_margin_px)]
     return _with_double_feeds(kept, config)
+
+
+def within_edge(quad: np.ndarray, frame_wh: tuple[int, int], margin_px: float) -> bool:
+    """The edge rule: every corner of ``quad`` (4x2) at least ``margin_px`` inside the frame (negative: at
+    most that far beyond it)."""
+    w, h = frame_wh
+    return bool(np.all((quad[:, 0] >= margin_px) & (quad[:, 0] <= w - 1 - margin_px)
+                       & (quad[:, 1] >= margin_px) & (quad[:, 1] <= h - 1 - margin_px)))
 
 
 def _with_double_feeds(cards: list[tuple[np.ndarray, float, np.ndarray]], config: DecodeConfig) -> list[Detection]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cardsorter.core.card_detector_decode import within_edge
 from cardsorter.core.detection import (
     CARD_ASPECT_SHORT_OVER_LONG,
     CLASS_CARD,
@@ -208,10 +209,7 @@ class ClassicalDetector:
             # only a whole card held by a hand from outside counts; a card cut by the frame edge
             # has no four corners to find yet
             h, w = image_bgr.shape[:2]
-            margin = _FRAME_EDGE_MARGIN_PX
-            inside = bool(np.all((quad[:, 0] >= margin) & (quad[:, 0] <= w - 1 - margin)
-                                 & (quad[:, 1] >= margin) & (quad[:, 1] <= h - 1 - margin)))
-            if not (single and inside):
+            if not (single and within_edge(quad, (w, h), _FRAME_EDGE_MARGIN_PX)):
                 return None
         if not single:
             # the rectangle around two overlapping cards can reach past the frame while the cards do not:
