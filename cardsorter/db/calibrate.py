@@ -254,7 +254,7 @@ def calibrate(vectors: np.ndarray, row_cards: Sequence[str], art_group_of: Calla
                             "agreeing_views": settings.agreeing_views, "nuisances": list(settings.nuisances),
                             "cards_with_views": cards, "folds": settings.folds, "unknowns": unknowns}
     if trained_cards is not None:   # kept so that `db merge` (no model at hand) can calibrate the same way
-        base["never_trained_cards"] = sorted(set(row_cards) - set(trained_cards))
+        base["never_trained_cards"] = sorted(in_db - set(trained_cards))
     if cards < settings.cards_min:
         return {**base, "usable": False,
                 "reason": f"{cards} cards with calibration views < build.calibration_cards_min "

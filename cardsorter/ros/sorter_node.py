@@ -56,7 +56,6 @@ class SorterNode(ManagedNode):
         self._lock = threading.Lock()
         self._pub = self.create_publisher(SortEvent, "sort_events", qos.DECISIONS)
         self._work: list[Any] = []   # subscriptions, service and timer of the active state
-        self._group = MutuallyExclusiveCallbackGroup()
         self._drain_timer: Timer | None = None   # the end of stream's grace, then the drain
         self._drain_for_ns: int | None = None
         self._session_cfg = self._cfg.session
@@ -94,7 +93,7 @@ class SorterNode(ManagedNode):
     def start_work(self) -> None:
         if self._work:
             return
-        group = self._group = MutuallyExclusiveCallbackGroup()
+        group = MutuallyExclusiveCallbackGroup()
         self._work = [
             self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS,
                                      callback_group=group),
