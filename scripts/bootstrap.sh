@@ -4,7 +4,8 @@
 #   --train  adds torch/onnx for training the default model (requirements/lock-train.txt)
 #   --check  exit 0 when nothing needs doing, 1 otherwise (bin/cardsorter asks before it bootstraps)
 #   --source-hash  print the hash of everything colcon installs (install/ is rebuilt when it changes)
-# Installs requirements/lock.txt (every package pinned exactly; scripts/lock.py regenerates it).
+# Installs requirements/lock.txt (every package pinned exactly; scripts/lock.py regenerates it), then
+# requirements/no-deps.txt without the dependencies those packages declare.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Outside the source tree: CMake refuses include paths (numpy, from the venv) inside the package.
@@ -18,7 +19,8 @@ mode="${1:-}"
 
 reqs=(requirements/lock.txt)
 [[ "$mode" == "--train" || -f "$VENV/.cardsorter-train" ]] && reqs+=(requirements/lock-train.txt)
-want="$(cat "${reqs[@]}" | sha256sum | cut -c1-16)"
+nodeps=requirements/no-deps.txt   # pinned packages installed without their declared dependencies
+want="$(cat "${reqs[@]}" "$nodeps" | sha256sum | cut -c1-16)"
 # Everything colcon installs (CMakeLists.txt: the package, node scripts, launch, config, models) and the
 # interfaces: any change rebuilds install/, so `ros2 launch` / `ros2 run` never run stale copies.
 source_hash() {
@@ -79,6 +81,7 @@ if ! deps_ok; then
   log "installing $(cat "${reqs[@]}" | grep -c '==') pinned packages from ${reqs[*]} (first run: about 2 minutes)"
   args=(); for r in "${reqs[@]}"; do args+=(-r "$r"); done
   _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/pip" install -q --disable-pip-version-check "${args[@]}"
+  _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r "$nodeps"
   # Gotcha 4: the wheels' CMake exports carry the build machine's include paths.
   _ROS_WHEELS_BOOTSTRAP_COMPLETE=1 "$VENV/bin/python" "$ROOT/scripts/patch_ros_cmake.py" "$VENV"
   echo "$want" > "$STAMP"

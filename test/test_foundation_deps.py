@@ -54,6 +54,19 @@ def test_the_loose_requirements_pin_onnxruntime_to_the_measured_version() -> Non
     assert _lock("lock.txt")["onnxruntime"] == "1.22.1"
 
 
+def test_the_packages_installed_without_their_dependencies_are_pinned_and_opencv_stays_headless() -> None:
+    nodeps = _lock("no-deps.txt")
+    assert nodeps == {"rapidocr-onnxruntime": "1.4.4"}
+    assert not set(nodeps) & set(_lock("lock.txt")), "a no-deps package is also in the lock"
+    for name, version in nodeps.items():
+        assert importlib.metadata.version(name) == version, "run scripts/bootstrap.sh"
+    # its declared opencv-python (the GUI build) would replace opencv-python-headless's cv2
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("opencv-python")
+    # its real dependencies are in the lock
+    assert {"pyclipper", "shapely", "six", "tqdm", "pillow", "pyyaml", "onnxruntime", "numpy"} <= set(_lock("lock.txt"))
+
+
 def test_this_environment_has_the_locked_versions() -> None:
     wrong = []
     locks = [_lock("lock.txt")]
