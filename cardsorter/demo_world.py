@@ -18,11 +18,11 @@ VAR = (REPO_ROOT if is_source_checkout() else pathlib.Path.cwd()) / "var" / "dem
 
 
 def ensure_catalog(cards: int, unknown: int, seed: int) -> pathlib.Path:
-    """var/demo/catalog, generated again only when asked for another size or seed."""
-    from cardsorter.sim.catalog import generate_catalog
+    """var/demo/catalog, generated again only when asked for another size or seed, or drawn differently."""
+    from cardsorter.sim.catalog import RENDER_VERSION, generate_catalog
 
     path = VAR / "catalog"
-    wanted = {"cards": cards, "unknown": unknown, "seed": seed}
+    wanted = {"cards": cards, "unknown": unknown, "seed": seed, "render_version": RENDER_VERSION}
     stamp = path / "generator.json"
     if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
         shutil.rmtree(path, ignore_errors=True)

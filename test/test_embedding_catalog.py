@@ -15,6 +15,7 @@ from cardsorter.core.errors import ImageError
 from cardsorter.sim.catalog import (
     CARD_H_PX,
     CARD_W_PX,
+    CATALOG_IMAGE_HEIGHT_PX,
     NAME_BAND_Y_PX,
     generate_catalog,
     image_filename,
@@ -49,7 +50,7 @@ def test_writes_named_images_and_metadata(tmp_path: Path) -> None:
         assert set(m) >= {"id", "name", "number", "rarity", "supertype", "types", "set", "art_id", "finish"}
         assert m["finish"] in ("normal", "holo", "reverse_holo")
         img = cv2.imread(str(tmp_path / "images" / image_filename(r)))
-        assert img.shape == (CARD_H_PX, CARD_W_PX, 3)
+        assert img.shape == (CATALOG_IMAGE_HEIGHT_PX, round(CARD_W_PX * CATALOG_IMAGE_HEIGHT_PX / CARD_H_PX), 3)
         assert image_filename(r).startswith(f"{r.set_id}-{r.number}_")
 
 

@@ -17,7 +17,13 @@ from cardsorter.core.errors import ImageError
 from cardsorter.core.types import CardRecord
 
 CARD_W_PX = 250
-CARD_H_PX = 350
+CARD_H_PX = 350                 # the design's pixels: render_card draws at any height from them
+# Written catalogues' image height: what a scan of the card shows (real catalogue scans are 600–1024 px),
+# enough for the printing reader's closeups (docs/PRINTINGS.md: 700 px at least).
+CATALOG_IMAGE_HEIGHT_PX = 700
+# What generate_catalog draws changes with this number (a cached catalogue is made again when it differs):
+# 2: the era footers (collector number, set code, illustrator) and images CATALOG_IMAGE_HEIGHT_PX high.
+RENDER_VERSION = 2
 BORDER_PX = 10
 NAME_BAND_Y_PX = (16, 44)       # the name band is at the TOP: an upside-down card is detectable
 ART_BOX_PX = (20, 50, 230, 190)  # x0, y0, x1, y1 of the artwork window
@@ -37,6 +43,13 @@ TYPE_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 TYPES = tuple(TYPE_COLOURS)
 RARITIES = ("Common", "Uncommon", "Rare", "Rare Holo")
+# Where an era prints the collector number (as real cards do, docs/PRINTINGS.md): "classic" (1999–2010s)
+# bottom right after the copyright line, without leading zeros ("4/102"); "modern" bottom left after the
+# regulation mark, set code and language ("G SV3 EN 025/165"), the illustrator and copyright right.
+FOOTER_LAYOUTS = {"base": "classic", "ex": "classic", "dp": "classic", "bw": "classic",
+                  "xy": "modern", "sm": "modern", "swsh": "modern", "sv": "modern"}
+REGULATION_MARKS = {"swsh": "D", "sv": "G"}
+FOOTER_FONT_SCALE = 0.22         # Hershey simplex at CARD_H_PX: letters ~1.5 % of the card height, as printed
 ERA_BORDERS: dict[str, tuple[int, int, int]] = {  # set-id prefix -> border colour (BGR)
     "base": (40, 200, 235), "ex": (45, 190, 225), "dp": (60, 205, 230), "bw": (55, 195, 220),
     "xy": (50, 185, 215), "sm": (70, 200, 230), "swsh": (165, 170, 175), "sv": (190, 195, 200),
@@ -66,10 +79,11 @@ class _SetInfo:
     total: int
     symbol: int          # index of the drawn set-symbol shape
     border_bgr: tuple[int, int, int]
+    era: str = "sv"      # a key of ERA_BORDERS: which footer layout the set's cards print (FOOTER_LAYOUTS)
 
 
 @dataclass(frozen=True)
-class _Design:
+class CardDesign:
     """What the renderer needs to draw one card."""
 
     record: CardRecord
@@ -100,7 +114,7 @@ def _sets(rng: np.random.Generator, count: int, prefix_tag: str = "") -> list[_S
         used.add(set_id)
         name = f"{rng.choice(_SET_WORDS)} {rng.choice(_SET_NOUNS)}"
         sets.append(_SetInfo(set_id, name, int(rng.integers(CARDS_PER_SET + 20, 230)),
-                             int(rng.integers(0, 6)), ERA_BORDERS[era]))
+                             int(rng.integers(0, 6)), ERA_BORDERS[era], era))
     return sets
 
 
@@ -108,14 +122,14 @@ def _art_seed(seed: int, art_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(art_id.encode())) % (2**31)
 
 
-def _designs(cards: int, seed: int, namespace: str) -> list[_Design]:
+def _designs(cards: int, seed: int, namespace: str) -> list[CardDesign]:
     """Plan a catalogue of `cards` printings (metadata only, no pixels)."""
     rng = np.random.default_rng([seed, zlib.crc32(namespace.encode())])
     tag = "x" if namespace == "unknown" else ""
     sets = _sets(rng, max(2, math.ceil(cards / CARDS_PER_SET)), tag)
     next_number = {s.set_id: 1 for s in sets}
     used_names: set[str] = set()
-    designs: list[_Design] = []
+    designs: list[CardDesign] = []
     ids: set[str] = set()
 
     def add(name: str, s: _SetInfo, number: str, rarity: str, art_id: str, finish: str, layout: str,
@@ -127,8 +141,8 @@ def _designs(cards: int, seed: int, namespace: str) -> list[_Design]:
         price = round(float(rng.lognormal(0.0, 1.2)) * (5.0 if layout == "full_art" else 1.0), 2)
         record = CardRecord(card_id=card_id, name=name, set_id=s.set_id, set_name=s.name, number=number,
                             rarity=rarity, art_id=art_id, finish=finish, supertype=supertype, types=types,
-                            price_usd=price)
-        designs.append(_Design(record, s, hp, layout, _art_seed(seed, art_id), attacks))
+                            price_usd=price, set_code=s.set_id.upper(), printed_total=s.total)
+        designs.append(CardDesign(record, s, hp, layout, _art_seed(seed, art_id), attacks))
 
     def take_number(s: _SetInfo) -> str:
         n = next_number[s.set_id]
@@ -148,7 +162,7 @@ def _designs(cards: int, seed: int, namespace: str) -> list[_Design]:
     n_variant = round(cards * FRACTION_VARIANT)
     n_full = round(cards * FRACTION_FULL_ART)
     n_base = max(1, cards - n_energy - n_reprint - n_variant - n_full)
-    base: list[_Design] = []
+    base: list[CardDesign] = []
     for i in range(n_base):
         s = sets[i % len(sets)]
         t = str(rng.choice(TYPES))
@@ -247,7 +261,7 @@ def rainbow_overlay(h: int, w: int, phase: float, scale: float = 1.0) -> np.ndar
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
-def _draw_set_symbol(img: np.ndarray, kind: int, centre: tuple[int, int], r: int) -> None:
+def _draw_set_symbol(img: np.ndarray, kind: int, centre: tuple[int, int], r: int, line: int = 2) -> None:
     cx, cy = centre
     black = (20, 20, 20)
     if kind == 0:
@@ -259,26 +273,28 @@ def _draw_set_symbol(img: np.ndarray, kind: int, centre: tuple[int, int], r: int
     elif kind == 3:
         cv2.fillPoly(img, [np.array([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], np.int32)], black)
     elif kind == 4:
-        cv2.circle(img, centre, r, black, 2, cv2.LINE_AA)
-        cv2.line(img, (cx - r, cy), (cx + r, cy), black, 2)
+        cv2.circle(img, centre, r, black, line, cv2.LINE_AA)
+        cv2.line(img, (cx - r, cy), (cx + r, cy), black, line)
     else:
         pts = [(cx + int(r * math.cos(a)), cy + int(r * math.sin(a)))
                for a in np.linspace(-math.pi / 2, 1.5 * math.pi, 6)[:5]]
-        cv2.polylines(img, [np.array(pts, np.int32)[[0, 2, 4, 1, 3]]], True, black, 2, cv2.LINE_AA)
+        cv2.polylines(img, [np.array(pts, np.int32)[[0, 2, 4, 1, 3]]], True, black, line, cv2.LINE_AA)
 
 
-def _draw_rarity(img: np.ndarray, rarity: str, centre: tuple[int, int]) -> None:
+def _draw_rarity(img: np.ndarray, rarity: str, centre: tuple[int, int], scale: float = 1.0) -> None:
     cx, cy = centre
     black = (20, 20, 20)
+    r5 = round(5 * scale)
     if rarity == "Common":
-        cv2.circle(img, centre, 4, black, -1, cv2.LINE_AA)
+        cv2.circle(img, centre, round(4 * scale), black, -1, cv2.LINE_AA)
     elif rarity == "Uncommon":
-        cv2.fillPoly(img, [np.array([(cx, cy - 5), (cx + 5, cy), (cx, cy + 5), (cx - 5, cy)], np.int32)], black)
+        cv2.fillPoly(img, [np.array([(cx, cy - r5), (cx + r5, cy), (cx, cy + r5), (cx - r5, cy)], np.int32)],
+                     black)
     else:
         n = {"Rare": 1, "Rare Holo": 1, "Rare Ultra": 2}.get(rarity, 1)
         for i in range(n):
-            x = cx + i * 11
-            pts = [(x + int(5 * math.cos(a)), cy + int(5 * math.sin(a)))
+            x = cx + i * round(11 * scale)
+            pts = [(x + int(r5 * math.cos(a)), cy + int(r5 * math.sin(a)))
                    for a in np.linspace(-math.pi / 2, 1.5 * math.pi, 6)[:5]]
             cv2.fillPoly(img, [np.array(pts, np.int32)[[0, 2, 4, 1, 3]]], black)
 
@@ -287,65 +303,170 @@ def _blend(dst: np.ndarray, src: np.ndarray, alpha: float) -> np.ndarray:
     return cv2.addWeighted(dst, 1.0 - alpha, src, alpha, 0.0)
 
 
-def render_card(d: _Design) -> np.ndarray:
-    """Draw one card (BGR uint8, CARD_H_PX x CARD_W_PX)."""
+def collector_text(d: CardDesign) -> str:
+    """The collector number as printed in the footer: ``025/165`` (modern), ``4/102`` (classic); variants
+    print their base's number."""
+    number = int("".join(ch for ch in d.record.number if ch.isdigit()) or "0")
+    if FOOTER_LAYOUTS.get(d.set_info.era, "modern") == "classic":
+        return f"{number}/{d.set_info.total}"
+    return f"{number:03d}/{d.set_info.total:03d}"
+
+
+def illustrator(d: CardDesign) -> str:
+    """A made-up illustrator's name, one per artwork (reprints share it)."""
+    return f"Illus. {_name(np.random.default_rng(d.art_seed))}"
+
+
+def render_card(d: CardDesign, card_height_px: int = CARD_H_PX) -> np.ndarray:
+    """Draw one card (BGR uint8) ``card_height_px`` high (the catalogue's CARD_H_PX x CARD_W_PX by default).
+
+    A larger height is the same card as a camera's high-resolution stream sees it: every line, mark and
+    letter drawn at that resolution (the collector number stays sharp for the printing reader), the
+    artwork's pixels upscaled from the catalogue's."""
+    if card_height_px < 64:
+        raise ValueError(f"card_height_px must be >= 64, got {card_height_px}")
+    k = card_height_px / CARD_H_PX
+
+    def px(v: float) -> int:
+        return round(v * k)
+
+    def line(t: int) -> int:
+        return max(1, round(t * k))
+
     rec = d.record
     body_colour = TYPE_COLOURS[rec.types[0]] if rec.types else TYPE_COLOURS["Colorless"]
-    img = np.empty((CARD_H_PX, CARD_W_PX, 3), np.uint8)
+    width = px(CARD_W_PX)
+    img = np.empty((card_height_px, width, 3), np.uint8)
     img[:] = d.set_info.border_bgr
-    inner = (BORDER_PX, BORDER_PX, CARD_W_PX - BORDER_PX, CARD_H_PX - BORDER_PX)
-    x0, y0, x1, y1 = ART_BOX_PX
+    inner_1 = (BORDER_PX, BORDER_PX, CARD_W_PX - BORDER_PX, CARD_H_PX - BORDER_PX)
+    inner = tuple(px(v) for v in inner_1)
+    x0, y0, x1, y1 = (px(v) for v in ART_BOX_PX)
     font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def art_at(w1: int, h1: int, w: int, h: int) -> np.ndarray:
+        art = _procedural_art(d.art_seed, w1, h1, body_colour)   # the catalogue's pixels, then upscaled
+        return art if (w, h) == (w1, h1) else cv2.resize(art, (w, h), interpolation=cv2.INTER_CUBIC)
+
     if d.layout == "full_art":
-        art = _procedural_art(d.art_seed, inner[2] - inner[0], inner[3] - inner[1], body_colour)
-        img[inner[1]:inner[3], inner[0]:inner[2]] = art
+        img[inner[1]:inner[3], inner[0]:inner[2]] = art_at(inner_1[2] - inner_1[0], inner_1[3] - inner_1[1],
+                                                           inner[2] - inner[0], inner[3] - inner[1])
     else:
         light = tuple(int(min(255, c * 0.55 + 115)) for c in body_colour)
         cv2.rectangle(img, inner[:2], (inner[2] - 1, inner[3] - 1), light, -1)
         if rec.finish == "reverse_holo":
             region = img[inner[1]:inner[3], inner[0]:inner[2]]
-            region[:] = _blend(region, rainbow_overlay(region.shape[0], region.shape[1], 0.0), 0.35)
+            region[:] = _blend(region, rainbow_overlay(region.shape[0], region.shape[1], 0.0, k), 0.35)
         if d.layout == "energy":
             cv2.rectangle(img, (x0, y0), (x1, y1), (235, 235, 235), -1)
             centre = ((x0 + x1) // 2, (y0 + y1) // 2)
-            cv2.circle(img, centre, 55, body_colour, -1, cv2.LINE_AA)
-            cv2.circle(img, centre, 55, (30, 30, 30), 3, cv2.LINE_AA)
-            cv2.circle(img, centre, 22, (250, 250, 250), -1, cv2.LINE_AA)
+            cv2.circle(img, centre, px(55), body_colour, -1, cv2.LINE_AA)
+            cv2.circle(img, centre, px(55), (30, 30, 30), line(3), cv2.LINE_AA)
+            cv2.circle(img, centre, px(22), (250, 250, 250), -1, cv2.LINE_AA)
         else:
-            art = _procedural_art(d.art_seed, x1 - x0, y1 - y0, body_colour)
+            art = art_at(ART_BOX_PX[2] - ART_BOX_PX[0], ART_BOX_PX[3] - ART_BOX_PX[1], x1 - x0, y1 - y0)
             if rec.finish == "holo":
-                art = _blend(art, rainbow_overlay(y1 - y0, x1 - x0, 0.0), 0.30)
+                art = _blend(art, rainbow_overlay(y1 - y0, x1 - x0, 0.0, k), 0.30)
             img[y0:y1, x0:x1] = art
-        cv2.rectangle(img, (x0 - 2, y0 - 2), (x1 + 1, y1 + 1), (40, 40, 40), 2)
+        cv2.rectangle(img, (x0 - px(2), y0 - px(2)), (x1 + px(1), y1 + px(1)), (40, 40, 40), line(2))
     # Name band at the top: name left, HP and type symbol right.
-    by0, by1 = NAME_BAND_Y_PX
-    band = img[by0:by1, inner[0] + 4:inner[2] - 4]
+    by0, by1 = (px(v) for v in NAME_BAND_Y_PX)
+    band = img[by0:by1, inner[0] + px(4):inner[2] - px(4)]
     band[:] = _blend(band, np.full_like(band, 245), 0.75)
-    cv2.putText(img, rec.name, (inner[0] + 10, by1 - 9), font, 0.62, (20, 20, 20), 2, cv2.LINE_AA)
+    cv2.putText(img, rec.name, (inner[0] + px(10), by1 - px(9)), font, 0.62 * k, (20, 20, 20), line(2), cv2.LINE_AA)
     if d.layout != "energy":
-        cv2.putText(img, f"HP{d.hp}", (inner[2] - 78, by1 - 9), font, 0.5, (30, 30, 200), 2, cv2.LINE_AA)
-    cv2.circle(img, (inner[2] - 18, (by0 + by1) // 2), 9, body_colour, -1, cv2.LINE_AA)
-    cv2.circle(img, (inner[2] - 18, (by0 + by1) // 2), 9, (30, 30, 30), 1, cv2.LINE_AA)
+        cv2.putText(img, f"HP{d.hp}", (inner[2] - px(78), by1 - px(9)), font, 0.5 * k, (30, 30, 200), line(2),
+                    cv2.LINE_AA)
+    cv2.circle(img, (inner[2] - px(18), (by0 + by1) // 2), px(9), body_colour, -1, cv2.LINE_AA)
+    cv2.circle(img, (inner[2] - px(18), (by0 + by1) // 2), px(9), (30, 30, 30), line(1), cv2.LINE_AA)
     # Attack text block (energies carry a plain rules box instead).
     ty = 215
-    text_bg = img[200:300, inner[0] + 6:inner[2] - 6]
+    text_bg = img[px(200):px(300), inner[0] + px(6):inner[2] - px(6)]
     text_bg[:] = _blend(text_bg, np.full_like(text_bg, 250), 0.55)
     for name, dmg in d.attacks:
-        cv2.circle(img, (inner[0] + 18, ty - 4), 6, body_colour, -1, cv2.LINE_AA)
-        cv2.putText(img, name, (inner[0] + 30, ty), font, 0.5, (20, 20, 20), 1, cv2.LINE_AA)
-        cv2.putText(img, str(dmg), (inner[2] - 45, ty), font, 0.55, (20, 20, 20), 2, cv2.LINE_AA)
+        cv2.circle(img, (inner[0] + px(18), px(ty - 4)), px(6), body_colour, -1, cv2.LINE_AA)
+        cv2.putText(img, name, (inner[0] + px(30), px(ty)), font, 0.5 * k, (20, 20, 20), line(1), cv2.LINE_AA)
+        cv2.putText(img, str(dmg), (inner[2] - px(45), px(ty)), font, 0.55 * k, (20, 20, 20), line(2), cv2.LINE_AA)
         ty += 38
     if d.layout == "energy":
-        cv2.putText(img, "Basic Energy", (inner[0] + 60, 255), font, 0.5, (20, 20, 20), 1, cv2.LINE_AA)
-    # Footer: collector number NNN/TTT, rarity mark, set symbol.
-    number_digits = "".join(ch for ch in rec.number if ch.isdigit()) or "0"
-    collector = f"{int(number_digits):03d}/{d.set_info.total:03d}"
-    cv2.putText(img, collector, (inner[0] + 8, inner[3] - 14), font, 0.45, (20, 20, 20), 1, cv2.LINE_AA)
-    _draw_rarity(img, rec.rarity, (inner[0] + 112, inner[3] - 19))
-    _draw_set_symbol(img, d.set_info.symbol, (inner[2] - 22, inner[3] - 20), 8)
-    cv2.putText(img, d.set_info.set_id.upper(), (inner[2] - 90, inner[3] - 14), font, 0.4, (20, 20, 20), 1,
-                cv2.LINE_AA)
+        cv2.putText(img, "Basic Energy", (inner[0] + px(60), px(255)), font, 0.5 * k, (20, 20, 20), line(1),
+                    cv2.LINE_AA)
+    _draw_set_symbol(img, d.set_info.symbol, (inner[2] - px(22), px(ART_BOX_PX[3] + 12)), px(6), line(1))
+    _draw_footer(img, d, k)
     return img
+
+
+def _draw_footer(img: np.ndarray, d: CardDesign, k: float) -> None:
+    """The era's footer (FOOTER_LAYOUTS): collector number, rarity mark, set code, illustrator, copyright."""
+    font, ink = cv2.FONT_HERSHEY_SIMPLEX, (20, 20, 20)
+    thick = max(1, round(0.7 * k))      # strokes ~0.2 % of the card height: the print's, not a marker's
+    small = FOOTER_FONT_SCALE * 0.9         # the illustrator and copyright lines, smaller than the number
+
+    def text(x: float, y: float, words: str, size: float = FOOTER_FONT_SCALE) -> float:
+        """Draws ``words`` with its baseline at y (catalogue pixels); returns x after it."""
+        cv2.putText(img, words, (round(x * k), round(y * k)), font, size * k, ink, thick, cv2.LINE_AA)
+        return x + cv2.getTextSize(words, font, size, 1)[0][0]
+
+    def width(words: str, size: float = FOOTER_FONT_SCALE) -> int:
+        return int(cv2.getTextSize(words, font, size, 1)[0][0])
+
+    year = {"base": 1999, "ex": 2004, "dp": 2008, "bw": 2011, "xy": 2014, "sm": 2017, "swsh": 2020}.get(
+        d.set_info.era, 2023)
+    code = d.set_info.set_id.upper()
+    if FOOTER_LAYOUTS.get(d.set_info.era, "modern") == "classic":
+        text(BORDER_PX + 4, CARD_H_PX - 4, illustrator(d), small)
+        right = f"(c){year} Wizards {collector_text(d)}"
+        x = text(CARD_W_PX - BORDER_PX - 14 - width(right), CARD_H_PX - 4, right)
+        _draw_rarity(img, d.record.rarity, (round((x + 6) * k), round((CARD_H_PX - 7) * k)), 0.6 * k)
+        return
+    x = BORDER_PX + 4
+    if mark := REGULATION_MARKS.get(d.set_info.era, ""):
+        cv2.rectangle(img, (round(x * k), round((CARD_H_PX - 12) * k)), (round((x + 8) * k), round((CARD_H_PX - 3) * k)),
+                      ink, thick)
+        text(x + 1.5, CARD_H_PX - 5, mark)
+        x += 11
+    x = text(x, CARD_H_PX - 4, f"{code} EN {collector_text(d)}")
+    _draw_rarity(img, d.record.rarity, (round((x + 6) * k), round((CARD_H_PX - 7) * k)), 0.6 * k)
+    for y, words in ((CARD_H_PX - 11, illustrator(d)), (CARD_H_PX - 3, f"(c){year} Pokemon")):
+        text(CARD_W_PX - BORDER_PX - 2 - width(words, small), y, words, small)
+
+
+def reprint_designs(arts: int, seed: int, min_printings: int = 2, max_printings: int = 8) -> list[CardDesign]:
+    """A catalogue in which every artwork has ``min_printings``..``max_printings`` printings, each in another
+    set (another collector number, printed total and set code; maybe another rarity): the printing reader's
+    benchmark (cardsorter.bench.printing). Same seed, same designs."""
+    if arts < 1:
+        raise ValueError(f"arts must be >= 1, got {arts}")
+    if not 1 <= min_printings <= max_printings:
+        raise ValueError(f"printings: 1 <= min ({min_printings}) <= max ({max_printings}) expected")
+    rng = np.random.default_rng([seed, zlib.crc32(b"reprints")])
+    sets = _sets(rng, max(max_printings, math.ceil(arts * (min_printings + max_printings) / 2 / CARDS_PER_SET)))
+    next_number = {s.set_id: int(rng.integers(1, 20)) for s in sets}
+    designs: list[CardDesign] = []
+    names: set[str] = set()
+    for a in range(arts):
+        name = _name(rng)
+        while name in names:
+            name = _name(rng)
+        names.add(name)
+        t = str(rng.choice(TYPES))
+        hp = int(rng.integers(3, 25)) * 10
+        attacks = tuple((str(rng.choice(_ATTACK_WORDS)), int(rng.integers(1, 13)) * 10)
+                        for _ in range(int(rng.integers(1, 3))))
+        art_id = f"reprint-art-{a:05d}"
+        count = int(rng.integers(min_printings, max_printings + 1))
+        for i in rng.choice(len(sets), size=count, replace=False):
+            s = sets[int(i)]
+            number = next_number[s.set_id]
+            if number > s.total:
+                continue    # the set is full (never at the benchmark's sizes: sets hold >= 80)
+            next_number[s.set_id] = number + 1
+            rarity = str(rng.choice(RARITIES))
+            record = CardRecord(card_id=f"{s.set_id}-{number}", name=name, set_id=s.set_id, set_name=s.name,
+                                number=str(number), rarity=rarity, art_id=art_id,
+                                finish="holo" if rarity == "Rare Holo" else "normal", supertype="Pokemon",
+                                types=(t,), set_code=s.set_id.upper(), printed_total=s.total)
+            designs.append(CardDesign(record, s, hp, "normal", _art_seed(seed, art_id), attacks))
+    return designs
 
 
 def _safe_name(name: str) -> str:
@@ -362,7 +483,9 @@ def record_to_json(record: CardRecord) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "id": record.card_id, "name": record.name, "number": record.number, "rarity": record.rarity,
         "supertype": record.supertype, "types": list(record.types),
-        "set": {"id": record.set_id, "name": record.set_name},
+        "set": {"id": record.set_id, "name": record.set_name,
+                **({"printedTotal": record.printed_total} if record.printed_total > 0 else {}),
+                **({"ptcgoCode": record.set_code} if record.set_code else {})},
         "art_id": record.art_id, "finish": record.finish,
     }
     if record.price_usd is not None:
@@ -380,17 +503,19 @@ def record_from_json(obj: Any, where: str) -> CardRecord:
                           rarity=str(obj.get("rarity", "")), art_id=str(obj.get("art_id", "")),
                           finish=str(obj.get("finish", "normal")), supertype=str(obj.get("supertype", "")),
                           types=tuple(str(t) for t in obj.get("types", ())),
-                          price_usd=None if price is None else float(price))
+                          price_usd=None if price is None else float(price),
+                          set_code=str(set_obj.get("ptcgoCode", "")),
+                          printed_total=int(set_obj.get("printedTotal", 0)))
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ImageError(f"{where}: bad card entry ({err!r})") from err
 
 
-def _write(designs: Sequence[_Design], out_dir: Path) -> list[CardRecord]:
+def _write(designs: Sequence[CardDesign], out_dir: Path, card_height_px: int) -> list[CardRecord]:
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     for d in designs:
         path = images / image_filename(d.record)
-        if not cv2.imwrite(str(path), render_card(d)):
+        if not cv2.imwrite(str(path), render_card(d, card_height_px)):
             raise ImageError(f"cannot write {path}")
     records = [d.record for d in designs]
     (out_dir / "metadata.json").write_text(json.dumps([record_to_json(r) for r in records], indent=1) + "\n",
@@ -398,17 +523,25 @@ def _write(designs: Sequence[_Design], out_dir: Path) -> list[CardRecord]:
     return records
 
 
-def generate_catalog(out_dir: str | Path, cards: int, seed: int, unknown: int = 0) -> list[CardRecord]:
+def write_catalog(designs: Sequence[CardDesign], out_dir: str | Path,
+                  card_height_px: int = CATALOG_IMAGE_HEIGHT_PX) -> list[CardRecord]:
+    """Render ``designs`` (e.g. reprint_designs) to out_dir/images + metadata.json, as generate_catalog does."""
+    return _write(designs, Path(out_dir), card_height_px)
+
+
+def generate_catalog(out_dir: str | Path, cards: int, seed: int, unknown: int = 0,
+                     card_height_px: int = CATALOG_IMAGE_HEIGHT_PX) -> list[CardRecord]:
     """Render `cards` printings to out_dir/images + metadata.json; `unknown` extra cards (new art,
-    new sets, not in the catalogue) to out_dir/unknown/. Same seed -> same bytes."""
+    new sets, not in the catalogue) to out_dir/unknown/. Same seed -> same bytes. The images are
+    ``card_height_px`` high: the synthetic camera's main stream cuts its closeups from them."""
     if cards < 1:
         raise ValueError(f"cards must be >= 1, got {cards}")
     if unknown < 0:
         raise ValueError(f"unknown must be >= 0, got {unknown}")
     out = Path(out_dir)
-    records = _write(_designs(cards, seed, "card"), out)
+    records = _write(_designs(cards, seed, "card"), out, card_height_px)
     if unknown:
-        _write(_designs(unknown, seed, "unknown"), out / "unknown")
+        _write(_designs(unknown, seed, "unknown"), out / "unknown", card_height_px)
     return records
 
 
