@@ -60,13 +60,17 @@ class RapidOcrReader:
     """PP-OCRv4 text detection + recognition on the two bottom corners, one thread, no angle classifier;
     recognition alone on the layouts' fixed boxes when detection yields no collector number."""
 
-    def __init__(self, engine: Any | None = None, *, fixed_boxes: str = "fallback") -> None:
+    def __init__(self, engine: Any | None = None, *, fixed_boxes: str = "fallback",
+                 upside_down_retry: bool = True) -> None:
         """``engine``: a RapidOCR instance (None: build one). ``fixed_boxes``: "fallback" recognises the fixed
         boxes only when detection yields no collector number; "always" adds their lines to every view
-        (+~80 ms; a blurred detection can return a wrong number instead of none)."""
+        (+~80 ms; a blurred detection can return a wrong number instead of none). ``upside_down_retry``:
+        a view that yields no collector number is read once more turned by 180° (a card whose orientation
+        the detector got wrong or did not know); it costs a second read only on such views."""
         if fixed_boxes not in FIXED_BOX_MODES:
             raise ModelError(f"fixed_boxes must be one of {', '.join(FIXED_BOX_MODES)}, got {fixed_boxes!r}")
         self._fixed_boxes = fixed_boxes
+        self._upside_down_retry = upside_down_retry
         self._engine = engine if engine is not None else _load_rapidocr()
 
     def __enter__(self) -> Self:
@@ -88,6 +92,15 @@ class RapidOcrReader:
         height = card_bgr.shape[0]
         if height < MIN_CARD_HEIGHT_PX:
             return ViewReading((), (), (), skipped=f"card {height} px high, below {MIN_CARD_HEIGHT_PX} px")
+        reading = self._read_upright(engine, card_bgr)
+        if reading.numbers or not self._upside_down_retry:
+            return reading
+        turned = self._read_upright(engine, cv2.rotate(card_bgr, cv2.ROTATE_180))
+        if not turned.numbers:
+            return reading
+        return ViewReading(turned.lines, turned.numbers, turned.codes, f"{turned.method}, turned 180°")
+
+    def _read_upright(self, engine: Any, card_bgr: np.ndarray) -> ViewReading:
         lines: list[tuple[str, float]] = []
         for crop in corner_crops(card_bgr):
             result, _elapse = engine(crop)
