@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from cardsorter.backends.actuators import ACTUATOR_CONFIGS, ActuatorSettings
-from cardsorter.backends.cameras import CameraConfig, Imx500Settings, SyntheticSettings, VideoConfig
+from cardsorter.backends.cameras import CameraConfig, CloseupConfig, Imx500Settings, SyntheticSettings, VideoConfig
 from cardsorter.backends.card_index import SearchConfig
 from cardsorter.backends.detectors import DetectorSettings
 from cardsorter.config import default_params_file, params_file_blocks
@@ -30,6 +30,7 @@ from cardsorter.core.fields import check_ranges, describe, doc, inline, section,
 from cardsorter.core.frame_selection import FrameSelectorConfig
 from cardsorter.core.gate_schedule import BeltConfig
 from cardsorter.core.matching import MatchBandsConfig, MatcherConfig
+from cardsorter.core.printing import PrintingConfig
 from cardsorter.core.smoothing import SmootherConfig
 from cardsorter.core.sorting import SorterConfig
 from cardsorter.core.tracking import TrackerConfig
@@ -56,6 +57,8 @@ class CameraSettings:
     imx500: Imx500Settings = section("picamera2 + the on-sensor detection network")
     video: VideoConfig = section("OpenCV camera, video file or image folder")
     synthetic: SyntheticSettings = section("the rendered belt or station")
+    closeup: CloseupConfig = section("high-resolution card views for the printing reader")
+    input: InputChecksConfig = section("checks of received messages (closeup requests)")
 
     def __post_init__(self) -> None:
         if self.source not in CAMERA_SOURCES:
@@ -112,7 +115,23 @@ class SmootherSettings:
 
     frame_id: str = doc("frame id of the camera")
     smoothing: SmootherConfig = inline("views needed per decision")
+    printing: PrintingConfig = section("the printing reader's closeups and their vote (shared with printing_reader)")
     input: InputChecksConfig = section("checks of received messages")
+
+
+@dataclass(frozen=True)
+class PrintingReaderSettings:
+    """``/**/printing_reader``: reads the collector number on closeups of cards whose art has several printings."""
+
+    frame_id: str = doc("frame id of the camera")
+    printing: PrintingConfig = section("the printing reader's closeups and their vote (shared with the smoother)")
+    fixed_boxes: str = doc("recognise the layouts' fixed number boxes: fallback (when detection reads no number) "
+                           "| always (every view)")
+    input: InputChecksConfig = section("checks of received messages")
+
+    def __post_init__(self) -> None:
+        if self.fixed_boxes not in ("fallback", "always"):
+            raise ValueError(f"fixed_boxes must be fallback or always, got '{self.fixed_boxes}'")
 
 
 @dataclass(frozen=True)
@@ -198,6 +217,7 @@ class Settings:
     frame_selector: FrameSelectorSettings
     embedder: EmbedderSettings
     matcher: MatcherSettings
+    printing_reader: PrintingReaderSettings
     smoother: SmootherSettings
     sorter: SorterSettings
     overlay: OverlaySettings

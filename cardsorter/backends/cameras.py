@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -20,10 +20,11 @@ import numpy as np
 from cardsorter.backends.detectors import CardFinder, open_detector
 from cardsorter.config import resolve_path
 from cardsorter.core import card_detector_decode as carddet
-from cardsorter.core.detection import box_quad
+from cardsorter.core.detection import CARD_ASPECT_SHORT_OVER_LONG, box_quad
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
 from cardsorter.core.fields import doc, inline, section
 from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
+from cardsorter.core.warp import card_homography
 from cardsorter.sim.scene import (
     GroundTruthCard,
     NuisanceConfig,
@@ -41,15 +42,19 @@ __all__ = [
     "CameraFrame",
     "CameraSource",
     "CarddetTensorConfig",
+    "Closeup",
+    "CloseupConfig",
     "GroundTruthCard",
     "Imx500Config",
     "Imx500Settings",
     "Imx500Source",
+    "MainStreamSource",
     "SyntheticSettings",
     "SyntheticSource",
     "SyntheticSourceConfig",
     "VideoConfig",
     "VideoSource",
+    "cut_closeup",
     "open_camera",
     "tensor_to_stream",
 ]
@@ -88,6 +93,14 @@ class CameraSource(Protocol):
     def status(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class MainStreamSource(Protocol):
+    """A source whose main stream has more pixels than the frames it publishes: it cuts a closeup of a recent
+    frame itself (the others' closeups are cut from the published frames the camera node keeps)."""
+
+    def closeup(self, frame_index: int, quad_px: Quad, card_height_px: int) -> Closeup: ...
 
 
 @dataclass(frozen=True)
@@ -154,6 +167,38 @@ class SyntheticSourceConfig:
     catalog_dir: str = doc("catalogue folder: images/*.png (in the database) and unknown/*.png")
     realtime: bool = doc("sleep to the frame rate (true) or render as fast as possible (false)")
     start_stamp_ns: int = doc("stamp of frame 0; frame i is stamped start + i / fps")
+    main_scale: float = doc(
+        "resolution of the simulated main stream closeups are cut from, relative to the published frame (an "
+        "AI Camera's 2028x1520 main stream is 3.2x a 640x480 frame)", lo=1.0, hi=8.0)
+
+
+@dataclass(frozen=True)
+class CloseupConfig:
+    """High-resolution views of tracked cards for the printing reader (camera/closeup_requests)."""
+
+    buffer_frames: int = doc("recent frames a closeup can be cut from (a request names its frame's stamp)",
+                             lo=1, hi=300)
+
+
+@dataclass(frozen=True)
+class Closeup:
+    """A rectified view of one card and how many source pixels its height covered."""
+
+    image_bgr: np.ndarray
+    source_card_height_px: float
+
+
+def cut_closeup(image_bgr: np.ndarray, quad_px: Quad, card_height_px: int,
+                aspect: float = CARD_ASPECT_SHORT_OVER_LONG) -> Closeup:
+    """The card inside ``quad_px`` (clockwise from its top-left) of a buffered frame, rectified to
+    ``card_height_px`` (area-averaged when the source has more pixels, bilinear when fewer)."""
+    q = np.asarray(quad_px, np.float64).reshape(4, 2)
+    covered = 0.5 * (float(np.linalg.norm(q[3] - q[0])) + float(np.linalg.norm(q[2] - q[1])))
+    size = (max(1, round(card_height_px * aspect)), int(card_height_px))
+    matrix = card_homography(quad_px, size)
+    flags = cv2.INTER_AREA if covered > card_height_px else cv2.INTER_LINEAR
+    out = cv2.warpPerspective(image_bgr, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return Closeup(np.asarray(out), covered)
 
 
 @dataclass(frozen=True)
@@ -186,7 +231,8 @@ def open_camera(settings: CameraSettings) -> CameraSource:
         scene = SyntheticScene(synthetic.scene, synthetic.nuisance,
                                read_catalog_dir(resolve_path(synthetic.source.catalog_dir)), camera.fps,
                                (camera.width, camera.height))
-        return SyntheticSource(scene, camera.fps, synthetic.source.start_stamp_ns, synthetic.source.realtime)
+        return SyntheticSource(scene, camera.fps, synthetic.source.start_stamp_ns, synthetic.source.realtime,
+                               synthetic.source.main_scale)
     raise ConfigError(f"camera source must be one of {SOURCES}, got {source!r}")
 
 
@@ -213,8 +259,10 @@ class _Pacer:
 class SyntheticSource:
     """Frames of a SyntheticScene with its ground truth; stamps are start + index / fps."""
 
-    def __init__(self, scene: SyntheticScene, fps: float, start_stamp_ns: int, realtime: bool) -> None:
+    def __init__(self, scene: SyntheticScene, fps: float, start_stamp_ns: int, realtime: bool,
+                 main_scale: float = 1.0) -> None:
         self._scene = scene
+        self._main_scale = main_scale
         self._fps = fps
         self._start = start_stamp_ns
         self._pacer = _Pacer(fps) if realtime else None
@@ -241,6 +289,11 @@ class SyntheticSource:
             self._pacer.wait(i)
         self._index += 1
         return CameraFrame(image, self._start + round(i * _NS_PER_S / self._fps), i, None, truth)
+
+    def closeup(self, frame_index: int, quad_px: Quad, card_height_px: int) -> Closeup:
+        """Frame ``frame_index`` rendered again as the main stream sees it, cut along ``quad_px``."""
+        image, covered = self._scene.render_closeup(frame_index, quad_px, card_height_px, self._main_scale)
+        return Closeup(image, covered)
 
     def close(self) -> None:
         self._status = STATUS_CLOSED

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--backend", default=None, help="embedding backend (default: the embedder node's)")
     parser.add_argument("--params", default=None,
                         help="parameters file (default config/sorter.yaml); the camera node's detector.* is used")
+    parser.add_argument("--no-printing", action="store_true",
+                        help="do not read the collector number of cards whose art has several printings")
     parser.add_argument("--tiles", type=int, default=PHOTO_TILES, choices=range(5), metavar="N",
                         help=f"also search an N x N grid of overlapping tiles (default {PHOTO_TILES}; 0: the whole "
                              "photo only): small cards in a large photo (models/README.md, 'Tiles')")
@@ -79,10 +81,12 @@ def _identify(args: argparse.Namespace) -> int:
 def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     """Detect, rectify to the model's input, embed, match: the identity fields for every card."""
     from cardsorter.backends.embedders import open_embedder
+    from cardsorter.backends.printing_ocr import PrintingReader, RapidOcrReader
     from cardsorter.config import resolve_path
+    from cardsorter.core.errors import CardsorterError
     from cardsorter.core.warp import warp_card
     from cardsorter.db.database import ReferenceDatabase
-    from cardsorter.db.identify_crops import identify_crops
+    from cardsorter.db.identify_crops import identify_crops, printing_json
     from cardsorter.settings import load_settings
 
     settings = load_settings(args.params)
@@ -92,6 +96,9 @@ def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
     embedder = open_embedder(args.backend or embedder_settings.backend,
                              resolve_path(embedder_settings.model_manifest), embedder_settings.threads)
     failed = 0
+    printing = settings.printing_reader.printing
+    reader: PrintingReader | None = None
+    reader_error = "off (--no-printing)" if args.no_printing else ""
     try:
         db = ReferenceDatabase.load(resolve_path(args.db), embedder.model_id,
                                     matcher.search)
@@ -109,9 +116,22 @@ def _identify_with_db(args: argparse.Namespace, detector: CardFinder) -> int:
                 crop = warp_card(images[record["image"]], quad, embedder.input_size_wh)  # type: ignore[arg-type]
                 (identity,) = identify_crops([crop], embedder, db, bands, k)
                 record.update(identity)
+                printings = db.printings(identity["card_id"]) if identity["card_id"] else []
+                if len(printings) > 1 and not reader_error:
+                    if reader is None:
+                        try:
+                            reader = RapidOcrReader(fixed_boxes=settings.printing_reader.fixed_boxes)
+                        except CardsorterError as err:
+                            reader_error = str(err)
+                            print(f"cardsorter identify: printings not read: {err}", file=sys.stderr)
+                    if reader is not None:
+                        record["printing"] = printing_json(images[record["image"]], quad,  # type: ignore[arg-type]
+                                                           printings, reader, printing)
             sys.stdout.write(json.dumps(record) + "\n")
     finally:
         embedder.close()
+        if reader is not None:
+            reader.close()
     _say_failed(failed, len(args.images))
     return 1 if failed else 0
 

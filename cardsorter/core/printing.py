@@ -126,8 +126,10 @@ def _canonical(prefix: str, digits: str) -> str:
 
 
 def _catalogue_number(number: str) -> tuple[str, str] | None:
-    """(prefix, digits) of a catalogue number ("025", "SV049", "TG05"); None if it has another form."""
-    m = re.match(r"^([A-Za-z]{0,4})([0-9]{1,4})$", number.strip())
+    """(prefix, digits) of a catalogue number ("025", "SV049", "TG05"); None if it has another form. A
+    lower-case suffix ("12rh", "136a") is not printed in the "NNN/TTT" line: "12rh" reads as 12, so a
+    variant and its base printing are named alike and the reading cannot pick one of them."""
+    m = re.match(r"^([A-Za-z]{0,4})([0-9]{1,4})[a-z]{0,3}$", number.strip())
     return (m.group(1).upper(), m.group(2)) if m else None
 
 
@@ -165,6 +167,11 @@ def view_matches(view: ViewReading, candidates: Sequence[CardRecord]) -> frozens
     return frozenset(with_code or by_number)
 
 
+def views_naming(views: Sequence[ViewReading], card: CardRecord) -> int:
+    """How many views have a reading of this printing's collector number."""
+    return sum(1 for v in views if any(number_matches(r, card) for r in v.numbers))
+
+
 class PrintingVerdict(enum.Enum):
     EXACT = "exact"              # the readings agree with exactly one candidate over enough views
     AMBIGUOUS = "ambiguous"      # readings name several candidates, too few views, or no candidate
@@ -186,6 +193,32 @@ class PrintingResolverConfig:
 
 # The research's recommendation (RESULTS.md "Decision rule": exactly one matching candidate over >= 2 views).
 RECOMMENDED_MIN_AGREEING_VIEWS = 2
+CLOSEUP_HEIGHT_MAX_PX = 2000
+
+
+@dataclass(frozen=True)
+class PrintingConfig:
+    """The printing reader in the graph (docs/PRINTINGS.md): which closeups of a track it reads and how the
+    smoother votes over them. Shared by the printing_reader and smoother nodes (the ``/**`` block)."""
+
+    views_max: int = doc(
+        "closeups of one track the reader reads, at most, when the track's art has several printings in the "
+        "database; the smoother waits for them before a station's final (0: no reader: printings of one art "
+        "stay AMBIGUOUS)", lo=0)
+    min_agreeing_views: int = doc(
+        "closeups whose readings name the same printing, and no view another, before the smoother confirms it "
+        "(confident wrong reads happen on 0–6 % of views: one is never enough)", lo=1)
+    view_interval_frames: int = doc("frames between two closeups of one track (distinct views of the card)", lo=1)
+    card_height_px: int = doc(
+        "height of the rectified closeup the camera cuts from its main stream (the reader reads from 500 px; "
+        "research: 1000 px target, 700 px at least)", lo=64, hi=CLOSEUP_HEIGHT_MAX_PX)
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
+    @property
+    def resolver(self) -> PrintingResolverConfig:
+        return PrintingResolverConfig(min_agreeing_views=self.min_agreeing_views)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cardsorter.core.fields import check_ranges, doc
+from cardsorter.core.printing import (
+    PrintingConfig,
+    PrintingResolution,
+    PrintingVerdict,
+    ViewReading,
+    resolve_printing,
+    views_naming,
+)
 from cardsorter.core.types import (
     CardMatch,
     CardRecord,
@@ -72,6 +80,13 @@ class _Track:
     flip_streak: list[_View] = field(default_factory=list)
     final_sent: bool = False
     last_stamp_ns: int = 0
+    # the printing reader (core/printing.py): the art's printings the matcher named, the closeups read
+    printings: tuple[CardRecord, ...] = ()
+    art_views: list[_View] = field(default_factory=list)     # views naming one of those printings
+    readings: list[ViewReading] = field(default_factory=list)
+    resolution: PrintingResolution | None = None
+    printing_card: CardRecord | None = None    # the printing the readings named (and confirmed)
+    printing_conflict: str = ""                # why the readings contradict the embedder's confirmed card
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -90,18 +105,25 @@ class TemporalSmoother:
     after its final identity went out.
     """
 
-    def __init__(self, config: SmootherConfig) -> None:
+    def __init__(self, config: SmootherConfig, printing: PrintingConfig | None = None) -> None:
         self._config = config
+        self._printing = printing if printing is not None else PrintingConfig(
+            views_max=0, min_agreeing_views=2, view_interval_frames=1, card_height_px=700)
         self._tracks: dict[int, _Track] = {}
         self._ended: OrderedDict[int, None] = OrderedDict()
         self.late_matches_ignored = 0
         self.duplicate_views_ignored = 0
+        self.late_readings_ignored = 0
 
     # --- the API the smoother node calls ------------------------------------------------------
 
     def reconfigure(self, config: SmootherConfig) -> None:
         """New view counts from now on (a runtime parameter change); tracks keep their views."""
         self._config = config
+
+    def reconfigure_printing(self, printing: PrintingConfig) -> None:
+        """New printing-reader settings from now on; tracks keep their readings."""
+        self._printing = printing
 
     def track_seen(self, track_id: int, stamp_ns: int) -> Identity | None:
         """A new track: DETECTING (returns its identity once; None for a known or ended track)."""
@@ -128,15 +150,70 @@ class TemporalSmoother:
                 continue
             before = (track.state, self._card_id(track))
             self._add_view(track, match, stamp_ns)
-            after = (track.state, self._card_id(track))
-            if track.final_sent:
-                continue
-            if self._config.finalize_on_confirm and track.state in SETTLED_STATES:
-                track.final_sent = True
-                changed.append(self._identity(track, stamp_ns, final=True, reason=self._final_reason(track)))
-            elif new or before != after:
-                changed.append(self._identity(track, stamp_ns, final=False, reason=self._progress_reason(track)))
+            self._apply_printing(track)
+            identity = self._changed(track, before, stamp_ns, new)
+            if identity is not None:
+                changed.append(identity)
         return changed
+
+    def observe_reading(self, track_id: int, reading: ViewReading, stamp_ns: int) -> list[Identity]:
+        """One closeup's reading by the printing reader; the identity when its state or card changed."""
+        if track_id in self._ended:
+            self.late_readings_ignored += 1
+            return []
+        track = self._tracks.get(track_id)
+        new = track is None
+        if track is None:
+            track = _Track(track_id, last_stamp_ns=stamp_ns)
+            self._tracks[track_id] = track
+        before = (track.state, self._card_id(track))
+        track.readings.append(reading)
+        track.last_stamp_ns = max(track.last_stamp_ns, stamp_ns)
+        self._apply_printing(track)
+        identity = self._changed(track, before, stamp_ns, new, always=True)
+        return [identity] if identity is not None else []
+
+    def _changed(self, track: _Track, before: tuple[TrackState, str], stamp_ns: int, new: bool,
+                 always: bool = False) -> Identity | None:
+        """The identity to publish after a view or reading: the final (station mode), a change, or None."""
+        if track.final_sent:
+            return None
+        if self._config.finalize_on_confirm and track.state in SETTLED_STATES and not self._awaiting_printing(track):
+            track.final_sent = True
+            return self._identity(track, stamp_ns, final=True, reason=self._final_reason(track))
+        if new or always or before != (track.state, self._card_id(track)):
+            return self._identity(track, stamp_ns, final=False, reason=self._progress_reason(track))
+        return None
+
+    def _awaiting_printing(self, track: _Track) -> bool:
+        """An AMBIGUOUS track whose art has several printings, while the reader may still read closeups."""
+        return (track.state == TrackState.AMBIGUOUS and not track.printing_conflict and len(track.printings) > 1
+                and len(track.readings) < self._printing.views_max)
+
+    def _apply_printing(self, track: _Track) -> None:
+        """The readings' vote (core/printing.py) over the art's printings: an AMBIGUOUS track whose readings name
+        one printing over enough views is CONFIRMED as it; a confirmed card they contradict is AMBIGUOUS."""
+        if track.printing_conflict:
+            track.state, track.confirmed = TrackState.AMBIGUOUS, None
+            return
+        if not track.readings or len(track.printings) < 2:
+            return
+        res = resolve_printing(track.readings, track.printings, self._printing.resolver)
+        track.resolution = res
+        if res.verdict != PrintingVerdict.EXACT or res.card is None:
+            return
+        if track.confirmed is not None:
+            if track.confirmed.card_id != res.card.card_id and track.printing_card is None:
+                track.printing_conflict = (f"the views confirmed {track.confirmed.card_id}, its printing reads "
+                                           f"{res.card.card_id}")
+                track.state, track.confirmed = TrackState.AMBIGUOUS, None
+            return
+        if track.state == TrackState.AMBIGUOUS:
+            track.printing_card = res.card
+            track.confirmed = res.card
+            track.agreeing = list(track.art_views)
+            track.streak_card, track.streak = res.card, list(track.art_views)
+            track.state = TrackState.CONFIRMED
 
     def end_track(self, end: TrackEnd) -> Identity | None:
         """The track's final identity, exactly once (None if it already got its final)."""
@@ -179,8 +256,14 @@ class TemporalSmoother:
         track.last_stamp_ns = max(track.last_stamp_ns, stamp_ns)
         best = match.best
         view = _View(best.card, best.distance_cos, match.margin_to_runner_up) if best is not None else None
+        if match.art_printings and (view is None or view.card.card_id in {r.card_id for r in match.art_printings}):
+            track.printings = match.art_printings
+        if view is not None and view.card.card_id in {r.card_id for r in track.printings}:
+            track.art_views.append(view)
         if track.confirmed is not None:
             self._late_view(track, match, view)
+            return
+        if track.printing_conflict:
             return
         cfg = self._config
         if match.band == MatchBand.UNKNOWN or view is None:
@@ -223,6 +306,8 @@ class TemporalSmoother:
             return
         if view is None or match.band != MatchBand.CONFIRMED:
             return                               # a weak disagreeing view is counted in views only
+        if track.printing_card is not None and view.card.card_id in {r.card_id for r in track.printings}:
+            return                               # another printing of the art: the printed number decided
         if track.flip_card is None or track.flip_card.card_id != view.card.card_id:
             track.flip_card, track.flip_streak = view.card, []
         track.flip_streak.append(view)
@@ -258,30 +343,50 @@ class TemporalSmoother:
         confidence = min(1.0, agreeing / max(track.views, self._config.confirm_views)) if agreeing else 0.0
         # distance / margin: of the agreeing views; before any, of every view naming the candidate card
         measured = support or (track.candidate_views if track.confirmed is None else [])
+        res = track.resolution
         return Identity(
             track_id=track.track_id, state=track.state, card=card, confidence=confidence,
             distance_cos=_mean([v.distance_cos for v in measured]),
             margin_to_runner_up=_mean([v.margin for v in measured]),
-            agreeing_views=agreeing, views=track.views, final=final, reason=reason, stamp_ns=stamp_ns)
+            agreeing_views=agreeing, views=track.views, final=final, reason=reason, stamp_ns=stamp_ns,
+            printing_read=res.read if res is not None else (), printing_views=len(track.readings),
+            printing_agreeing_views=views_naming(track.readings, card) if card is not None and track.readings else 0)
+
+    def _printing_note(self, track: _Track) -> str:
+        res = track.resolution
+        if track.printing_conflict:
+            return f"; printing: {track.printing_conflict}"
+        if res is None:
+            return "; printing: no closeup read" if self._awaiting_printing(track) or (
+                track.state == TrackState.AMBIGUOUS and len(track.printings) > 1 and self._printing.views_max) else ""
+        return f"; printing: {res.reason}"
 
     def _progress_reason(self, track: _Track) -> str:
         n = self._config.confirm_views
+        if track.state == TrackState.CONFIRMED and track.printing_card is not None:
+            return f"confirmed by its printed number{self._printing_note(track)}"
         if track.state == TrackState.CONFIRMED:
             return f"confirmed by {len(track.agreeing)} agreeing views"
         if track.state == TrackState.UNKNOWN:
             return f"{track.unknown_views} views not in the database"
         if track.state == TrackState.AMBIGUOUS:
-            return f"{track.ambiguous_views} views on different printings of one art"
+            return f"{track.ambiguous_views} views on different printings of one art{self._printing_note(track)}"
         if track.state == TrackState.STABILIZING:
             return f"{len(track.streak)} of {n} agreeing views"
         return "waiting for a confident view"
 
     def _final_reason(self, track: _Track) -> str:
+        if track.state == TrackState.CONFIRMED and track.printing_card is not None:
+            return (f"confirmed by its printed number, the art by {len(track.agreeing)} of {track.views} views"
+                    f"{self._printing_note(track)}")
         if track.state == TrackState.CONFIRMED:
-            return (f"confirmed by {len(track.agreeing)} of {track.views} views")
+            return (f"confirmed by {len(track.agreeing)} of {track.views} views{self._printing_note(track)}")
+        if track.printing_conflict:
+            return f"ambiguous{self._printing_note(track)}"
         if track.state == TrackState.UNKNOWN:
             return f"unknown: {track.unknown_views} of {track.views} views not in the database"
         if track.state == TrackState.AMBIGUOUS:
-            return f"ambiguous: {track.ambiguous_views} of {track.views} views on different printings of one art"
+            return (f"ambiguous: {track.ambiguous_views} of {track.views} views on different printings of one art"
+                    f"{self._printing_note(track)}")
         return (f"never confirmed: best run {track.best_streak} of {self._config.confirm_views} "
                 f"agreeing views in {track.views} views")

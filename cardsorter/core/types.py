@@ -159,6 +159,9 @@ class CardMatch:
     band: MatchBand
     candidates: tuple[Candidate, ...]
     margin_to_runner_up: float
+    # every printing of the best card's art in the database when it holds several (the printing reader's
+    # candidates, core/printing.py), else ()
+    art_printings: tuple[CardRecord, ...] = ()
 
     @property
     def best(self) -> Candidate | None:
@@ -195,6 +198,9 @@ class Identity:
     final: bool
     reason: str
     stamp_ns: int
+    printing_read: tuple[str, ...] = ()   # collector numbers the printing reader read on the card
+    printing_views: int = 0               # views it read
+    printing_agreeing_views: int = 0      # of them, views naming the identity's printing
 
 
 @dataclass(frozen=True)

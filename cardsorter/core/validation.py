@@ -225,3 +225,45 @@ def track_end_problem(track_id: int, first_stamp_ns: int, last_stamp_ns: int, fr
     if bbox[2] < 0 or bbox[3] < 0:
         return f"negative box size {bbox[2]}x{bbox[3]}"
     return None
+
+
+READING_LINES_MAX = 64          # lines of one closeup's reading (the reader returns a handful)
+READING_LINE_CHARS_MAX = 256
+
+
+def reading_problem(track_id: int, lines: Sequence[str], confidences: Sequence[float]) -> str | None:
+    """Why a printing reading is unusable: bad track id, lines and confidences that do not pair up, too
+    many or too long lines, a confidence outside [0, 1]."""
+    problem = track_id_problem(track_id)
+    if problem:
+        return problem
+    if len(lines) != len(confidences):
+        return f"{len(lines)} lines but {len(confidences)} confidences"
+    if len(lines) > READING_LINES_MAX:
+        return f"{len(lines)} lines (at most {READING_LINES_MAX})"
+    for text, conf in zip(lines, confidences, strict=True):
+        if len(text) > READING_LINE_CHARS_MAX:
+            return f"a line of {len(text)} characters (at most {READING_LINE_CHARS_MAX})"
+        if not 0.0 <= conf <= 1.0:     # NaN fails too
+            return f"line confidence {conf} (must be 0..1)"
+    return None
+
+
+def closeup_request_problem(track_id: int, quad: Sequence[float], card_height_px: int, width_px: int,
+                            height_px: int, margin_px: float, height_max_px: int) -> str | None:
+    """Why the camera cannot cut a requested closeup: bad track id, corners outside the frame (by more than
+    the margin) or non-finite, a degenerate quad, a height outside 64..height_max_px."""
+    problem = track_id_problem(track_id)
+    if problem:
+        return problem
+    if not 64 <= card_height_px <= height_max_px:
+        return f"card height {card_height_px} px (must be 64..{height_max_px})"
+    if len(quad) != 8 or not all(math.isfinite(v) for v in quad):
+        return f"quad {list(quad)} (8 finite corner coordinates expected)"
+    if _outside(quad[0::2], width_px, margin_px) or _outside(quad[1::2], height_px, margin_px):
+        return f"quad {[round(v, 1) for v in quad]} outside the {width_px}x{height_px} frame"
+    xs, ys = quad[0::2], quad[1::2]
+    area = 0.5 * abs(sum(xs[i] * ys[(i + 1) % 4] - xs[(i + 1) % 4] * ys[i] for i in range(4)))
+    if area < 16.0:
+        return f"quad of {area:.1f} px² (degenerate)"
+    return None

@@ -181,6 +181,9 @@ class ReferenceDatabase:
         records.update(snap.records)  # the snapshot's record of a card is authoritative
         labels = art_group_labels(records.values(),
                                   list(snap.near_duplicates) + (list(delta.near_duplicates) if delta else []))
+        members: dict[str, list[str]] = {}
+        for card, label in sorted(labels.items()):
+            members.setdefault(label, []).append(card)
         indexes = [self._snapshot_index]
         if delta is not None:
             indexes.append(CardIndex.open(delta.vectors, delta.path / USEARCH_FILE, self._search_config,
@@ -194,6 +197,7 @@ class ReferenceDatabase:
             self._row_cards = [r.card_id for r in rows]
             self._records = records
             self._art_groups = labels
+            self._group_cards = members
             self._searcher = CombinedSearch(indexes)
             self._templates_max = max(counts.values(), default=1)
 
@@ -292,6 +296,14 @@ class ReferenceDatabase:
     def art_group(self, card_id: str) -> str:
         """The art group label of a card: printings of one artwork share it (else the card's own id)."""
         return self._art_groups.get(card_id, card_id)
+
+    def printings(self, card_id: str) -> list[CardRecord]:
+        """Every card of the card's art group (itself included), by card id: the printings a reader tells
+        apart; [] for a card alone with its art."""
+        with self._lock:
+            label = self._art_groups.get(card_id)
+            cards = list(self._group_cards.get(label, ())) if label is not None else []
+            return [self._records[c] for c in cards if c in self._records]
 
     def art_groups(self) -> dict[str, list[str]]:
         """Group label → its cards (only cards that carry a group: metadata art_id or near duplicates)."""

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from cardsorter.backends.cameras import cut_closeup
 from cardsorter.backends.embedders import Embedder
+from cardsorter.backends.printing_ocr import PrintingReader
 from cardsorter.core.matching import MatchBandsConfig, decide_match
-from cardsorter.core.types import Candidate, CardRecord, MatchBand
+from cardsorter.core.printing import PrintingConfig, resolve_printing, view_matches
+from cardsorter.core.types import Candidate, CardRecord, MatchBand, Quad
 from cardsorter.db.build import fit_to_model
 from cardsorter.db.database import ReferenceDatabase
 from cardsorter.db.errors import ModelMismatchError
@@ -71,3 +74,19 @@ def identify_crops(crops_bgr: Sequence[np.ndarray], embedder: Embedder, db: Refe
             "record": record_json(best.card) if best else None,
         })
     return out
+
+
+def printing_json(image_bgr: np.ndarray, quad: Quad, printings: Sequence[CardRecord], reader: PrintingReader,
+                  config: PrintingConfig) -> dict[str, Any]:
+    """What the printing reader reads on the card in a photo, and which of its art's printings that names.
+
+    One photo is one view: the resolver's verdict needs ``config.min_agreeing_views`` views, so a single
+    photo shows what was read and the printings it names ("names") but does not change the match."""
+    closeup = cut_closeup(image_bgr, quad, config.card_height_px)
+    reading = reader.read(closeup.image_bgr)
+    resolution = resolve_printing([reading], printings, config.resolver)
+    return {"read": list(resolution.read), "lines": [text for text, _ in reading.lines], "views": 1,
+            "names": [printings[i].card_id for i in sorted(view_matches(reading, printings))],
+            "verdict": resolution.verdict.value, "reason": reading.skipped or resolution.reason,
+            "card_height_px": round(closeup.source_card_height_px, 1),
+            "printings": [c.card_id for c in printings]}

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from typing import Any
 
+import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cardsorter.backends.detectors import open_detector
 from cardsorter.core.errors import CameraError, CardsorterError
-from cardsorter.msg import CardDetectionArray, GroundTruth, GroundTruthCard
+from cardsorter.core.printing import CLOSEUP_HEIGHT_MAX_PX
+from cardsorter.msg import CardCloseup, CardDetectionArray, CloseupRequest, GroundTruth, GroundTruthCard
 from cardsorter.ros import conversions, qos
 from cardsorter.ros.diagnostics import ERROR, OK, WARN, StageMonitor
 from cardsorter.ros.lifecycle import ManagedNode
 from cardsorter.ros.node_main import run_node
 from cardsorter.ros.params import declare_settings
+from cardsorter.ros.validation import InputGuard
 from cardsorter.settings import CameraSettings
 
 EOS_AFTER_NS = 1_000_000_000   # the end-of-stream marker is stamped one second after the last frame
@@ -35,6 +39,9 @@ class CameraNode(ManagedNode):
         self._det_pub = self.create_publisher(CardDetectionArray, "camera/detections", qos.PIPELINE)
         self._truth_pub = self.create_publisher(GroundTruth, "camera/ground_truth", qos.DECISIONS)
         self._eos_pub = self.create_publisher(Header, "camera/end_of_stream", qos.DECISIONS)
+        self._closeup_pub = self.create_publisher(CardCloseup, "camera/closeups", qos.DECISIONS)
+        # (stamp, frame index, published image) of the last frames: what a closeup request can name
+        self._recent: deque[tuple[int, int, np.ndarray]] = deque(maxlen=self._cfg.closeup.buffer_frames)
         self._source: Any = None
         self._ended = False
         self._last_stamp_ns = 0               # newest stamp published, kept across deactivate / cleanup
@@ -44,6 +51,8 @@ class CameraNode(ManagedNode):
                                      hardware_id=f"camera/{self._cfg.source}")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._inputs = InputGuard(self, self._monitor, self._cfg.input)
+        self.create_subscription(CloseupRequest, "camera/closeup_requests", self._on_closeup_request, qos.DECISIONS)
 
     def open_hardware(self) -> None:
         if self._cfg.source != "none":
@@ -133,8 +142,40 @@ class CameraNode(ManagedNode):
                                         quad_px=conversions.quad_to_list(g.quad_px),
                                         nuisances=",".join(g.nuisances)) for g in frame.ground_truth]))
             self._monitor.count("detections", len(detections))
+            self._recent.append((stamp_ns, frame.frame_index, frame.image_bgr))
             self._last_frame_wall = time.monotonic()
             self._last_stamp_ns = stamp_ns
+
+    def _on_closeup_request(self, msg: CloseupRequest) -> None:
+        """Cut the requested card from the named frame (the main stream where the source has one)."""
+        from cardsorter.backends.cameras import MainStreamSource, cut_closeup
+
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        frame = self._cfg.frame
+        if not self._inputs.closeup_request(msg, "camera/closeup_requests", frame.width, frame.height,
+                                            CLOSEUP_HEIGHT_MAX_PX):
+            return
+        reply = CardCloseup(header=msg.header, track_id=msg.track_id)
+        found = next((entry for entry in list(self._recent) if entry[0] == stamp), None)
+        source = self._source
+        if found is None or source is None:
+            reply.error = (f"frame {stamp} is no longer buffered (the last {self._recent.maxlen} frames are)"
+                           if source is not None else "the camera is not capturing")
+            self._monitor.count("closeups_missed")
+        else:
+            quad = conversions.quad_from_list(list(msg.quad_px))
+            try:
+                closeup = (source.closeup(found[1], quad, int(msg.card_height_px))
+                           if isinstance(source, MainStreamSource)
+                           else cut_closeup(found[2], quad, int(msg.card_height_px)))
+            except (CardsorterError, ValueError, IndexError) as err:
+                reply.error = f"closeup of frame {stamp} failed: {err}"
+                self._monitor.count("closeups_failed")
+            else:
+                reply.image = conversions.image_to_msg(closeup.image_bgr, msg.header)
+                reply.source_card_height_px = float(closeup.source_card_height_px)
+                self._monitor.count("closeups")
+        self._closeup_pub.publish(reply)
 
 
 def main() -> None:

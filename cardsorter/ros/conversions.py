@@ -174,7 +174,8 @@ def record_to_msg(record: CardRecord | None, distance_cos: float = math.nan) -> 
                           number=record.number, rarity=record.rarity, art_id=record.art_id,
                           distance_cos=float(distance_cos), finish=record.finish, supertype=record.supertype,
                           types=list(record.types),
-                          price_usd=float(record.price_usd) if record.price_usd is not None else math.nan)
+                          price_usd=float(record.price_usd) if record.price_usd is not None else math.nan,
+                          set_code=record.set_code, printed_total=min(max(0, record.printed_total), 65535))
 
 
 def record_from_msg(msg: MatchCandidate) -> CardRecord | None:
@@ -183,14 +184,16 @@ def record_from_msg(msg: MatchCandidate) -> CardRecord | None:
     return CardRecord(card_id=msg.card_id, name=msg.name, set_id=msg.set_id, set_name=msg.set_name,
                       number=msg.number, rarity=msg.rarity, art_id=msg.art_id, finish=msg.finish or "normal",
                       supertype=msg.supertype, types=tuple(msg.types),
-                      price_usd=float(msg.price_usd) if math.isfinite(msg.price_usd) else None)
+                      price_usd=float(msg.price_usd) if math.isfinite(msg.price_usd) else None,
+                      set_code=msg.set_code, printed_total=int(msg.printed_total))
 
 
 def matches_to_msg(matches: Sequence[CardMatch], hdr: Header, database_id: str) -> CardMatchArray:
     return CardMatchArray(header=hdr, database_id=database_id, matches=[
         CardMatchMsg(track_id=m.track_id, band=int(m.band), distance_cos=_finite(m.distance_cos),
                      margin_to_runner_up=_finite(m.margin_to_runner_up),
-                     candidates=[record_to_msg(c.card, c.distance_cos) for c in m.candidates]) for m in matches])
+                     candidates=[record_to_msg(c.card, c.distance_cos) for c in m.candidates],
+                     art_printings=[record_to_msg(r) for r in m.art_printings]) for m in matches])
 
 
 def matches_from_msg(msg: CardMatchArray) -> list[CardMatch]:
@@ -201,8 +204,9 @@ def matches_from_msg(msg: CardMatchArray) -> list[CardMatch]:
             rec = record_from_msg(c)
             if rec is not None:
                 cands.append(Candidate(card=rec, distance_cos=float(c.distance_cos)))
+        printings = tuple(r for r in (record_from_msg(p) for p in m.art_printings) if r is not None)
         out.append(CardMatch(track_id=int(m.track_id), band=MatchBand(int(m.band)), candidates=tuple(cands),
-                             margin_to_runner_up=float(m.margin_to_runner_up)))
+                             margin_to_runner_up=float(m.margin_to_runner_up), art_printings=printings))
     return out
 
 
@@ -215,7 +219,9 @@ def identity_to_msg(ident: Identity, frame_id: str) -> CardIdentity:
                         final=ident.final, card=record_to_msg(ident.card, ident.distance_cos),
                         confidence=float(ident.confidence), distance_cos=_finite(ident.distance_cos),
                         margin_to_runner_up=_finite(ident.margin_to_runner_up),
-                        agreeing_views=int(ident.agreeing_views), views=int(ident.views), reason=ident.reason)
+                        agreeing_views=int(ident.agreeing_views), views=int(ident.views), reason=ident.reason,
+                        printing_read=",".join(ident.printing_read), printing_views=min(ident.printing_views, 65535),
+                        printing_agreeing_views=min(ident.printing_agreeing_views, 65535))
 
 
 def identity_from_msg(msg: CardIdentity) -> Identity:
@@ -223,7 +229,9 @@ def identity_from_msg(msg: CardIdentity) -> Identity:
                     confidence=float(msg.confidence), distance_cos=float(msg.distance_cos),
                     margin_to_runner_up=float(msg.margin_to_runner_up), agreeing_views=int(msg.agreeing_views),
                     views=int(msg.views), final=bool(msg.final), reason=msg.reason,
-                    stamp_ns=stamp_to_ns(msg.header.stamp))
+                    stamp_ns=stamp_to_ns(msg.header.stamp),
+                    printing_read=tuple(t for t in msg.printing_read.split(",") if t),
+                    printing_views=int(msg.printing_views), printing_agreeing_views=int(msg.printing_agreeing_views))
 
 
 # --- track ends and sort events ---------------------------------------------------------------

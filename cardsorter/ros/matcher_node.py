@@ -16,7 +16,7 @@ from cardsorter.config import resolve_path
 from cardsorter.core.errors import CardsorterError
 from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.model_manifest import load_manifest
-from cardsorter.core.types import CardRecord
+from cardsorter.core.types import CardMatch, CardRecord, MatchBand
 from cardsorter.db.database import ReferenceDatabase
 from cardsorter.msg import CardEmbeddingArray, CardMatchArray
 from cardsorter.ros import conversions, qos
@@ -28,6 +28,7 @@ from cardsorter.settings import MatcherSettings
 from cardsorter.srv import EnrolCard, ReloadDatabase
 
 LAST_EMBEDDINGS_KEPT = 256   # tracks whose latest embedding can be enrolled
+ART_PRINTINGS_MAX = 64       # printings of one art sent with a match (basic energies: one per set)
 
 
 class MatcherNode(Node):
@@ -110,7 +111,7 @@ class MatcherNode(Node):
         track_ids, vectors = embeddings
         with self._monitor.measure(), self._lock:
             results = self._db.search(vectors, self._cfg.matching.k) if track_ids else []
-            matches = [decide_match(tid, cands, self._db.art_group, self._db_bands)
+            matches = [with_art_printings(decide_match(tid, cands, self._db.art_group, self._db_bands), self._db)
                        for tid, cands in zip(track_ids, results)]
         for tid, vec in zip(track_ids, vectors):
             self._last_embedding.pop(tid, None)
@@ -158,6 +159,18 @@ class MatcherNode(Node):
     @property
     def database(self) -> ReferenceDatabase:
         return self._db
+
+
+def with_art_printings(match: CardMatch, db: ReferenceDatabase) -> CardMatch:
+    """The match with every printing of its best card's art when the database holds several (the printing
+    reader's candidates); an UNKNOWN view names no art."""
+    best = match.best
+    if best is None or match.band == MatchBand.UNKNOWN:
+        return match
+    printings = db.printings(best.card.card_id)
+    if len(printings) < 2:
+        return match
+    return dataclasses.replace(match, art_printings=tuple(printings[:ART_PRINTINGS_MAX]))
 
 
 def main() -> None:

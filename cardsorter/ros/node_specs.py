@@ -31,6 +31,8 @@ NODES: tuple[NodeSpec, ...] = (
              "tracking, sharpness gate, best frame, perspective warp → crops"),
     NodeSpec("embedder", "cardsorter.ros.embedder_node", "EmbedderNode", "crops → L2-normalised embeddings (onnx | hailo)"),
     NodeSpec("matcher", "cardsorter.ros.matcher_node", "MatcherNode", "embeddings → top-k cards with decision bands"),
+    NodeSpec("printing_reader", "cardsorter.ros.printing_reader_node", "PrintingReaderNode",
+             "closeups of cards whose art has several printings → the collector number read"),
     NodeSpec("smoother", "cardsorter.ros.smoother_node", "SmootherNode", "matches over views → stable identities"),
     NodeSpec("sorter", "cardsorter.ros.sorter_node", "SorterNode", "identities + track ends → bins, actuator, inventory"),
     NodeSpec("overlay", "cardsorter.ros.overlay_node", "OverlayNode", "annotated image + rviz2 markers"),

@@ -6,12 +6,14 @@ from typing import Any
 
 from rclpy.node import Node
 
+from cardsorter.core.printing import PrintingConfig
 from cardsorter.core.smoothing import SmootherConfig, TemporalSmoother
 from cardsorter.core.types import Identity
 from cardsorter.msg import (
     CardDetectionArray,
     CardIdentityArray,
     CardMatchArray,
+    PrintingReading,
     TrackEnd,
 )
 from cardsorter.ros import conversions, qos
@@ -25,9 +27,10 @@ from cardsorter.settings import SmootherSettings
 class SmootherNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("smoother", **kwargs)
-        self._cfg = declare_settings(self, SmootherSettings, on_change={"smoothing": self._reconfigure})
+        self._cfg = declare_settings(self, SmootherSettings, on_change={"smoothing": self._reconfigure,
+                                                                        "printing": self._reconfigure_printing})
         self._frame_id = self._cfg.frame_id
-        self._smoother = TemporalSmoother(self._cfg.smoothing)
+        self._smoother = TemporalSmoother(self._cfg.smoothing, self._cfg.printing)
         self._monitor = StageMonitor(self, "smooth",
                                      report=lambda: {"active_tracks": str(self._smoother.active_tracks)})
         self._inputs = InputGuard(self, self._monitor, self._cfg.input)
@@ -35,6 +38,7 @@ class SmootherNode(Node):
         self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
         self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS)
+        self.create_subscription(PrintingReading, "printing_readings", self._on_reading, qos.DECISIONS)
 
     def _publish(self, identities: list[Identity], header: Any, always: bool = False) -> None:
         if identities or always:
@@ -45,6 +49,20 @@ class SmootherNode(Node):
     def _reconfigure(self, config: SmootherConfig) -> None:
         self._smoother.reconfigure(config)
         self.get_logger().info(f"smoother settings changed: {config}")
+
+    def _reconfigure_printing(self, config: PrintingConfig) -> None:
+        self._smoother.reconfigure_printing(config)
+        self.get_logger().info(f"printing settings changed: {config}")
+
+    def _on_reading(self, msg: PrintingReading) -> None:
+        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        if not self._inputs.not_ahead("printing_readings", stamp):
+            return
+        reading = self._inputs.reading(msg, "printing_readings")
+        if reading is None:
+            return
+        self._monitor.count("printing_readings")
+        self._publish(self._smoother.observe_reading(int(msg.track_id), reading, stamp), msg.header)
 
     def _on_tracks(self, msg: CardDetectionArray) -> None:
         stamp = conversions.stamp_to_ns(msg.header.stamp)

@@ -9,18 +9,28 @@ from collections.abc import Callable
 import numpy as np
 from rclpy.node import Node
 
+from cardsorter.core.printing import ViewReading, read_lines
 from cardsorter.core.types import CardMatch, Detection, Identity, TrackEnd
 from cardsorter.core.validation import (
     InputChecksConfig,
     StampGuard,
+    closeup_request_problem,
     detection_problem,
     embedding_batch_problem,
     identity_problem,
     match_problem,
+    reading_problem,
     track_end_problem,
     vector_problem,
 )
-from cardsorter.msg import CardDetectionArray, CardEmbeddingArray, CardIdentityArray, CardMatchArray
+from cardsorter.msg import (
+    CardDetectionArray,
+    CardEmbeddingArray,
+    CardIdentityArray,
+    CardMatchArray,
+    CloseupRequest,
+    PrintingReading,
+)
 from cardsorter.msg import TrackEnd as TrackEndMsg
 from cardsorter.ros import conversions
 from cardsorter.ros.diagnostics import StageMonitor
@@ -182,3 +192,24 @@ class InputGuard:
         if stamped and not self.stamp(topic, int(msg.last_stamp_ns)):
             return None
         return conversions.track_end_from_msg(msg)
+
+    def reading(self, msg: PrintingReading, topic: str) -> ViewReading | None:
+        """The printing reader's lines of ``msg`` parsed (core/printing.py), or None when malformed."""
+        lines, confidences = list(msg.lines), [float(c) for c in msg.confidences]
+        problem = reading_problem(int(msg.track_id), lines, confidences)
+        if problem is not None:
+            self.drop(topic, f"reading of track {msg.track_id}: {problem}")
+            return None
+        reading = read_lines(zip(lines, confidences, strict=True), method=msg.method[:64])
+        return ViewReading(reading.lines, reading.numbers, reading.codes, reading.method, msg.skipped[:256])
+
+    def closeup_request(self, msg: CloseupRequest, topic: str, width_px: int, height_px: int,
+                        height_max_px: int) -> bool:
+        """True when the camera can cut the requested closeup from a frame of this size."""
+        problem = closeup_request_problem(int(msg.track_id), [float(v) for v in msg.quad_px],
+                                          int(msg.card_height_px), width_px, height_px, self.config.corner_margin_px,
+                                          height_max_px)
+        if problem is not None:
+            self.drop(topic, f"closeup request for track {msg.track_id}: {problem}")
+            return False
+        return True

@@ -8,6 +8,7 @@ alone. Rendering touches only the regions cards cover, so a 640x480 frame takes 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ CLOSE_GAP_PX = (4.0, 12.0)          # the next card almost touching
 EMPTY_STRETCH_FRAMES = (1.5, 3.0)   # an empty belt stretch, in frame widths (station: seconds)
 DOUBLE_FEED_OFFSET = (0.18, 0.35)   # second card shifted by this fraction of the card size
 SKIN_BGR = (120, 150, 215)
+RAW_IMAGES_CACHED = 16              # card images kept at native resolution for closeups
 BELT_TEXTURE_AMPLITUDE = 4.0
 
 
@@ -194,6 +196,7 @@ class SyntheticScene:
         self._noise_pos = np.clip(noise, 0, 255).astype(np.uint8)
         self._noise_neg = np.clip(-noise, 0, 255).astype(np.uint8)
         self._image_cache: dict[Path, np.ndarray] = {}
+        self._raw_cache: OrderedDict[Path, np.ndarray] = OrderedDict()   # native-resolution images (closeups)
         self._solids: dict[tuple[int, int], np.ndarray] = {}
         self._physicals = self._plan(rng, known, unknown)
         self._duration_s = self._end_time_s()
@@ -252,6 +255,66 @@ class SyntheticScene:
                                      tuple(dict.fromkeys(g.nuisances + tuple(frame_nuisances))))
                      for g in truth]
         return frame, truth
+
+    def render_closeup(self, frame_index: int, quad_px: Quad, card_height_px: int,
+                       main_scale: float) -> tuple[np.ndarray, float]:
+        """Frame ``frame_index`` as a camera's main stream ``main_scale`` times the frame's resolution sees it,
+        cut along ``quad_px`` (frame pixels, clockwise from the card's top-left, as detected) and rectified to
+        a card ``card_height_px`` high; and how many main-stream pixels the card's height covered.
+
+        Only the quad's region is rendered, at the main stream's resolution: every card in it from its image
+        at native resolution, with the nuisances of the frame (blur, a finger, a shadow, exposure, noise)
+        at that scale. The rectification uses the quad given, so a detector's corner error shows."""
+        if not 0 <= frame_index < self._frame_count:
+            raise IndexError(f"frame {frame_index} outside the scene's {self._frame_count} frames")
+        if main_scale < 1.0:
+            raise ValueError(f"main_scale must be >= 1, got {main_scale}")
+        k = float(main_scale)
+        q = np.asarray(quad_px, np.float64).reshape(4, 2)
+        x0, y0, x1, y1 = _bounds(q, self._w, self._h, margin=4)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"quad {quad_px} is outside the frame")
+        cw, ch = round((x1 - x0) * k), round((y1 - y0) * k)
+        canvas = np.asarray(cv2.resize(self._background[y0:y1, x0:x1], (cw, ch), interpolation=cv2.INTER_LINEAR))
+
+        def to_canvas(points: np.ndarray) -> np.ndarray:   # pixel centres: frame x -> (x - x0 + 0.5) k - 0.5
+            return np.asarray((points - [x0, y0] + 0.5) * k - 0.5)
+
+        t = frame_index / self._fps
+        gain, noisy = 1.0, False
+        for p in self._physicals:
+            pose = self._pose(p, t)
+            if pose is None:
+                continue
+            centre, moving_angle = pose
+            quads = [self._quad(p, centre, p.angle_deg)]
+            if p.second is not None:
+                dx, dy, da = p.second_offset
+                c2 = (centre[0] + dx * self._card_w(), centre[1] + dy * self._cfg.card_height_px)
+                quads.insert(0, self._quad(p, c2, p.angle_deg + da))
+            scaled = [to_canvas(qq) for qq in quads]
+            roi = _bounds(np.vstack(scaled), cw, ch, margin=int((MOTION_BLUR_PX[1] + 4) * k))
+            if roi[2] <= roi[0] or roi[3] <= roi[1]:
+                continue
+            self._draw(canvas, p, scaled, roi, moving_angle, scale=k)
+            if p.exposure_gain != 1.0:
+                gain = p.exposure_gain
+            noisy = noisy or p.noisy
+        if gain != 1.0:
+            cv2.convertScaleAbs(canvas, canvas, alpha=gain)
+        if noisy:
+            noise = np.random.default_rng([self._cfg.seed, frame_index]).normal(0.0, NOISE_SIGMA, canvas.shape)
+            canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
+        cq = to_canvas(q)
+        height = max(1, int(card_height_px))
+        width = max(1, round(height * self._card_w() / self._cfg.card_height_px))
+        dst = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]],
+                       np.float32)
+        matrix = cv2.getPerspectiveTransform(cq.astype(np.float32), dst)
+        covered = 0.5 * (float(np.linalg.norm(cq[3] - cq[0])) + float(np.linalg.norm(cq[2] - cq[1])))
+        flags = cv2.INTER_AREA if covered > height else cv2.INTER_LINEAR
+        out = cv2.warpPerspective(canvas, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return np.asarray(out), covered
 
     # --- plan -------------------------------------------------------------------------------
 
@@ -391,19 +454,35 @@ class SyntheticScene:
 
     # --- drawing ---------------------------------------------------------------------------
 
-    def _card_image(self, p: _Physical, which: str) -> np.ndarray:
-        """The card as it looks on the belt (sleeve glare / haze baked in), at its frame size."""
-        if which in p.images:
+    def _raw_image(self, path: Path) -> np.ndarray:
+        raw = self._raw_cache.get(path)
+        if raw is None:
+            raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if raw is None:
+                raise ImageError(f"cannot read card image {path}")
+            self._raw_cache[path] = raw
+            while len(self._raw_cache) > RAW_IMAGES_CACHED:
+                self._raw_cache.popitem(last=False)
+        return raw
+
+    def _card_image(self, p: _Physical, which: str, scale: float = 1.0) -> np.ndarray:
+        """The card as it looks on the belt (sleeve glare / haze baked in), at its frame size (times
+        ``scale`` for a main-stream closeup: drawn from the image's native pixels, not kept)."""
+        if scale == 1.0 and which in p.images:
             return p.images[which]
         card = p.card if which == "top" else p.second
         assert card is not None
-        if card.image_path not in self._image_cache:
-            raw = cv2.imread(str(card.image_path), cv2.IMREAD_COLOR)
-            if raw is None:
-                raise ImageError(f"cannot read card image {card.image_path}")
-            size = (round(self._card_w()), self._cfg.card_height_px)
-            self._image_cache[card.image_path] = cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
-        img = self._image_cache[card.image_path]
+        if scale != 1.0:
+            raw = self._raw_image(card.image_path)
+            size = (round(self._card_w() * scale), round(self._cfg.card_height_px * scale))
+            up = size[1] > raw.shape[0]
+            img = np.asarray(cv2.resize(raw, size, interpolation=cv2.INTER_CUBIC if up else cv2.INTER_AREA))
+        else:
+            if card.image_path not in self._image_cache:
+                raw = self._raw_image(card.image_path)
+                size = (round(self._card_w()), self._cfg.card_height_px)
+                self._image_cache[card.image_path] = cv2.resize(raw, size, interpolation=cv2.INTER_AREA)
+            img = self._image_cache[card.image_path]
         if which == "top" and (p.glare[3] > 0 or p.haze_alpha > 0):
             f = img.astype(np.float32)
             hh, ww = img.shape[:2]
@@ -415,7 +494,8 @@ class SyntheticScene:
             if p.haze_alpha > 0:
                 f = f * (1 - p.haze_alpha) + HAZE_GREY * p.haze_alpha
             img = np.clip(f, 0, 255).astype(np.uint8)
-        p.images[which] = img
+        if scale == 1.0:
+            p.images[which] = img
         return img
 
     def _solid(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -425,12 +505,15 @@ class SyntheticScene:
         return self._solids[key]
 
     def _draw(self, frame: np.ndarray, p: _Physical, quads: list[np.ndarray], roi: tuple[int, int, int, int],
-              moving_angle_deg: float) -> None:
+              moving_angle_deg: float, scale: float = 1.0) -> None:
+        """Draws the card(s) of ``p`` at ``quads`` into ``frame[roi]``; ``scale``: the frame is a main stream
+        that many times the scene's resolution (every length in pixels scales with it)."""
         x0, y0, x1, y1 = roi
         view = frame[y0:y1, x0:x1]
+        card_h = self._cfg.card_height_px * scale
         names = ["second", "top"] if len(quads) == 2 else ["top"]
         for name, quad in zip(names, quads, strict=True):
-            card = self._card_image(p, name)
+            card = self._card_image(p, name, scale)
             ch, cw = card.shape[:2]
             src = np.array([[-0.5, -0.5], [cw - 0.5, -0.5], [cw - 0.5, ch - 0.5], [-0.5, ch - 0.5]], np.float32)
             dst = (quad - [x0, y0]).astype(np.float32)
@@ -446,23 +529,23 @@ class SyntheticScene:
             corner = quads[-1][p.finger_corner] - [x0, y0]
             outward = corner - (quads[-1].mean(axis=0) - [x0, y0])
             outward /= max(1e-6, float(np.linalg.norm(outward)))
-            tip = corner - outward * 0.06 * self._cfg.card_height_px
-            base = corner + outward * 0.25 * self._cfg.card_height_px
-            width = max(3, round(0.07 * self._cfg.card_height_px))
+            tip = corner - outward * 0.06 * card_h
+            base = corner + outward * 0.25 * card_h
+            width = max(3, round(0.07 * card_h))
             cv2.line(view, (round(tip[0]), round(tip[1])), (round(base[0]), round(base[1])), SKIN_BGR, width * 2,
                      cv2.LINE_AA)
         if p.shadow[3] > 0:
             dx, dy, radius, gain = p.shadow
-            centre = quads[-1].mean(axis=0) - [x0, y0] + [dx * self._card_w(), dy * self._cfg.card_height_px]
+            centre = quads[-1].mean(axis=0) - [x0, y0] + [dx * self._card_w() * scale, dy * card_h]
             disc = np.zeros(view.shape[:2], np.float32)
-            r = radius * self._cfg.card_height_px
+            r = radius * card_h
             cv2.ellipse(disc, (round(centre[0]), round(centre[1])), (round(r * 1.4), round(r)), 30.0, 0, 360, 1.0, -1)
             shade = 1.0 - (1.0 - gain) * np.asarray(cv2.GaussianBlur(disc, (0, 0), 0.15 * r))
             view[:] = np.clip(view * shade[:, :, None], 0, 255).astype(np.uint8)
         if p.blur_px > 0:
-            view[:] = cv2.filter2D(view, -1, _line_kernel(p.blur_px, moving_angle_deg))
+            view[:] = cv2.filter2D(view, -1, _line_kernel(p.blur_px * scale, moving_angle_deg))
         if p.focus_sigma > 0:
-            view[:] = cv2.GaussianBlur(view, (0, 0), p.focus_sigma)
+            view[:] = cv2.GaussianBlur(view, (0, 0), p.focus_sigma * scale)
 
 
 def _line_kernel(length_px: float, angle_deg: float) -> np.ndarray:
