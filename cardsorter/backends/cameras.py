@@ -24,7 +24,7 @@ from cardsorter.core.detection import CARD_ASPECT_SHORT_OVER_LONG, box_quad
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
 from cardsorter.core.fields import doc, inline, section
 from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
-from cardsorter.core.warp import card_homography
+from cardsorter.core.warp import quad_height_px, warp_card_closeup
 from cardsorter.sim.scene import (
     GroundTruthCard,
     NuisanceConfig,
@@ -192,13 +192,8 @@ def cut_closeup(image_bgr: np.ndarray, quad_px: Quad, card_height_px: int,
                 aspect: float = CARD_ASPECT_SHORT_OVER_LONG) -> Closeup:
     """The card inside ``quad_px`` (clockwise from its top-left) of a buffered frame, rectified to
     ``card_height_px`` (area-averaged when the source has more pixels, bilinear when fewer)."""
-    q = np.asarray(quad_px, np.float64).reshape(4, 2)
-    covered = 0.5 * (float(np.linalg.norm(q[3] - q[0])) + float(np.linalg.norm(q[2] - q[1])))
     size = (max(1, round(card_height_px * aspect)), int(card_height_px))
-    matrix = card_homography(quad_px, size)
-    flags = cv2.INTER_AREA if covered > card_height_px else cv2.INTER_LINEAR
-    out = cv2.warpPerspective(image_bgr, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    return Closeup(np.asarray(out), covered)
+    return Closeup(warp_card_closeup(image_bgr, quad_px, size), quad_height_px(quad_px))
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,11 @@ class _Track:
     printing_conflict: str = ""                # why the readings contradict the embedder's confirmed card
 
 
+def _names(printings: Sequence[CardRecord], card: CardRecord) -> bool:
+    """``card`` is one of ``printings``."""
+    return any(r.card_id == card.card_id for r in printings)
+
+
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("inf")
 
@@ -256,9 +261,9 @@ class TemporalSmoother:
         track.last_stamp_ns = max(track.last_stamp_ns, stamp_ns)
         best = match.best
         view = _View(best.card, best.distance_cos, match.margin_to_runner_up) if best is not None else None
-        if match.art_printings and (view is None or view.card.card_id in {r.card_id for r in match.art_printings}):
+        if match.art_printings and (view is None or _names(match.art_printings, view.card)):
             track.printings = match.art_printings
-        if view is not None and view.card.card_id in {r.card_id for r in track.printings}:
+        if view is not None and _names(track.printings, view.card):
             track.art_views.append(view)
         if track.confirmed is not None:
             self._late_view(track, match, view)
@@ -306,7 +311,7 @@ class TemporalSmoother:
             return
         if view is None or match.band != MatchBand.CONFIRMED:
             return                               # a weak disagreeing view is counted in views only
-        if track.printing_card is not None and view.card.card_id in {r.card_id for r in track.printings}:
+        if track.printing_card is not None and _names(track.printings, view.card):
             return                               # another printing of the art: the printed number decided
         if track.flip_card is None or track.flip_card.card_id != view.card.card_id:
             track.flip_card, track.flip_streak = view.card, []

@@ -35,6 +35,20 @@ def card_homography(quad: Quad, size_wh: tuple[int, int]) -> np.ndarray:
     return cv2.getPerspectiveTransform(src, dst)
 
 
+def quad_height_px(quad: Quad) -> float:
+    """The card's height in pixels along ``quad`` (clockwise from its top-left): the mean of its two long sides."""
+    q = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+    return 0.5 * (float(np.linalg.norm(q[3] - q[0])) + float(np.linalg.norm(q[2] - q[1])))
+
+
+def warp_card_closeup(image_bgr: np.ndarray, quad: Quad, size_wh: tuple[int, int]) -> np.ndarray:
+    """As warp_card, area-averaged when the quad covers more pixels than the crop (a closeup from a larger
+    stream), bilinear when fewer."""
+    matrix = card_homography(quad, size_wh)
+    flags = cv2.INTER_AREA if quad_height_px(quad) > size_wh[1] else cv2.INTER_LINEAR
+    return np.asarray(cv2.warpPerspective(image_bgr, matrix, size_wh, flags=flags, borderMode=cv2.BORDER_REPLICATE))
+
+
 def warp_card(image_bgr: np.ndarray, quad: Quad, size_wh: tuple[int, int]) -> np.ndarray:
     """The card inside ``quad`` (clockwise from its top-left) rectified to ``size_wh`` (BGR uint8)."""
     check_bgr_image(image_bgr)

@@ -19,6 +19,7 @@ import numpy as np
 from cardsorter.core.errors import ConfigError, ImageError
 from cardsorter.core.fields import doc
 from cardsorter.core.types import Quad
+from cardsorter.core.warp import quad_height_px, warp_card_closeup
 
 MODES = ("belt", "station")
 NUISANCES = ("tilt", "motion_blur", "focus_blur", "glare", "haze", "hand_shadow", "finger", "exposure", "noise",
@@ -305,16 +306,10 @@ class SyntheticScene:
         if noisy:
             noise = np.random.default_rng([self._cfg.seed, frame_index]).normal(0.0, NOISE_SIGMA, canvas.shape)
             canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
-        cq = to_canvas(q)
+        cq = _as_quad(to_canvas(q))
         height = max(1, int(card_height_px))
         width = max(1, round(height * self._card_w() / self._cfg.card_height_px))
-        dst = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]],
-                       np.float32)
-        matrix = cv2.getPerspectiveTransform(cq.astype(np.float32), dst)
-        covered = 0.5 * (float(np.linalg.norm(cq[3] - cq[0])) + float(np.linalg.norm(cq[2] - cq[1])))
-        flags = cv2.INTER_AREA if covered > height else cv2.INTER_LINEAR
-        out = cv2.warpPerspective(canvas, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        return np.asarray(out), covered
+        return warp_card_closeup(canvas, cq, (width, height)), quad_height_px(cq)
 
     # --- plan -------------------------------------------------------------------------------
 
