@@ -14,6 +14,7 @@ import pytest
 
 from cardsorter.cli.__main__ import main as cli_main
 from cardsorter.core.errors import InventoryError
+from cardsorter.core.smoothing import with_finish
 from cardsorter.core.sort_execution import SortEvent
 from cardsorter.core.types import CardRecord, SortDecision, SortStatus
 from cardsorter.db.records import record_to_json
@@ -63,8 +64,12 @@ def read_published(text: str, fmt: str) -> list[dict[str, str]]:
     return [dict(zip(names, r)) for r in rows]
 
 
-def event(tid: int, rec: CardRecord | None, bin_name: str = "a", status: SortStatus = SortStatus.CONFIRMED) -> SortEvent:
-    d = SortDecision(track_id=tid, status=status, card=rec, bin_name=bin_name, reason="rule", distance_cos=0.1,
+def event(tid: int, rec: CardRecord | None, bin_name: str = "a", status: SortStatus = SortStatus.CONFIRMED,
+          finish_seen: str = "") -> SortEvent:
+    """A sorted card as the graph records it: a record of several finishes carries the one its closeups showed,
+    or unknown (core/smoothing.py with_finish)."""
+    d = SortDecision(track_id=tid, status=status, card=with_finish(rec, finish_seen), bin_name=bin_name,
+                     reason="rule", distance_cos=0.1,
                      margin_to_runner_up=math.inf, first_stamp_ns=tid, last_stamp_ns=tid + 1)
     return SortEvent(d, tid, tid * 100, None, "")
 
@@ -290,3 +295,19 @@ def test_a_card_identified_in_review_counts_in_the_marketplace_files(world) -> N
     append_correction(inv, rejected_mew.id, None, note="not a card we know")
     _, _, left_out = export(world, "tcgplayer")
     assert left_out == {"status unknown": 1}
+
+
+def test_a_finish_the_closeups_showed_is_exported_and_an_unknown_one_is_not_assumed(tmp_path: pathlib.Path) -> None:
+    catalogue = tmp_path / "db"
+    catalogue.mkdir()
+    (catalogue / "metadata.json").write_text(json.dumps({PIKA.card_id: record_to_json(PIKA)}))
+    inv = tmp_path / "inv.sqlite"
+    with Inventory(inv, session_id="s", model_id="m", database_id="d", reject_bin="reject", opened_ns=1,
+                   condition="NM") as i:
+        i.append(event(1, PIKA, finish_seen="reverse_holo"))
+        i.append(event(2, PIKA, finish_seen="unknown"))
+        i.append(event(3, PIKA, finish_seen="holo"))      # a holo this printing does not come in: unknown
+    rows = read_rows(inv)
+    assert [r.finish for r in rows] == ["reverse_holo", "unknown", "unknown"]
+    lines, _ = aggregate(rows, card_states(inv), load_catalogue(catalogue))
+    assert sorted((ln.finish, ln.quantity) for ln in lines) == [("", 2), ("reverse_holo", 1)]

@@ -123,6 +123,12 @@ def test_a_malformed_reading_is_named(lines: list[str], confidences: list[float]
     assert reading_problem(1, ["025/165"], [0.97]) is None
 
 
+def test_a_reading_with_a_finish_nobody_names_is_refused() -> None:
+    problem = reading_problem(1, ["025/165"], [0.97], "sparkly")
+    assert problem is not None and "finish 'sparkly'" in problem
+    assert all(reading_problem(1, [], [], f) is None for f in ("", "normal", "holo", "reverse_holo", "unknown"))
+
+
 def _record(card_id: str, **changes: object) -> CardRecord:
     base = CardRecord(card_id=card_id, name="X", set_id=card_id.split("-")[0], number=card_id.split("-")[1],
                       art_id="art-1", set_code=card_id.split("-")[0].upper(), printed_total=165)

@@ -72,16 +72,20 @@ def test_the_reader_asks_for_spaced_closeups_of_reprinted_cards_and_reads_them()
         printings = _printings()
         alone = CardMatch(8, MatchBand.CONFIRMED, (Candidate(printings[0], 0.1),), 0.3)   # no printings: not read
         reprint = CardMatch(7, MatchBand.AMBIGUOUS, (Candidate(printings[0], 0.1),), 0.01, art_printings=printings)
-        matches.publish(cv.matches_to_msg([reprint, alone], cv.header(1_000, "f"), "db"))
+        finishes = CardRecord(card_id="s3-1", name="Y", set_id="s3", number="1", finishes=("normal", "reverse_holo"))
+        several = CardMatch(9, MatchBand.CONFIRMED, (Candidate(finishes, 0.1),), 0.3)      # its finish: read
+        matches.publish(cv.matches_to_msg([reprint, alone, several], cv.header(1_000, "f"), "db"))
         spin_until(executor, lambda: False, 0.3)
         for frame in range(10, 20):      # one frame at a time, as a camera sends them (the QoS keeps few)
             tracks.publish(_tracks(1_000 + frame, frame, 7))
             tracks.publish(_tracks(1_000 + frame, frame, 8))
+            tracks.publish(_tracks(1_000 + frame, frame, 9))
             spin_until(executor, lambda: False, 0.05)
-        assert spin_until(executor, lambda: len(col.received["camera/closeup_requests"]) >= 2, 10.0)
+        assert spin_until(executor, lambda: len(col.received["camera/closeup_requests"]) >= 4, 10.0)
         spin_until(executor, lambda: False, 0.3)
-        requests = col.received["camera/closeup_requests"]
+        requests = [r for r in col.received["camera/closeup_requests"] if r.track_id == 7]
         assert [(r.track_id, cv.stamp_to_ns(r.header.stamp)) for r in requests] == [(7, 1_010), (7, 1_013)]
+        assert sorted({r.track_id for r in col.received["camera/closeup_requests"]}) == [7, 9]
         assert list(requests[0].quad_px) == QUAD and requests[0].card_height_px == 700
         image = np.full((700, 501, 3), 200, np.uint8)
         closeups.publish(CardCloseup(header=requests[0].header, track_id=7,
@@ -90,6 +94,7 @@ def test_the_reader_asks_for_spaced_closeups_of_reprinted_cards_and_reads_them()
         assert spin_until(executor, lambda: len(col.received["printing_readings"]) >= 2, 10.0)
         read, missed = col.received["printing_readings"]
         assert (read.track_id, list(read.lines), read.method, read.skipped) == (7, ["S2 EN 009/102"], "detect", "")
+        assert (read.finish, read.finish_views) == ("unknown", 1)      # one closeup: nothing to compare yet
         assert missed.skipped == "frame 1013 is no longer buffered" and list(missed.lines) == []
         assert reader.sizes == [(700, 501)]
         # a track that ended is forgotten: no more requests for it

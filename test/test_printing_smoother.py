@@ -172,3 +172,54 @@ def test_a_reading_after_the_track_ended_is_ignored_and_counted() -> None:
     sm.end_track(track_end(1, 300 * MS))
     assert sm.observe_reading(1, read("007/102"), 400 * MS) == []
     assert sm.late_readings_ignored == 1
+
+
+# One number in two finishes: the normal printing and its reverse holo (catalogue ids 21 and 21rh).
+N21 = dataclasses.replace(card("s1-21", art_id="art-y"), printed_total=165, finish="normal")
+R21 = dataclasses.replace(card("s1-21rh", art_id="art-y"), number="21rh", printed_total=165, finish="reverse_holo")
+
+
+def finish_read(text: str, finish: str, views: int) -> ViewReading:
+    return dataclasses.replace(read(text), finish=finish, finish_views=views)
+
+
+def finish_track(sm: TemporalSmoother) -> None:
+    sm.track_seen(1, 0)
+    for i in (1, 2):
+        sm.observe([CardMatch(1, MatchBand.AMBIGUOUS, (Candidate(N21, 0.05), Candidate(R21, 0.055)), 0.005,
+                              art_printings=(N21, R21))], i * 33 * MS)
+
+
+def test_the_finish_seen_picks_between_printings_whose_number_reads_alike() -> None:
+    sm = TemporalSmoother(smoother_config(), printing())
+    finish_track(sm)
+    sm.observe_reading(1, finish_read("021/165", "unknown", 1), 100 * MS)
+    sm.observe_reading(1, finish_read("021/165", "reverse_holo", 2), 200 * MS)
+    final = sm.end_track(track_end(1, 300 * MS))
+    assert final is not None and final.state == TrackState.CONFIRMED and final.card == R21
+    assert final.finish_seen == "reverse_holo" and final.finish_views == 2
+    assert "reverse holo of the printings read alike" in final.reason
+
+
+def test_without_a_finish_printings_whose_number_reads_alike_stay_ambiguous() -> None:
+    for seen in ("", "unknown", "holo"):           # holo: neither printing is one
+        sm = TemporalSmoother(smoother_config(), printing())
+        finish_track(sm)
+        sm.observe_reading(1, finish_read("021/165", seen, 2 if seen else 0), 100 * MS)
+        sm.observe_reading(1, finish_read("021/165", seen, 3 if seen else 0), 200 * MS)
+        final = sm.end_track(track_end(1, 300 * MS))
+        assert final is not None and final.state == TrackState.AMBIGUOUS, seen
+        assert "several printings" in final.reason
+
+
+def test_a_record_of_several_finishes_is_sorted_with_the_one_seen_or_unknown() -> None:
+    multi = dataclasses.replace(card("s4-9"), finish="normal", finishes=("normal", "holo", "reverse_holo"))
+    for seen, want in (("holo", "holo"), ("normal", "normal"), ("unknown", "unknown"), ("", "unknown")):
+        sm = TemporalSmoother(smoother_config(confirm_views=2), printing())
+        sm.track_seen(1, 0)
+        sm.observe_reading(1, finish_read("", seen, 2 if seen else 0), 10 * MS)
+        for i in (1, 2):
+            sm.observe([CardMatch(1, MatchBand.CONFIRMED, (Candidate(multi, 0.05),), 0.3)], i * 33 * MS)
+        final = sm.end_track(track_end(1, 300 * MS))
+        assert final is not None and final.state == TrackState.CONFIRMED and final.card is not None
+        assert final.card.finish == want, seen

@@ -233,6 +233,11 @@ class SortRules:
     rules: tuple[Rule, ...]
 
     @property
+    def depend_on_finish(self) -> bool:
+        """Some rule looks at the card's finish (a ``finish:`` condition)."""
+        return any(rule.condition.finishes is not None for rule in self.rules)
+
+    @property
     def sort_bins(self) -> tuple[str, ...]:
         """Every bin a rule may use (all but the reject bin), in file order."""
         return tuple(name for name in self.bins if name != self.reject_bin)

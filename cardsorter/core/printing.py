@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cardsorter.core.fields import check_ranges, doc
+from cardsorter.core.finish import FOIL_CLASSES, foil_class
 from cardsorter.core.types import CardRecord
 
 # OCR look-alikes of digits. They become digits only where a digit belongs (the number and the total
@@ -64,6 +65,10 @@ class ViewReading:
     codes: tuple[str, ...]     # capital tokens (possible set codes: MEW, SVI), upper-case as printed
     method: str = ""           # how the reader got the lines (detect, fixed-box); "" unknown
     skipped: str = ""          # why the reader did not read this view ("" = it did)
+    # the finish over the track's closeups up to this one (core/finish.py): "" when none was compared
+    finish: str = ""           # normal | holo | reverse_holo | unknown
+    finish_views: int = 0
+    finish_reason: str = ""
 
 
 def _to_digits(chars: str) -> str:
@@ -232,8 +237,11 @@ class PrintingResolution:
 
 
 def resolve_printing(views: Sequence[ViewReading], candidates: Sequence[CardRecord],
-                     config: PrintingResolverConfig) -> PrintingResolution:
-    """The exact printing among ``candidates`` (the best artwork's printings) named by the track's views."""
+                     config: PrintingResolverConfig, finish: str = "") -> PrintingResolution:
+    """The exact printing among ``candidates`` (the best artwork's printings) named by the track's views.
+
+    ``finish`` (core/finish.py: normal, holo, reverse_holo; anything else: not known) narrows printings the
+    readings name alike, a normal and a reverse holo of one number, to the one of that finish."""
     read = tuple(dict.fromkeys(n.text for v in views for n in v.numbers))
     n_views = len(views)
     if not candidates:
@@ -250,6 +258,11 @@ def resolve_printing(views: Sequence[ViewReading], candidates: Sequence[CardReco
     if not named:
         return PrintingResolution(PrintingVerdict.AMBIGUOUS, None, 0, n_views, read,
                                   f"read {shown}: no candidate printing has it")
+    by_finish = ""
+    if len(named) > 1 and finish in FOIL_CLASSES:
+        narrowed = [i for i in named if foil_class(candidates[i].finish) == finish]
+        if len(narrowed) == 1:
+            named, by_finish = narrowed, f", the {finish.replace('_', ' ')} of the printings read alike"
     best = max(named, key=lambda i: support[i])
     if len(named) > 1:
         which = ", ".join(f"{_label(candidates[i])} ({support[i]} views)" for i in named)
@@ -260,7 +273,7 @@ def resolve_printing(views: Sequence[ViewReading], candidates: Sequence[CardReco
                                   f"{_label(candidates[best])} read in {support[best]} of {n_views} views, "
                                   f"{config.min_agreeing_views} needed")
     return PrintingResolution(PrintingVerdict.EXACT, candidates[best], support[best], n_views, read,
-                              f"{_label(candidates[best])} read in {support[best]} of {n_views} views")
+                              f"{_label(candidates[best])} read in {support[best]} of {n_views} views{by_finish}")
 
 
 def _label(card: CardRecord) -> str:

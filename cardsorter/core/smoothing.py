@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cardsorter.core.fields import check_ranges, doc
+from cardsorter.core.finish import FOIL_CLASSES, foil_class
 from cardsorter.core.printing import (
     PrintingConfig,
     PrintingResolution,
@@ -16,6 +18,7 @@ from cardsorter.core.printing import (
     views_naming,
 )
 from cardsorter.core.types import (
+    UNKNOWN_FINISH,
     CardMatch,
     CardRecord,
     Identity,
@@ -87,11 +90,22 @@ class _Track:
     resolution: PrintingResolution | None = None
     printing_card: CardRecord | None = None    # the printing the readings named (and confirmed)
     printing_conflict: str = ""                # why the readings contradict the embedder's confirmed card
+    finish: str = ""                           # the finish the reader's closeups showed (core/finish.py)
+    finish_views: int = 0
 
 
 def _names(printings: Sequence[CardRecord], card: CardRecord) -> bool:
     """``card`` is one of ``printings``."""
     return any(r.card_id == card.card_id for r in printings)
+
+
+def with_finish(card: CardRecord | None, seen: str) -> CardRecord | None:
+    """``card`` as sorted: a record whose catalogue lists several finishes gets the one the closeups showed
+    (core/finish.py) or ``unknown``, never its default; a record of one finish stays as it is."""
+    if card is None or len(card.finishes) <= 1:
+        return card
+    shown = [f for f in card.finishes if foil_class(f) == seen] if seen in FOIL_CLASSES else []
+    return dataclasses.replace(card, finish=shown[0] if len(shown) == 1 else UNKNOWN_FINISH)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -173,6 +187,8 @@ class TemporalSmoother:
             self._tracks[track_id] = track
         before = (track.state, self._card_id(track))
         track.readings.append(reading)
+        if reading.finish_views > 0:            # the reader's verdict over every closeup so far
+            track.finish, track.finish_views = reading.finish, reading.finish_views
         track.last_stamp_ns = max(track.last_stamp_ns, stamp_ns)
         self._apply_printing(track)
         identity = self._changed(track, before, stamp_ns, new, always=True)
@@ -203,7 +219,7 @@ class TemporalSmoother:
             return
         if not track.readings or len(track.printings) < 2:
             return
-        res = resolve_printing(track.readings, track.printings, self._printing.resolver)
+        res = resolve_printing(track.readings, track.printings, self._printing.resolver, finish=track.finish)
         track.resolution = res
         if res.verdict != PrintingVerdict.EXACT or res.card is None:
             return
@@ -350,12 +366,13 @@ class TemporalSmoother:
         measured = support or (track.candidate_views if track.confirmed is None else [])
         res = track.resolution
         return Identity(
-            track_id=track.track_id, state=track.state, card=card, confidence=confidence,
+            track_id=track.track_id, state=track.state, card=with_finish(card, track.finish), confidence=confidence,
             distance_cos=_mean([v.distance_cos for v in measured]),
             margin_to_runner_up=_mean([v.margin for v in measured]),
             agreeing_views=agreeing, views=track.views, final=final, reason=reason, stamp_ns=stamp_ns,
             printing_read=res.read if res is not None else (), printing_views=len(track.readings),
-            printing_agreeing_views=views_naming(track.readings, card) if card is not None and track.readings else 0)
+            printing_agreeing_views=views_naming(track.readings, card) if card is not None and track.readings else 0,
+            finish_seen=track.finish, finish_views=track.finish_views)
 
     def _printing_note(self, track: _Track) -> str:
         res = track.resolution

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from cardsorter.core.bin_rules import CATEGORY_FIELDS, SortRules
 from cardsorter.core.types import (
+    UNKNOWN_FINISH,
     CardRecord,
     Identity,
     SortDecision,
@@ -228,6 +229,10 @@ class TrackRouter:
             status, card, reason = status_of(identity), identity.card, f"{why}; {identity.reason}"
         else:
             status, card, reason = status_of(identity), identity.card, identity.reason
+        if status == SortStatus.CONFIRMED and card is not None and card.finish == UNKNOWN_FINISH \
+                and self._rules.depend_on_finish:
+            # several finishes in the catalogue, none shown by the closeups, and a rule asks: never assumed
+            status, reason = SortStatus.AMBIGUOUS, f"finish unknown and the bins file sorts by finish; {reason}"
         last_ns = max(end.last_stamp_ns if end else 0, identity.stamp_ns if identity else 0)
         double_feed = end.double_feed if end is not None else False
         route = route_card(self._rules, card, status, double_feed, self.state, why=reason)

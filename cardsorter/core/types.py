@@ -102,6 +102,8 @@ class CardEmbedding:
 FINISHES = ("normal", "holo", "reverse_holo", "first_edition", "first_edition_holo", "unlimited_holo", "foil",
             "etched")
 """Printings a card record can name: the Pokémon TCG's price variants and Scryfall's finishes."""
+UNKNOWN_FINISH = "unknown"
+"""A sorted card's finish when its record lists several and the closeups did not show which (never assumed)."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,8 @@ class Identity:
     printing_read: tuple[str, ...] = ()   # collector numbers the printing reader read on the card
     printing_views: int = 0               # views it read
     printing_agreeing_views: int = 0      # of them, views naming the identity's printing
+    finish_seen: str = ""                 # the finish its closeups showed (core/finish.py); "" none compared
+    finish_views: int = 0
 
 
 @dataclass(frozen=True)

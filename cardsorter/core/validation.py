@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cardsorter.core.fields import check_ranges, doc
+from cardsorter.core.finish import FOIL_CLASSES, UNKNOWN
 from cardsorter.core.types import MatchBand, TrackState
 
 NS_PER_S = 1_000_000_000
@@ -227,16 +228,19 @@ def track_end_problem(track_id: int, first_stamp_ns: int, last_stamp_ns: int, fr
     return None
 
 
+READING_FINISHES = ("", *FOIL_CLASSES, UNKNOWN)   # PrintingReading.finish ("": no closeups compared)
 READING_LINES_MAX = 64          # lines of one closeup's reading (the reader returns a handful)
 READING_LINE_CHARS_MAX = 256
 
 
-def reading_problem(track_id: int, lines: Sequence[str], confidences: Sequence[float]) -> str | None:
+def reading_problem(track_id: int, lines: Sequence[str], confidences: Sequence[float], finish: str = "") -> str | None:
     """Why a printing reading is unusable: bad track id, lines and confidences that do not pair up, too
-    many or too long lines, a confidence outside [0, 1]."""
+    many or too long lines, a confidence outside [0, 1], a finish core/finish.py does not name."""
     problem = track_id_problem(track_id)
     if problem:
         return problem
+    if finish not in READING_FINISHES:
+        return f"finish {finish[:32]!r} (one of {', '.join(repr(f) for f in READING_FINISHES)} expected)"
     if len(lines) != len(confidences):
         return f"{len(lines)} lines but {len(confidences)} confidences"
     if len(lines) > READING_LINES_MAX:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from cardsorter.core.errors import InventoryError
-from cardsorter.core.types import CardRecord
+from cardsorter.core.types import UNKNOWN_FINISH, CardRecord
 from cardsorter.inventory.cards import CONDITION_NAMES, CardState
 from cardsorter.inventory.sqlite_store import CORRECTED, ROW_COLUMNS, InventoryRow, csv_value
 
@@ -190,8 +190,8 @@ def aggregate(rows: Iterable[InventoryRow], states: Mapping[int, CardState], cat
         rec = catalogue.get(row.card_id) or _row_record(row)
         recs.setdefault(row.card_id, rec)
         state = states.get(row.id, CardState("", "", False))
-        finish = state.finish or row.finish
-        if not state.finish and len(rec.finishes) > 1:
+        finish = state.finish or ("" if row.finish == UNKNOWN_FINISH else row.finish)
+        if not state.finish and len(rec.finishes) > 1 and finish not in rec.finishes:
             # the catalogue lists several printings of this id and nothing measured which one
             finish = assume_finish if assume_finish in rec.finishes else ""
         key = (row.card_id, finish, state.condition or default_condition, rec.language or default_language)

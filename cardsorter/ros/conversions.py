@@ -175,7 +175,8 @@ def record_to_msg(record: CardRecord | None, distance_cos: float = math.nan) -> 
                           distance_cos=float(distance_cos), finish=record.finish, supertype=record.supertype,
                           types=list(record.types),
                           price_usd=float(record.price_usd) if record.price_usd is not None else math.nan,
-                          set_code=record.set_code, printed_total=min(max(0, record.printed_total), 65535))
+                          set_code=record.set_code, printed_total=min(max(0, record.printed_total), 65535),
+                          finishes=list(record.finishes))
 
 
 def record_from_msg(msg: MatchCandidate) -> CardRecord | None:
@@ -185,7 +186,7 @@ def record_from_msg(msg: MatchCandidate) -> CardRecord | None:
                       number=msg.number, rarity=msg.rarity, art_id=msg.art_id, finish=msg.finish or "normal",
                       supertype=msg.supertype, types=tuple(msg.types),
                       price_usd=float(msg.price_usd) if math.isfinite(msg.price_usd) else None,
-                      set_code=msg.set_code, printed_total=int(msg.printed_total))
+                      set_code=msg.set_code, printed_total=int(msg.printed_total), finishes=tuple(msg.finishes))
 
 
 def matches_to_msg(matches: Sequence[CardMatch], hdr: Header, database_id: str) -> CardMatchArray:
@@ -221,7 +222,8 @@ def identity_to_msg(ident: Identity, frame_id: str) -> CardIdentity:
                         margin_to_runner_up=_finite(ident.margin_to_runner_up),
                         agreeing_views=int(ident.agreeing_views), views=int(ident.views), reason=ident.reason,
                         printing_read=",".join(ident.printing_read), printing_views=min(ident.printing_views, 65535),
-                        printing_agreeing_views=min(ident.printing_agreeing_views, 65535))
+                        printing_agreeing_views=min(ident.printing_agreeing_views, 65535),
+                        finish_seen=ident.finish_seen, finish_views=min(ident.finish_views, 65535))
 
 
 def identity_from_msg(msg: CardIdentity) -> Identity:
@@ -231,7 +233,8 @@ def identity_from_msg(msg: CardIdentity) -> Identity:
                     views=int(msg.views), final=bool(msg.final), reason=msg.reason,
                     stamp_ns=stamp_to_ns(msg.header.stamp),
                     printing_read=tuple(t for t in msg.printing_read.split(",") if t),
-                    printing_views=int(msg.printing_views), printing_agreeing_views=int(msg.printing_agreeing_views))
+                    printing_views=int(msg.printing_views), printing_agreeing_views=int(msg.printing_agreeing_views),
+                    finish_seen=msg.finish_seen, finish_views=int(msg.finish_views))
 
 
 # --- track ends and sort events ---------------------------------------------------------------

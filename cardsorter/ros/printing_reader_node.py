@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -21,6 +21,7 @@ from rclpy.node import Node
 
 from cardsorter.backends.printing_ocr import PrintingReader, RapidOcrReader
 from cardsorter.core.errors import CardsorterError
+from cardsorter.core.finish import DEFAULT_FINISH_CONFIG, FinishTracker
 from cardsorter.core.printing import PrintingConfig
 from cardsorter.core.stats import RollingWindow
 from cardsorter.msg import CardCloseup, CardDetectionArray, CardMatchArray, CloseupRequest, PrintingReading, TrackEnd
@@ -38,6 +39,7 @@ TRACKS_KEPT = 256            # tracks waiting for closeups, oldest forgotten fir
 class _Wanted:
     requests: int = 0
     last_frame: int | None = None
+    finish: FinishTracker = field(default_factory=lambda: FinishTracker(DEFAULT_FINISH_CONFIG))
 
 
 class PrintingReaderNode(Node):
@@ -105,7 +107,9 @@ class PrintingReaderNode(Node):
             return
         with self._lock:
             for m in msg.matches:
-                if len(m.art_printings) > 1 and m.track_id >= 0 and m.track_id not in self._wanted:
+                # several printings of the art to tell apart, or one printing in several finishes
+                several = len(m.art_printings) > 1 or any(len(c.finishes) > 1 for c in m.candidates[:1])
+                if several and m.track_id >= 0 and m.track_id not in self._wanted:
                     self._wanted[int(m.track_id)] = _Wanted()
                     while len(self._wanted) > TRACKS_KEPT:
                         self._wanted.popitem(last=False)
@@ -157,6 +161,17 @@ class PrintingReaderNode(Node):
             reply.skipped = f"bad closeup image: {err}"
             self._reading_pub.publish(reply)
             return
+        with self._lock:
+            want = self._wanted.get(int(msg.track_id))
+        if want is not None:
+            try:
+                est = want.finish.add(image)
+                reply.finish, reply.finish_views, reply.finish_reason = est.finish, est.views, est.reason[:256]
+                if est.views >= 2:
+                    self._monitor.count(f"finish_{est.finish}")
+            except ValueError as err:
+                self._monitor.count("finish_views_unusable")
+                reply.finish_reason = f"closeup not compared: {err}"[:256]
         start = time.perf_counter()
         try:
             with self._monitor.measure():

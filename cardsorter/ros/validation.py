@@ -196,12 +196,14 @@ class InputGuard:
     def reading(self, msg: PrintingReading, topic: str) -> ViewReading | None:
         """The printing reader's lines of ``msg`` parsed (core/printing.py), or None when malformed."""
         lines, confidences = list(msg.lines), [float(c) for c in msg.confidences]
-        problem = reading_problem(int(msg.track_id), lines, confidences)
+        problem = reading_problem(int(msg.track_id), lines, confidences, msg.finish)
         if problem is not None:
             self.drop(topic, f"reading of track {msg.track_id}: {problem}")
             return None
         reading = read_lines(zip(lines, confidences, strict=True), method=msg.method[:64])
-        return ViewReading(reading.lines, reading.numbers, reading.codes, reading.method, msg.skipped[:256])
+        return ViewReading(reading.lines, reading.numbers, reading.codes, reading.method, msg.skipped[:256],
+                           finish=msg.finish, finish_views=int(msg.finish_views) if msg.finish else 0,
+                           finish_reason=msg.finish_reason[:256])
 
     def closeup_request(self, msg: CloseupRequest, topic: str, width_px: int, height_px: int,
                         height_max_px: int) -> bool:

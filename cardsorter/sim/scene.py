@@ -7,6 +7,7 @@ alone. Rendering touches only the regions cards cover, so a 640x480 frame takes 
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,8 +19,10 @@ import numpy as np
 
 from cardsorter.core.errors import ConfigError, ImageError
 from cardsorter.core.fields import doc
+from cardsorter.core.finish import ART_WINDOW, HOLO, REVERSE_HOLO, foil_class
 from cardsorter.core.types import Quad
 from cardsorter.core.warp import quad_height_px, warp_card_closeup
+from cardsorter.sim.catalog import rainbow_overlay
 
 MODES = ("belt", "station")
 NUISANCES = ("tilt", "motion_blur", "focus_blur", "glare", "haze", "hand_shadow", "finger", "exposure", "noise",
@@ -43,6 +46,12 @@ DOUBLE_FEED_OFFSET = (0.18, 0.35)   # second card shifted by this fraction of th
 SKIN_BGR = (120, 150, 215)
 RAW_IMAGES_CACHED = 16              # card images kept at native resolution for closeups
 BELT_TEXTURE_AMPLITUDE = 4.0
+# A foil reflects a rainbow that sweeps across it as the card moves under the light: the bands' phase
+# advances this many periods per card width travelled (on the belt about 0.2 period per 3 frames); the
+# catalogue image already holds the foil as scanned, the sheen is what the light adds on top of it.
+SHEEN_PERIODS_PER_CARD_WIDTH = 1.0
+SHEEN_ALPHA = (0.12, 0.3)           # how strongly a card's foil shows the light (a card's own, from its id)
+SHEEN_BAND_FRAC = 0.12              # one rainbow period, as a fraction of the card's height
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class SceneCard:
     image_path: Path
     card_id: str
     in_database: bool
+    finish: str = "normal"     # the catalogue's finish: a holo / reverse holo shows a sheen that moves with it
 
 
 @dataclass(frozen=True)
@@ -142,12 +152,29 @@ def read_catalog_dir(directory: str | Path) -> list[SceneCard]:
     root = Path(directory)
     if not root.is_dir():
         raise ConfigError(f"catalogue folder not found: {root}")
-    cards = [SceneCard(p, card_id_from_filename(p), True) for p in sorted((root / "images").glob("*.png"))]
+    finishes = {**_finishes(root / "metadata.json"), **_finishes(root / "unknown" / "metadata.json")}
+
+    def card(path: Path, known: bool) -> SceneCard:
+        card_id = card_id_from_filename(path)
+        return SceneCard(path, card_id, known, finishes.get(card_id, "normal"))
+
+    cards = [card(p, True) for p in sorted((root / "images").glob("*.png"))]
     unknown = sorted((root / "unknown" / "images").glob("*.png")) + sorted((root / "unknown").glob("*.png"))
-    cards += [SceneCard(p, card_id_from_filename(p), False) for p in unknown]
+    cards += [card(p, False) for p in unknown]
     if not cards:
         raise ConfigError(f"catalogue folder {root} has no images/*.png or unknown/*.png")
     return cards
+
+
+def _finishes(metadata: Path) -> dict[str, str]:
+    """card id -> finish of a catalogue's metadata.json (empty when there is none)."""
+    if not metadata.is_file():
+        return {}
+    try:
+        entries = json.loads(metadata.read_text(encoding="utf-8"))
+        return {str(e["id"]): str(e.get("finish", "normal")) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{metadata}: cannot read the cards' finishes ({err})") from err
 
 
 @dataclass
@@ -237,7 +264,7 @@ class SyntheticScene:
             x0, y0, x1, y1 = _bounds(np.vstack(quads), self._w, self._h, margin=int(MOTION_BLUR_PX[1]) + 4)
             if x1 <= x0 or y1 <= y0:
                 continue
-            self._draw(frame, p, quads, (x0, y0, x1, y1), moving_angle)
+            self._draw(frame, p, quads, (x0, y0, x1, y1), moving_angle, sheen_phase=self._sheen_phase(p, centre))
             if p.exposure_gain != 1.0:
                 gain = p.exposure_gain
             noisy = noisy or p.noisy
@@ -297,7 +324,7 @@ class SyntheticScene:
             roi = _bounds(np.vstack(scaled), cw, ch, margin=int((MOTION_BLUR_PX[1] + 4) * k))
             if roi[2] <= roi[0] or roi[3] <= roi[1]:
                 continue
-            self._draw(canvas, p, scaled, roi, moving_angle, scale=k)
+            self._draw(canvas, p, scaled, roi, moving_angle, scale=k, sheen_phase=self._sheen_phase(p, centre))
             if p.exposure_gain != 1.0:
                 gain = p.exposure_gain
             noisy = noisy or p.noisy
@@ -499,16 +526,45 @@ class SyntheticScene:
             self._solids[key] = np.full(key, 255, np.uint8)
         return self._solids[key]
 
+    def _sheen_phase(self, p: _Physical, centre: tuple[float, float]) -> float:
+        """Where the foil's reflected rainbow stands for a card centred at ``centre`` (frame pixels)."""
+        return (p.physical_id * 0.37 + SHEEN_PERIODS_PER_CARD_WIDTH * (centre[0] + 0.5 * centre[1])
+                / self._card_w()) % 1.0
+
+    @staticmethod
+    def _with_sheen(card: np.ndarray, finish: str, phase: float, physical_id: int) -> np.ndarray:
+        """``card`` with the light's rainbow over its foil: the artwork window (holo) or around it (reverse)."""
+        kind = foil_class(finish)
+        if kind not in (HOLO, REVERSE_HOLO):
+            return card
+        h, w = card.shape[:2]
+        x0, y0, x1, y1 = (round(ART_WINDOW[0] * w), round(ART_WINDOW[1] * h), round(ART_WINDOW[2] * w),
+                          round(ART_WINDOW[3] * h))
+        lo, hi = SHEEN_ALPHA
+        alpha = lo + (hi - lo) * ((physical_id * 0.618034) % 1.0)   # the card's own, not drawn from the plan
+        mask = np.zeros((h, w), np.float32)
+        if kind == HOLO:
+            mask[y0:y1, x0:x1] = alpha
+        else:
+            inset = round(0.03 * h)
+            mask[inset:h - inset, inset:w - inset] = alpha
+            mask[y0:y1, x0:x1] = 0.0
+        rainbow = rainbow_overlay(h, w, phase, scale=SHEEN_BAND_FRAC * h / 40.0)
+        return cv2.blendLinear(rainbow, card, mask, 1.0 - mask)
+
     def _draw(self, frame: np.ndarray, p: _Physical, quads: list[np.ndarray], roi: tuple[int, int, int, int],
-              moving_angle_deg: float, scale: float = 1.0) -> None:
+              moving_angle_deg: float, scale: float = 1.0, sheen_phase: float = 0.0) -> None:
         """Draws the card(s) of ``p`` at ``quads`` into ``frame[roi]``; ``scale``: the frame is a main stream
-        that many times the scene's resolution (every length in pixels scales with it)."""
+        that many times the scene's resolution (every length in pixels scales with it); ``sheen_phase``: where
+        the light's rainbow stands on a foil card (the same in a frame and in its closeup)."""
         x0, y0, x1, y1 = roi
         view = frame[y0:y1, x0:x1]
         card_h = self._cfg.card_height_px * scale
         names = ["second", "top"] if len(quads) == 2 else ["top"]
         for name, quad in zip(names, quads, strict=True):
-            card = self._card_image(p, name, scale)
+            shown = p.card if name == "top" else p.second
+            assert shown is not None
+            card = self._with_sheen(self._card_image(p, name, scale), shown.finish, sheen_phase, p.physical_id)
             ch, cw = card.shape[:2]
             src = np.array([[-0.5, -0.5], [cw - 0.5, -0.5], [cw - 0.5, ch - 0.5], [-0.5, ch - 0.5]], np.float32)
             dst = (quad - [x0, y0]).astype(np.float32)
