@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from perception_support import DARK_BELT_BGR, as_quad, card_image, paste_card, pose_quad
@@ -13,7 +14,7 @@ from perception_support import DARK_BELT_BGR, as_quad, card_image, paste_card, p
 from cardsorter.backends.cameras import STATUS_OK, open_camera, tensor_to_stream
 from cardsorter.core.card_detector_decode import CLASS_CARD, CLASS_DOUBLE_FEED, CORNER_UNIT_PX, STRIDE
 from cardsorter.core.detection import quad_corner_error_px
-from cardsorter.core.errors import CameraError
+from cardsorter.core.errors import CameraError, ConfigError
 from cardsorter.core.types import Orientation
 from cardsorter.settings import CameraSettings, load_settings
 
@@ -46,7 +47,7 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 def params(rig: Any, **overrides: Any) -> CameraSettings:
     p: dict[str, Any] = {"source": "imx500", "imx500.network_path": rig.network_path, "imx500.postprocess": "carddet",
                          "imx500.refine": False, "imx500.class_filter": "", "width": STREAM_WH[0],
-                         "height": STREAM_WH[1]}
+                         "height": STREAM_WH[1], "imx500.main_width": 0, "imx500.main_height": 0}
     p.update({f"imx500.{k}": v for k, v in overrides.items()})
     return load_settings(overrides={"camera": p}).camera
 
@@ -310,3 +311,47 @@ def test_carddets_own_onnx_outputs_pass_through_the_sensor_path_unchanged(rig: A
     for g, w in zip(got.detections, want, strict=True):
         assert (g.class_name, g.orientation) == (w.class_name, w.orientation)
         assert quad_corner_error_px(g.quad_px, w.quad_px) < 0.01
+
+
+# --- the high-resolution main stream (imx500.main_width/main_height) ----------------------------------------
+
+MAIN_WH = (1280, 960)      # 2x the published frame (the default is the sensor's 2028x1520)
+
+
+def test_a_larger_main_stream_is_published_resized_with_the_same_corners_and_gives_full_resolution_closeups(
+        rig: Any) -> None:
+    from picamera2._rig import RigFrame
+
+    card = pose_quad((300, 240), 220, 6)
+    tensors = encode([stream_to_tensor(card)], [0.9])
+    main_image = cv2.resize(belt([card], [3]), MAIN_WH, interpolation=cv2.INTER_LINEAR)
+    rig.frames = [RigFrame(main_image, 0, tensors), RigFrame(main_image, 1, tensors)]
+    source = open_camera(params(rig, main_width=MAIN_WH[0], main_height=MAIN_WH[1], main_buffer_frames=1))
+    assert source._picam2.camera_configuration()["main"]["size"] == MAIN_WH
+    first = source.read()
+    assert first is not None and first.image_bgr.shape == (STREAM_WH[1], STREAM_WH[0], 3)
+    (det,) = first.detections or []
+    assert quad_corner_error_px(det.quad_px, as_quad(card)) < 1.5      # in the published frame's pixels
+    # the closeup is cut from the 2x frame: the card's height covers twice the published pixels
+    closeup = source.closeup(first.frame_index, det.quad_px, 700)
+    assert closeup.image_bgr.shape[:2] == (700, 501)
+    published_h = float(np.linalg.norm(np.asarray(det.quad_px[3]) - np.asarray(det.quad_px[0])))
+    assert closeup.source_card_height_px == pytest.approx(2 * published_h, rel=0.02)
+    second = source.read()                       # the buffer holds one main frame: the first is gone
+    assert second is not None
+    with pytest.raises(CameraError, match="main_buffer_frames"):
+        source.closeup(first.frame_index, det.quad_px, 700)
+    assert source.closeup(second.frame_index, det.quad_px, 700).image_bgr.shape[:2] == (700, 501)
+
+
+@pytest.mark.parametrize(("main", "named"), [((320, 240), "at least the published"),
+                                             ((1280, 720), "aspect ratio")])
+def test_a_main_stream_smaller_than_the_frames_or_of_another_shape_is_refused(
+        rig: Any, main: tuple[int, int], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        open_camera(params(rig, main_width=main[0], main_height=main[1]))
+
+
+def test_main_width_and_height_are_set_together() -> None:
+    with pytest.raises(ConfigError, match="both 0"):
+        load_settings(overrides={"camera": {"imx500.main_width": 0, "imx500.main_height": 1520}})

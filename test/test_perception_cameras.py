@@ -46,7 +46,8 @@ def imx500_params(rig: Any, **overrides: Any) -> CameraSettings:
     params: dict[str, Any] = {
         "source": "imx500", "imx500.network_path": rig.network_path, "imx500.score_min": 0.5,
         "imx500.class_filter": "", "imx500.postprocess": "auto", "imx500.bbox_order": "auto",
-        "imx500.bbox_normalization": "auto", "imx500.max_detections": 10, "width": 640, "height": 480}
+        "imx500.bbox_normalization": "auto", "imx500.max_detections": 10, "width": 640, "height": 480,
+        "imx500.main_width": 0, "imx500.main_height": 0}     # the rig's frames are the published 640x480
     params.update({f"imx500.{k}": v for k, v in overrides.items()})
     return camera(**params)
 

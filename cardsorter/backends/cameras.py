@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +129,16 @@ class Imx500Config:
     max_detections: int = doc("keep at most this many detections per frame (highest scores)")
     buffer_count: int = doc("picamera2 buffers (the demo uses 12 so requests can be held)")
     refine: bool = doc("carddet: refine each card's corners on the CPU inside its box (the CPU detector)")
+    main_width: int = doc("picamera2 main stream width: the printing reader's closeups are cut from it, frames "
+                          "are published at the camera's width x height (0: the published size)", lo=0)
+    main_height: int = doc("picamera2 main stream height (0: the published size)", lo=0)
+    main_buffer_frames: int = doc("full-resolution main-stream frames kept for closeups (2028x1520 RGB: 9 MB "
+                                  "each)", lo=1)
 
     def __post_init__(self) -> None:
+        if (self.main_width == 0) != (self.main_height == 0):
+            raise ValueError(f"main_width and main_height are both 0 (the published size) or both set, got "
+                             f"{self.main_width}x{self.main_height}")
         if self.postprocess not in IMX500_POSTPROCESS:
             raise ValueError(f"postprocess must be one of {', '.join(IMX500_POSTPROCESS)}, got {self.postprocess!r}")
         if self.bbox_order not in ("auto", "yx", "xy"):
@@ -419,6 +429,20 @@ def tensor_to_stream(points_px: np.ndarray, tensor_wh: tuple[int, int], roi: tup
     return out
 
 
+MAIN_ASPECT_TOLERANCE = 0.01   # main stream and published frame: the same aspect ratio within 1 %
+
+
+def scale_points(points_px: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Pixel-centre coordinates of an image scaled by (sx, sy): x' = (x + 0.5) sx - 0.5."""
+    p = np.asarray(points_px, dtype=np.float64)
+    return np.stack([(p[..., 0] + 0.5) * sx - 0.5, (p[..., 1] + 0.5) * sy - 0.5], axis=-1)
+
+
+def _quad_of(points: np.ndarray) -> Quad:
+    return ((float(points[0, 0]), float(points[0, 1])), (float(points[1, 0]), float(points[1, 1])),
+            (float(points[2, 0]), float(points[2, 1])), (float(points[3, 0]), float(points[3, 1])))
+
+
 def _aligned_to(quad: Quad, reference: Quad) -> Quad:
     """``quad``'s corners, clockwise, cyclically shifted so corner 0 lies nearest ``reference``'s corner 0."""
     q = carddet.clockwise(np.asarray(quad, dtype=np.float64))
@@ -439,6 +463,11 @@ class Imx500Source:
     (``detector.refine``); CardDet (carddet) gives four ordered corners and the orientation itself,
     decoded by ``core.card_detector_decode`` and mapped from the input tensor to the main stream
     (``tensor_to_stream``), optionally refined on the CPU inside each card's box.
+
+    The main stream runs at ``imx500.main_width`` x ``main_height`` (2028x1520 by default, the sensor's
+    30 fps mode); frames are published resized to the camera's width x height with the detections in
+    their pixels, and the last ``main_buffer_frames`` full-resolution frames are kept: ``closeup`` cuts the
+    printing reader's views from them (a card ~640 px high instead of ~200).
     """
 
     def __init__(self, config: Imx500Config, camera: CameraConfig, detector: CardFinder,
@@ -489,6 +518,15 @@ class Imx500Source:
         self._bbox_order = config.bbox_order if config.bbox_order != "auto" else str(intrinsics.bbox_order or "yx")
         self._bbox_normalization = (config.bbox_normalization == "on") if config.bbox_normalization != "auto" else (
             bool(intrinsics.bbox_normalization))
+        self._publish_wh = (camera.width, camera.height)
+        self._main_wh = (config.main_width or camera.width, config.main_height or camera.height)
+        mw, mh = self._main_wh
+        if mw < camera.width or mh < camera.height or abs((mw / mh) / (camera.width / camera.height) - 1.0) \
+                > MAIN_ASPECT_TOLERANCE:
+            raise ConfigError(f"imx500.main_width x main_height {mw}x{mh} must be at least the published "
+                              f"{camera.width}x{camera.height} and of its aspect ratio (within 1 %)")
+        self._main_frames: deque[tuple[int, np.ndarray]] = deque(maxlen=config.main_buffer_frames)
+        self._main_lock = threading.Lock()
         labels = ([carddet.CLASS_CARD, carddet.CLASS_DOUBLE_FEED] if self._postprocess == "carddet"
                   else list(intrinsics.labels or []))
         self._labels = labels
@@ -499,7 +537,7 @@ class Imx500Source:
         try:
             self._picam2 = Picamera2(self._imx500.camera_num)
             cfg = self._picam2.create_preview_configuration(
-                main={"format": "RGB888", "size": (camera.width, camera.height)},
+                main={"format": "RGB888", "size": self._main_wh},
                 # the camera's fps, but never faster than the network infers (the demo uses inference_rate)
                 controls={"FrameRate": min(camera.fps, float(intrinsics.inference_rate or camera.fps))},
                 buffer_count=config.buffer_count)
@@ -533,18 +571,35 @@ class Imx500Source:
             raise CameraError(f"AI camera capture failed: {err}") from err
         try:
             metadata = request.get_metadata()
-            image = request.make_array("main")
+            main = request.make_array("main")
         finally:
             request.release()                                  # release promptly or capture stalls
-        if image.ndim == 3 and image.shape[2] == 4:
-            image = np.ascontiguousarray(image[:, :, :3])
+        if main.ndim == 3 and main.shape[2] == 4:
+            main = np.ascontiguousarray(main[:, :, :3])
+        image = main if main.shape[1::-1] == self._publish_wh else np.asarray(
+            cv2.resize(main, self._publish_wh, interpolation=cv2.INTER_AREA))
         stamp = int(metadata.get("SensorTimestamp", time.monotonic_ns())) + self._clock_offset_ns
-        detections = self._detections(image, metadata)
+        detections = self._detections(image, metadata, main.shape[1::-1])
         index = self._index
         self._index += 1
+        with self._main_lock:
+            self._main_frames.append((index, main))
         return CameraFrame(image, stamp, index, detections, None)
 
-    def _detections(self, image: np.ndarray, metadata: Mapping[str, Any]) -> list[Detection]:
+    def closeup(self, frame_index: int, quad_px: Quad, card_height_px: int) -> Closeup:
+        """The card at ``quad_px`` (published-frame pixels) of frame ``frame_index``, cut from its
+        full-resolution main-stream frame."""
+        with self._main_lock:
+            main = next((m for i, m in self._main_frames if i == frame_index), None)
+            kept = len(self._main_frames)
+        if main is None:
+            raise CameraError(f"frame {frame_index} is no longer in the main-stream buffer (the last {kept} are: "
+                              "imx500.main_buffer_frames)")
+        sx, sy = main.shape[1] / self._publish_wh[0], main.shape[0] / self._publish_wh[1]
+        return cut_closeup(main, _quad_of(scale_points(np.asarray(quad_px, np.float64), sx, sy)), card_height_px)
+
+    def _detections(self, image: np.ndarray, metadata: Mapping[str, Any], main_wh: tuple[int, int]) -> list[Detection]:
+        """The network's cards in ``image``'s (the published frame's) pixels; boxes come in main-stream pixels."""
         outputs = self._imx500.get_outputs(metadata, add_batch=True)
         if outputs is None:
             if self._inference_seen:
@@ -553,8 +608,9 @@ class Imx500Source:
             return []                                          # warm-up: no detections until outputs arrive
         self._inference_seen = True
         self._status = STATUS_OK
+        to_published = (image.shape[1] / main_wh[0], image.shape[0] / main_wh[1])
         if self._postprocess == "carddet":
-            return self._carddet_detections(image, metadata, outputs)
+            return self._carddet_detections(image, metadata, outputs, to_published)
         boxes, scores, classes = self._parse(outputs)
         order = np.argsort(-scores, kind="stable")
         found: list[Detection] = []
@@ -568,8 +624,9 @@ class Imx500Source:
                                                                self._picam2)
             if w <= 0 or h <= 0:
                 continue
-            found.append(self._detector.refine(image, BoxPx(float(x), float(y), float(w), float(h)),
-                                               float(np.clip(score, 0.0, 1.0))))
+            sx, sy = to_published
+            found.append(self._detector.refine(image, BoxPx(float(x) * sx, float(y) * sy, float(w) * sx,
+                                                            float(h) * sy), float(np.clip(score, 0.0, 1.0))))
             if len(found) >= self._cfg.max_detections:
                 break
         return found
@@ -595,8 +652,8 @@ class Imx500Source:
                           f"{self._input_h} input gives heatmaps {list(want[0])} and geometry {list(want[1])} "
                           "(or channel-last): is imx500.network_path a CardDet network?")
 
-    def _carddet_detections(self, image: np.ndarray, metadata: Mapping[str, Any],
-                            outputs: list[np.ndarray]) -> list[Detection]:
+    def _carddet_detections(self, image: np.ndarray, metadata: Mapping[str, Any], outputs: list[np.ndarray],
+                            to_published: tuple[float, float]) -> list[Detection]:
         assert self._carddet_cfg is not None
         heat, geo = self.carddet_tensors(outputs)
         tensor_wh = (self._input_w, self._input_h)
@@ -611,7 +668,7 @@ class Imx500Source:
             q = tensor_to_stream(np.asarray(det.quad_px), tensor_wh, self._roi, crop, (sw, sh))
             if not bool(np.all((q[:, 0] >= m) & (q[:, 0] <= sw - 1 - m) & (q[:, 1] >= m) & (q[:, 1] <= sh - 1 - m))):
                 continue
-            quad: Quad = ((q[0, 0], q[0, 1]), (q[1, 0], q[1, 1]), (q[2, 0], q[2, 1]), (q[3, 0], q[3, 1]))
+            quad = _quad_of(scale_points(q, *to_published))
             mapped = Detection(BoxPx.from_quad(quad), quad, det.score, det.class_name, det.orientation)
             found.append(self._refined(image, mapped) if self._cfg.refine and det.class_name == carddet.CLASS_CARD
                          else mapped)
