@@ -17,7 +17,7 @@ BAGS = ("belt4", "station_raw3")
 
 # What a replay must reproduce exactly: which cards, in which order, what was decided and why.
 EXACT_COLUMNS = ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id", "name", "set_code", "number",
-                 "bin", "reason")
+                 "bin", "reason", "finish")
 # Cosine distance and margin are compared within this tolerance. ONNX Runtime and OpenCV pick different
 # kernels per CPU: the same belt4 replay gave margin 0.1790 on AMD EPYC and 0.1787 on Intel Xeon (3e-4).
 # 0.005 leaves 16x that spread and is 4x below the smallest band step that decides anything

@@ -118,8 +118,10 @@ def test_sort_log_columns(tmp_path: pathlib.Path) -> None:
     assert lines[0] == "# session s1 opened 2026-01-01T00:00:00Z model m1"
     rows = list(csv.reader(lines[1:]))
     assert tuple(rows[0]) == SORT_LOG_COLUMNS == ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id",
-                                                  "name", "set_code", "number", "distance", "margin", "bin", "reason")
-    assert rows[1] == ["3", "30", "35", "confirmed", "s1-4", "Abra", "s1", "4", "0.1200", "0.3000", "a", "rule 1"]
+                                                  "name", "set_code", "number", "distance", "margin", "bin", "reason",
+                                                  "finish")
+    assert rows[1] == ["3", "30", "35", "confirmed", "s1-4", "Abra", "s1", "4", "0.1200", "0.3000", "a", "rule 1",
+                       "normal"]
     assert rows[2][3] == "unconfirmed" and rows[2][9] == "inf" and rows[2][4] == ""
 
 
@@ -236,6 +238,19 @@ def test_sort_log_appends_one_session_per_run_and_reads_back(tmp_path: pathlib.P
     assert [r["track_id"] for r in sessions[0].rows] == ["1", "2"]
     assert sessions[0].damaged == ("3,30,35,confirmed,s1-3",)
     assert [r["card_id"] for r in sessions[1].rows] == ["s1-4"]
+
+
+def test_a_sort_log_from_before_the_finish_column_reads_back_with_no_finish(tmp_path: pathlib.Path) -> None:
+    from cardsorter.inventory.sort_log import LEGACY_SORT_LOG_COLUMNS, read_sort_log
+
+    path = tmp_path / "log.csv"
+    path.write_text("# session old opened t0 model m\n" + ",".join(LEGACY_SORT_LOG_COLUMNS) + "\n"
+                    "1,10,15,confirmed,s1-1,Abra,s1,1,0.1200,0.3000,a,rule 1\n", encoding="utf-8")
+    with SortLogWriter(path, "new", "m", "t1") as log:
+        log.write(event(2, card("s1-2"), "a", 1).decision)
+    old, new = read_sort_log(path)
+    assert old.rows[0]["card_id"] == "s1-1" and old.rows[0]["finish"] == "" and old.damaged == ()
+    assert new.rows[0]["finish"] == "normal"
 
 
 def test_a_decision_journaled_but_never_confirmed_is_recorded_lost_in_flight_by_the_next_session(

@@ -90,3 +90,4 @@ def test_identify_reads_the_printing_of_a_reprinted_card_in_a_photo(reprint_worl
     assert record.card_id in printing["printings"] and len(printing["printings"]) > 1
     assert printing["names"] == [record.card_id], printing
     assert printing["views"] == 1 and printing["verdict"] == "ambiguous"    # one photo is one view: never decides
+    assert printing["finish"] == "unknown" and "2 views" in printing["finish_reason"]

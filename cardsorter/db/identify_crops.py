@@ -13,7 +13,7 @@ from cardsorter.backends.embedders import Embedder
 from cardsorter.backends.printing_ocr import PrintingReader
 from cardsorter.core.matching import MatchBandsConfig, decide_match
 from cardsorter.core.printing import PrintingConfig, resolve_printing, view_matches
-from cardsorter.core.types import Candidate, CardRecord, MatchBand, Quad
+from cardsorter.core.types import UNKNOWN_FINISH, Candidate, CardRecord, MatchBand, Quad
 from cardsorter.db.build import fit_to_model
 from cardsorter.db.database import ReferenceDatabase
 from cardsorter.db.errors import ModelMismatchError
@@ -89,4 +89,7 @@ def printing_json(image_bgr: np.ndarray, quad: Quad, printings: Sequence[CardRec
             "names": [printings[i].card_id for i in sorted(view_matches(reading, printings))],
             "verdict": resolution.verdict.value, "reason": reading.skipped or resolution.reason,
             "card_height_px": round(closeup.source_card_height_px, 1),
-            "printings": [c.card_id for c in printings]}
+            "printings": [c.card_id for c in printings],
+            # a foil shows in how its colours change between views (core/finish.py): one photo cannot tell
+            "finish": UNKNOWN_FINISH, "finish_reason": "one photo is one view: the finish needs the colour change "
+                                                       "between at least 2 views"}

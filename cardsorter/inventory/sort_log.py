@@ -15,7 +15,9 @@ from cardsorter.core.types import SortDecision
 from cardsorter.inventory.sqlite_store import InventoryRow
 
 SORT_LOG_COLUMNS = ("track_id", "first_stamp_ns", "last_stamp_ns", "status", "card_id", "name", "set_code",
-                    "number", "distance", "margin", "bin", "reason")
+                    "number", "distance", "margin", "bin", "reason", "finish")
+# Logs written before the finish column (issue #14) are read with finish "".
+LEGACY_SORT_LOG_COLUMNS = SORT_LOG_COLUMNS[:-1]
 
 
 def sort_log_row(decision: SortDecision) -> list[str]:
@@ -23,7 +25,8 @@ def sort_log_row(decision: SortDecision) -> list[str]:
     return [str(decision.track_id), str(decision.first_stamp_ns), str(decision.last_stamp_ns),
             decision.status.value, card.card_id if card else "", card.name if card else "",
             card.set_id if card else "", card.number if card else "",
-            f"{decision.distance_cos:.4f}", f"{decision.margin_to_runner_up:.4f}", decision.bin_name, decision.reason]
+            f"{decision.distance_cos:.4f}", f"{decision.margin_to_runner_up:.4f}", decision.bin_name, decision.reason,
+            card.finish if card else ""]
 
 
 SESSION_HEADER_PREFIX = "# session "
@@ -34,7 +37,8 @@ def sort_log_row_from_inventory(row: InventoryRow) -> list[str]:
     def num(v: float | None) -> str:
         return f"{v:.4f}" if v is not None else f"{math.inf:.4f}"
     return [str(row.track_id), str(row.first_stamp_ns), str(row.last_stamp_ns), row.status, row.card_id, row.name,
-            row.set_id, row.number, num(row.distance_cos), num(row.margin_to_runner_up), row.bin, row.reason]
+            row.set_id, row.number, num(row.distance_cos), num(row.margin_to_runner_up), row.bin, row.reason,
+            row.finish]
 
 
 class SortLogWriter:
@@ -116,8 +120,10 @@ def read_sort_log(path: str | pathlib.Path) -> list[SortLogSession]:
         if not line.strip():
             continue
         values = next(csv.reader([line]))
-        if tuple(values) == SORT_LOG_COLUMNS:
+        if tuple(values) in (SORT_LOG_COLUMNS, LEGACY_SORT_LOG_COLUMNS):
             continue
+        if len(values) == len(LEGACY_SORT_LOG_COLUMNS):
+            values.append("")
         if len(values) != len(SORT_LOG_COLUMNS):
             damaged.append(line)
             continue
