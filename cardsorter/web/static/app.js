@@ -161,7 +161,7 @@ async function refreshInventory() {
   document.getElementById("inventory-summary").textContent =
     `${inv.total} cards match (${inv.rows.length} shown); ${inv.rejected} in the reject bin`;
   fillRows(document.querySelector("#inventory-rows tbody"), inv.rows.map((r) => [
-    r.id, r.session_id, r.name || "—", r.set_id, r.number, r.status, r.bin, r.position_in_bin, r.reason]));
+    r.id, r.session_id, r.name || "—", r.set_id, r.number, r.finish || "—", r.status, r.bin, r.position_in_bin, r.reason]));
 }
 
 function setupInventory() {
