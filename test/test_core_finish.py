@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import zlib
 
 import cv2
 import numpy as np
@@ -95,3 +96,16 @@ def test_an_unknown_finish_is_ambiguous_only_where_the_bins_file_sorts_by_finish
     assert d.card is not None and d.card.finish == UNKNOWN_FINISH
     if status == SortStatus.AMBIGUOUS:
         assert "finish unknown" in d.reason
+
+
+def test_a_glare_that_moves_between_views_is_not_a_foil() -> None:
+    from cardsorter.bench.printing import camera_view
+    from cardsorter.sim.catalog import render_card
+
+    called = []
+    for d in bench.foil_designs(4, seed=9)[::3]:              # the normal printings: no foil
+        card = render_card(d, 700)
+        key = zlib.crc32(d.record.card_id.encode())
+        views = [view_chroma(camera_view(card, "glare", np.random.default_rng([9, key, v]))) for v in range(3)]
+        called.append(decide_finish(views, DEFAULT_FINISH_CONFIG).finish)
+    assert not [f for f in called if f in ("holo", "reverse_holo")], called

@@ -1,7 +1,7 @@
 """Finish benchmark: normal / holo / reverse holo told from a track's closeups, per nuisance, on procedural foils.
 
     python -m cardsorter.bench.finish [--arts 20] [--nuisances clean,glare,...] [--views 3] [--seed 14]
-        [--corner-error 0.01] [--json FILE]
+        [--corner-error 0.01] [--json FILE] [--real-images DIR]
 
 Every artwork of a procedural catalogue is printed three times: normal, holo (foil in the artwork window)
 and reverse holo (foil around it); sim/catalog.py draws each as scanned. The synthetic belt
@@ -14,6 +14,12 @@ finish rule (core/finish.py) decides over them: *correct*, *unknown* (never assu
 
 Synthetic data throughout: the sheen is our model of a foil under a fixed light, not a measurement of
 real foils (docs/PRINTINGS.md "Finish" says what is still to check on real cards).
+
+``--real-images DIR`` adds what can be measured on real card scans (flat scans: no light moves over
+them, so no view of them may show a foil): each scan is a track of ``--views`` views made as
+cardsorter.bench.printing makes them (a rectifying warp's corner error, noise, JPEG, then the nuisance:
+a glare spot that moves from view to view, blur, a finger, upside down, small), and the rule must not
+name a foil. It reports per nuisance how many tracks it calls normal, unknown, and a foil (false foil).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from cardsorter.bench.printing_ocr import machine
@@ -121,6 +128,39 @@ def run(catalog: pathlib.Path, nuisance: str, *, views: int, interval: int, seed
     return rows
 
 
+def real_scans(directory: pathlib.Path, nuisances: Sequence[str], views: int, seed: int,
+               config: FinishConfig, height_px: int = CLOSEUP_HEIGHT_PX) -> dict[str, dict[str, Any]]:
+    """Per nuisance of cardsorter.bench.printing: the rule's verdicts on real flat scans (never a foil)."""
+    from cardsorter.bench.printing import camera_view
+    from cardsorter.core.errors import ImageError
+    from cardsorter.imagefiles import read_image_file
+
+    out: dict[str, dict[str, Any]] = {}
+    cards = []
+    paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not paths:
+        raise SystemExit(f"--real-images {directory}: no .png / .jpg files")
+    for path in paths:
+        try:
+            image = read_image_file(path)
+        except ImageError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+            continue
+        h, w = image.shape[:2]
+        cards.append((path.name, cv2.resize(image, (round(w * height_px / h), height_px), interpolation=cv2.INTER_AREA)))
+    for nuisance in nuisances:
+        counts = {"normal": 0, "unknown": 0, "foil": 0}
+        for name, card in cards:
+            finger = int(np.random.default_rng([seed, zlib.crc32(name.encode())]).integers(4))
+            chromas = [view_chroma(camera_view(card, nuisance, np.random.default_rng(
+                [seed, zlib.crc32(f"{name}/{nuisance}/{v}".encode())]), finger)) for v in range(views)]
+            est = decide_finish(chromas, config)
+            counts["foil" if est.finish in ("holo", "reverse_holo") else est.finish] += 1
+        n = max(1, len(cards))
+        out[nuisance] = {"tracks": len(cards), **{k: round(v / n, 4) for k, v in counts.items()}}
+    return out
+
+
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     n = len(rows)
 
@@ -158,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="sd of the detector's corner error, fraction of the card's diagonal")
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--json", type=pathlib.Path, help="also write every track's row here")
+    ap.add_argument("--real-images", type=pathlib.Path,
+                    help="a folder of real card scans: check the rule names no foil on them (read, never copied)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.nuisances.split(",") if n.strip()]
     bad = [n for n in names if n not in NUISANCES]
@@ -184,8 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     if ms:
         print(f"\nrule cost: {np.median(ms):.2f} ms p50 per track ({args.views} closeups reduced, then decided)")
+    real: dict[str, dict[str, Any]] = {}
+    if args.real_images is not None:
+        from cardsorter.bench.printing import NUISANCES as PRINTING_NUISANCES
+
+        real = real_scans(args.real_images, PRINTING_NUISANCES, args.views, args.seed, DEFAULT_FINISH_CONFIG)
+        print(f"\nreal scans in {args.real_images} (flat: no foil may be named), {args.views} views each:\n")
+        print("| nuisance | tracks | normal | unknown | false foil |\n|---|---|---|---|---|")
+        for name, r in real.items():
+            print(f"| {name} | {r['tracks']} | {_pct(r['normal'])} | {_pct(r['unknown'])} | {_pct(r['foil'])} |")
     if args.json:
-        args.json.write_text(json.dumps({"summary": results, "tracks": every}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({"summary": results, "tracks": every, "real_scans": real}, indent=1) + "\n",
+                             encoding="utf-8")
     return 0
 
 
