@@ -25,7 +25,7 @@ from cardsorter.core import card_detector_decode as carddet
 from cardsorter.core.detection import CARD_ASPECT_SHORT_OVER_LONG, box_quad
 from cardsorter.core.errors import CameraError, ConfigError, ImageError
 from cardsorter.core.fields import doc, inline, section
-from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
+from cardsorter.core.types import BoxPx, Detection, Orientation, Quad, as_quad
 from cardsorter.core.warp import quad_height_px, warp_card_closeup
 from cardsorter.sim.scene import (
     GroundTruthCard,
@@ -438,11 +438,6 @@ def scale_points(points_px: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return np.stack([(p[..., 0] + 0.5) * sx - 0.5, (p[..., 1] + 0.5) * sy - 0.5], axis=-1)
 
 
-def _quad_of(points: np.ndarray) -> Quad:
-    return ((float(points[0, 0]), float(points[0, 1])), (float(points[1, 0]), float(points[1, 1])),
-            (float(points[2, 0]), float(points[2, 1])), (float(points[3, 0]), float(points[3, 1])))
-
-
 def _aligned_to(quad: Quad, reference: Quad) -> Quad:
     """``quad``'s corners, clockwise, cyclically shifted so corner 0 lies nearest ``reference``'s corner 0."""
     q = carddet.clockwise(np.asarray(quad, dtype=np.float64))
@@ -596,7 +591,7 @@ class Imx500Source:
             raise CameraError(f"frame {frame_index} is no longer in the main-stream buffer (the last {kept} are: "
                               "imx500.main_buffer_frames)")
         sx, sy = main.shape[1] / self._publish_wh[0], main.shape[0] / self._publish_wh[1]
-        return cut_closeup(main, _quad_of(scale_points(np.asarray(quad_px, np.float64), sx, sy)), card_height_px)
+        return cut_closeup(main, as_quad(scale_points(np.asarray(quad_px, np.float64), sx, sy)), card_height_px)
 
     def _detections(self, image: np.ndarray, metadata: Mapping[str, Any], main_wh: tuple[int, int]) -> list[Detection]:
         """The network's cards in ``image``'s (the published frame's) pixels; boxes come in main-stream pixels."""
@@ -668,7 +663,7 @@ class Imx500Source:
             q = tensor_to_stream(np.asarray(det.quad_px), tensor_wh, self._roi, crop, (sw, sh))
             if not bool(np.all((q[:, 0] >= m) & (q[:, 0] <= sw - 1 - m) & (q[:, 1] >= m) & (q[:, 1] <= sh - 1 - m))):
                 continue
-            quad = _quad_of(scale_points(q, *to_published))
+            quad = as_quad(scale_points(q, *to_published))
             mapped = Detection(BoxPx.from_quad(quad), quad, det.score, det.class_name, det.orientation)
             found.append(self._refined(image, mapped) if self._cfg.refine and det.class_name == carddet.CLASS_CARD
                          else mapped)

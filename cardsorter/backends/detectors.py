@@ -35,7 +35,7 @@ from cardsorter.core.detection import box_quad, refine_quad_edges
 from cardsorter.core.detector_manifest import DetectorManifest, load_detector_manifest
 from cardsorter.core.errors import ModelError
 from cardsorter.core.fields import check_ranges, doc, inline, section
-from cardsorter.core.types import BoxPx, Detection, Quad
+from cardsorter.core.types import BoxPx, Detection, as_quad
 from cardsorter.core.warp import check_bgr_image
 
 MODES = ("learned", "hybrid", "classical")
@@ -222,7 +222,7 @@ class OnnxCardDetector:
                 if not bool(np.all((quad[:, 0] >= lo_x) & (quad[:, 0] <= hi_x)
                                    & (quad[:, 1] >= lo_y) & (quad[:, 1] <= hi_y))):
                     continue
-                q = _as_quad(quad)
+                q = as_quad(quad)
                 out.append(Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation))
         return out
 
@@ -245,7 +245,7 @@ class OnnxCardDetector:
                 if det.class_name != CLASS_CARD or det.quad_px is None:
                     continue
                 quad = np.asarray(det.quad_px) + np.array([x0, y0])
-                shifted = Detection(BoxPx.from_quad(_as_quad(quad)), _as_quad(quad), det.score, det.class_name,
+                shifted = Detection(BoxPx.from_quad(as_quad(quad)), as_quad(quad), det.score, det.class_name,
                                     det.orientation)
                 iou = shifted.bbox_px.iou(box)
                 if iou >= best_iou:
@@ -263,7 +263,7 @@ class OnnxCardDetector:
             return det
         if not self.corners_inside(refined, (image_bgr.shape[1], image_bgr.shape[0])):
             return det
-        q = _as_quad(refined)
+        q = as_quad(refined)
         return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
 
 
@@ -308,11 +308,6 @@ def _check_frame(image_bgr: np.ndarray) -> None:
         from cardsorter.core.errors import ImageError
 
         raise ImageError(f"frame is too large: {w}x{h} (at most {MAX_FRAME_SIDE_PX} pixels a side)")
-
-
-def _as_quad(points: np.ndarray) -> Quad:
-    p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]
-    return (p[0], p[1], p[2], p[3])
 
 
 class HybridCardDetector:
@@ -364,7 +359,7 @@ class HybridCardDetector:
             return det
         if not self._learned.corners_inside(fitted, (image_bgr.shape[1], image_bgr.shape[0])):
             return det
-        q = _as_quad(fitted)
+        q = as_quad(fitted)
         return Detection(BoxPx.from_quad(q), q, det.score, det.class_name, det.orientation)
 
     def refine(self, image_bgr: np.ndarray, box: BoxPx, score: float) -> Detection:

@@ -48,6 +48,7 @@ from cardsorter.core.finish import (
     region_changes,
     view_chroma,
 )
+from cardsorter.core.types import as_quad
 from cardsorter.sim.catalog import CardDesign, reprint_designs, write_catalog
 from cardsorter.sim.scene import NUISANCES as SCENE_NUISANCES
 from cardsorter.sim.scene import NuisanceConfig, SceneConfig, SyntheticScene, read_catalog_dir
@@ -111,9 +112,8 @@ def run(catalog: pathlib.Path, nuisance: str, *, views: int, interval: int, seed
         chromas = []
         ms = 0.0                        # the rule's cost: reducing each closeup, then deciding
         for frame, quad in chosen:
-            q = _jitter(quad, corner_error, rng)
-            corners = ((q[0, 0], q[0, 1]), (q[1, 0], q[1, 1]), (q[2, 0], q[2, 1]), (q[3, 0], q[3, 1]))
-            closeup, _ = scene.render_closeup(frame, corners, CLOSEUP_HEIGHT_PX, MAIN_SCALE)
+            closeup, _ = scene.render_closeup(frame, as_quad(_jitter(quad, corner_error, rng)), CLOSEUP_HEIGHT_PX,
+                                              MAIN_SCALE)
             t0 = time.perf_counter()
             chromas.append(view_chroma(closeup))
             ms += (time.perf_counter() - t0) * 1000.0

@@ -29,7 +29,7 @@ import numpy as np
 
 from cardsorter.core.detection import CLASS_CARD
 from cardsorter.core.errors import ConfigError
-from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
+from cardsorter.core.types import BoxPx, Detection, Orientation, as_quad
 from cardsorter.core.warp import warp_card
 
 MATCH_IOU_MIN = 0.5
@@ -76,7 +76,7 @@ def load_real_val(root: str | Path) -> list[RealImage]:
 def _match(dets: list[Detection], truth: Sequence[RealCard]) -> dict[int, int]:
     pairs = []
     for gi, g in enumerate(truth):
-        gbox = BoxPx.from_quad(_as_quad(g.quad_px))
+        gbox = BoxPx.from_quad(as_quad(g.quad_px))
         for di, d in enumerate(dets):
             iou = gbox.iou(d.bbox_px)
             if iou >= MATCH_IOU_MIN:
@@ -89,11 +89,6 @@ def _match(dets: list[Detection], truth: Sequence[RealCard]) -> dict[int, int]:
             matched[gi] = di
             used.add(di)
     return matched
-
-
-def _as_quad(points: np.ndarray) -> Quad:
-    p = [(float(x), float(y)) for x, y in np.asarray(points).reshape(4, 2)]
-    return (p[0], p[1], p[2], p[3])
 
 
 def evaluate(images: Sequence[RealImage], detect: Callable[[np.ndarray], list[Detection]],
@@ -122,7 +117,7 @@ def evaluate(images: Sequence[RealImage], detect: Callable[[np.ndarray], list[De
         r["found"] += len(matched)
         r["false_pos"] += len(dets) - len(matched)
         for gi, card in enumerate(img.cards):
-            truth_crops.append(warp_card(frame, _as_quad(card.quad_px), crop_wh))
+            truth_crops.append(warp_card(frame, as_quad(card.quad_px), crop_wh))
             card_tags.append(img.tags)
             card_subset.append(img.subset)
             if gi not in matched:
@@ -140,7 +135,7 @@ def evaluate(images: Sequence[RealImage], detect: Callable[[np.ndarray], list[De
             if d.orientation != Orientation.UNKNOWN:
                 r["orient_known"] += 1
                 r["orient_ok"] += int(same <= rot)
-            det_crops.append(warp_card(frame, _as_quad(f), crop_wh))
+            det_crops.append(warp_card(frame, as_quad(f), crop_wh))
     out: dict[str, Any] = {}
     for s, r in per.items():
         errs = r["errors_pct"]

@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 
 from cardsorter.core.fields import doc
-from cardsorter.core.types import BoxPx, Detection, Orientation, Quad
+from cardsorter.core.types import BoxPx, Detection, Orientation, as_quad
 
 CLASS_CARD = "card"
 CLASS_DOUBLE_FEED = "double_feed"
@@ -277,11 +277,6 @@ def quad_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return abs(_shoelace(inter)) / min(area_a, area_b)
 
 
-def _as_quad(points: np.ndarray) -> Quad:
-    p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]
-    return (p[0], p[1], p[2], p[3])
-
-
 def _box(q: np.ndarray) -> BoxPx:
     lo, hi = q.min(axis=0), q.max(axis=0)
     return BoxPx(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
@@ -359,13 +354,13 @@ def _with_double_feeds(cards: list[tuple[np.ndarray, float, np.ndarray]], config
         if len(idx) == 1:
             quad, score, up = cards[idx[0]]
             ordered, orientation = order_by_up(quad, up, config.orientation_min)
-            out.append(Detection(_box(ordered), _as_quad(ordered), float(np.clip(score, 0.0, 1.0)), CLASS_CARD,
+            out.append(Detection(_box(ordered), as_quad(ordered), float(np.clip(score, 0.0, 1.0)), CLASS_CARD,
                                  orientation))
             continue
         pts = np.vstack([cards[i][0] for i in idx])
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         hull = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
         score = max(cards[i][1] for i in idx)
-        out.append(Detection(_box(hull), _as_quad(start_at_short_top(hull)), float(np.clip(0.5 * score, 0.0, 1.0)),
+        out.append(Detection(_box(hull), as_quad(start_at_short_top(hull)), float(np.clip(0.5 * score, 0.0, 1.0)),
                              CLASS_DOUBLE_FEED, Orientation.UNKNOWN))
     return out

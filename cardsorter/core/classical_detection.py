@@ -18,7 +18,6 @@ from cardsorter.core.detection import (
     CARD_ASPECT_SHORT_OVER_LONG,
     CLASS_CARD,
     CLASS_DOUBLE_FEED,
-    _as_quad,
     _clockwise,
     _fit_line,
     _intersect_lines,
@@ -28,7 +27,7 @@ from cardsorter.core.detection import (
     box_quad,
 )
 from cardsorter.core.fields import doc
-from cardsorter.core.types import BoxPx, Detection, Orientation, Point
+from cardsorter.core.types import BoxPx, Detection, Orientation, Point, as_quad
 from cardsorter.core.warp import check_bgr_image, warp_card
 
 ORIENTATION_PROBE_WH = (48, 66)
@@ -204,7 +203,7 @@ class ClassicalDetector:
         fit = 1.0 - mismatch_px2 / quad_area
         single = (abs(aspect - CARD_ASPECT_SHORT_OVER_LONG) <= cfg.aspect_tolerance and fit >= cfg.shape_fit_min
                   and rim_gaps <= cfg.rim_gap_max)
-        bbox = BoxPx.from_quad(_as_quad(quad))
+        bbox = BoxPx.from_quad(as_quad(quad))
         if blob.touches_border:
             # only a whole card held by a hand from outside counts; a card cut by the frame edge
             # has no four corners to find yet
@@ -216,16 +215,16 @@ class ClassicalDetector:
             # clipped, so the camera never reports a box the pipeline's input checks would drop
             h, w = image_bgr.shape[:2]
             hull_quad = np.clip(_clockwise(initial), 0.0, [w - 1.0, h - 1.0])
-            return Detection(BoxPx.from_quad(_as_quad(hull_quad)), _as_quad(_start_at_short_top(hull_quad)),
+            return Detection(BoxPx.from_quad(as_quad(hull_quad)), as_quad(_start_at_short_top(hull_quad)),
                              float(np.clip(0.5 * fit, 0.0, 1.0)), CLASS_DOUBLE_FEED, Orientation.UNKNOWN)
         quad = _start_at_short_top(quad)
         quad, orientation = self._orient(image_bgr, quad)
         score = float(np.clip(fit * (0.5 + 0.5 * edge_support), 0.0, 1.0))
-        return Detection(bbox, _as_quad(quad), score, CLASS_CARD, orientation)
+        return Detection(bbox, as_quad(quad), score, CLASS_CARD, orientation)
 
     def _orient(self, image_bgr: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, Orientation]:
         """Put the card's top first using its layout (see ``upright_score``)."""
-        probe = warp_card(image_bgr, _as_quad(quad), ORIENTATION_PROBE_WH)
+        probe = warp_card(image_bgr, as_quad(quad), ORIENTATION_PROBE_WH)
         score = upright_score(probe)
         margin = self._cfg.orientation_margin
         if score >= margin:
@@ -319,7 +318,7 @@ def upright_score(card_bgr: np.ndarray) -> float:
 
 
 def _shift_detection(det: Detection, dx: float, dy: float) -> Detection:
-    quad = None if det.quad_px is None else _as_quad(np.asarray(det.quad_px) + np.array([dx, dy]))
+    quad = None if det.quad_px is None else as_quad(np.asarray(det.quad_px) + np.array([dx, dy]))
     box = BoxPx(det.bbox_px.x + dx, det.bbox_px.y + dy, det.bbox_px.w, det.bbox_px.h)
     return Detection(box, quad, det.score, det.class_name, det.orientation, det.track_id)
 

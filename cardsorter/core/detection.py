@@ -198,11 +198,6 @@ def box_quad(box: BoxPx) -> Quad:
     return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
 
 
-def _as_quad(points: np.ndarray) -> Quad:
-    p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]
-    return (p[0], p[1], p[2], p[3])
-
-
 def quad_corner_error_px(found: Quad, truth: Quad, allow_180: bool = False) -> float:
     """Mean distance between corresponding corners; with allow_180 the better of the two rotations."""
     f = np.asarray(found, dtype=np.float64)

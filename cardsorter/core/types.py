@@ -13,6 +13,12 @@ Quad = tuple[Point, Point, Point, Point]
 """Four corners in image pixels, clockwise from the card's top-left corner."""
 
 
+def as_quad(points: np.ndarray) -> Quad:
+    """Four (x, y) points (any array of 8 numbers, in corner order) as a Quad of floats."""
+    p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]
+    return (p[0], p[1], p[2], p[3])
+
+
 @dataclass(frozen=True)
 class BoxPx:
     """Axis-aligned box in pixels: top-left corner, width and height."""

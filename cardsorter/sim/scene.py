@@ -20,7 +20,7 @@ import numpy as np
 from cardsorter.core.errors import ConfigError, ImageError
 from cardsorter.core.fields import doc
 from cardsorter.core.finish import ART_WINDOW, HOLO, REVERSE_HOLO, foil_class
-from cardsorter.core.types import Quad
+from cardsorter.core.types import Quad, as_quad
 from cardsorter.core.warp import quad_height_px, warp_card_closeup
 from cardsorter.sim.catalog import rainbow_overlay
 
@@ -269,7 +269,7 @@ class SyntheticScene:
                 gain = p.exposure_gain
             noisy = noisy or p.noisy
             truth.append(GroundTruthCard(p.physical_id, p.card.card_id, p.card.in_database,
-                                         _as_quad(quad), p.nuisances))
+                                         as_quad(quad), p.nuisances))
         if gain != 1.0:
             cv2.convertScaleAbs(frame, frame, alpha=gain)
             frame_nuisances.append("exposure")
@@ -333,7 +333,7 @@ class SyntheticScene:
         if noisy:
             noise = np.random.default_rng([self._cfg.seed, frame_index]).normal(0.0, NOISE_SIGMA, canvas.shape)
             canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
-        cq = _as_quad(to_canvas(q))
+        cq = as_quad(to_canvas(q))
         height = max(1, int(card_height_px))
         width = max(1, round(height * self._card_w() / self._cfg.card_height_px))
         return warp_card_closeup(canvas, cq, (width, height)), quad_height_px(cq)
@@ -617,6 +617,3 @@ def _bounds(points: np.ndarray, w: int, h: int, margin: int) -> tuple[int, int, 
     return x0, y0, x1, y1
 
 
-def _as_quad(points: np.ndarray) -> Quad:
-    p = [(float(x), float(y)) for x, y in points]
-    return (p[0], p[1], p[2], p[3])
