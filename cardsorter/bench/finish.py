@@ -42,10 +42,10 @@ import numpy as np
 from cardsorter.bench.printing_ocr import machine
 from cardsorter.core.finish import (
     DEFAULT_FINISH_CONFIG,
+    FOIL_CLASSES,
     FinishConfig,
     decide_finish,
     foil_class,
-    region_changes,
     view_chroma,
 )
 from cardsorter.core.types import as_quad
@@ -57,7 +57,6 @@ from cardsorter.sim.scene import NuisanceConfig, SceneConfig, SyntheticScene, re
 NUISANCES = {"clean": "", "glare": "glare", "haze": "haze", "motion_blur": "motion_blur",
              "focus_blur": "focus_blur", "finger": "finger", "shadow": "hand_shadow", "tilt": "tilt",
              "rot180": "rotated_180", "exposure": "exposure", "noise": "noise"}
-FINISHES = ("normal", "holo", "reverse_holo")
 MAIN_SCALE = 3.2            # the synthetic camera's main stream (camera.synthetic.main_scale)
 CLOSEUP_HEIGHT_PX = 700     # printing.card_height_px
 FPS = 30.0
@@ -120,11 +119,11 @@ def run(catalog: pathlib.Path, nuisance: str, *, views: int, interval: int, seed
         t0 = time.perf_counter()
         est = decide_finish(chromas, config)
         ms += (time.perf_counter() - t0) * 1000.0
-        art, body = region_changes(chromas)
         truth_class = foil_class(finishes[stack[pid]])
         verdict = "unknown" if est.finish == "unknown" else ("correct" if est.finish == truth_class else "wrong")
         rows.append({"card_id": stack[pid], "finish": truth_class, "decided": est.finish, "verdict": verdict,
-                     "art_change": round(art, 2), "body_change": round(body, 2), "decide_ms": ms})
+                     "art_change": round(est.art_change, 2),
+                     "body_change": round(est.body_change, 2), "decide_ms": ms})
     return rows
 
 
@@ -170,7 +169,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"tracks": n, "correct": share("correct"), "unknown": share("unknown"),
                            "wrong": share("wrong")}
-    for f in FINISHES:
+    for f in FOIL_CLASSES:
         out[f"correct_{f}"] = share("correct", f)
     return out
 

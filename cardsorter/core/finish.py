@@ -89,6 +89,7 @@ def _masks(flipped: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 _MASKS = {False: _masks(False), True: _masks(True)}
+_WINDOW = cv2.createHanningWindow(ALIGN_WH, cv2.CV_32F)   # phase correlation's taper, one for every view
 
 
 @dataclass(frozen=True)
@@ -96,21 +97,20 @@ class ViewChroma:
     """One closeup reduced for the comparison: Lab at the registration size, float32 (h, w, 3)."""
 
     lab: np.ndarray
-    _window: np.ndarray = field(default_factory=lambda: cv2.createHanningWindow(ALIGN_WH, cv2.CV_32F), repr=False)
 
     @property
     def lightness(self) -> np.ndarray:
         return np.asarray(self.lab[:, :, 0])
 
     def turned(self) -> ViewChroma:
-        return ViewChroma(np.ascontiguousarray(self.lab[::-1, ::-1]), self._window)
+        return ViewChroma(np.ascontiguousarray(self.lab[::-1, ::-1]))
 
     def registered_to(self, ref: ViewChroma) -> ViewChroma:
         """This view shifted onto ``ref`` (phase correlation of the lightness: the corners' error)."""
-        (dx, dy), _ = cv2.phaseCorrelate(ref.lightness, self.lightness, self._window)
+        (dx, dy), _ = cv2.phaseCorrelate(ref.lightness, self.lightness, _WINDOW)
         shift = np.array([[1.0, 0.0, -dx], [0.0, 1.0, -dy]], np.float32)
         moved = cv2.warpAffine(self.lab, shift, ALIGN_WH, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return ViewChroma(np.asarray(moved), self._window)
+        return ViewChroma(np.asarray(moved))
 
     def grid_lab(self) -> np.ndarray:
         """Lab on the comparison grid, (h, w, 3)."""

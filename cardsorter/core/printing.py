@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cardsorter.core.fields import check_ranges, doc
-from cardsorter.core.finish import FOIL_CLASSES, foil_class
+from cardsorter.core.finish import FOIL_CLASSES, narrow_by_finish
 from cardsorter.core.types import CardRecord
 
 # OCR look-alikes of digits. They become digits only where a digit belongs (the number and the total
@@ -260,7 +260,7 @@ def resolve_printing(views: Sequence[ViewReading], candidates: Sequence[CardReco
                                   f"read {shown}: no candidate printing has it")
     by_finish = ""
     if len(named) > 1 and finish in FOIL_CLASSES:
-        narrowed = [i for i in named if foil_class(candidates[i].finish) == finish]
+        narrowed = [named[k] for k in narrow_by_finish([candidates[i].finish for i in named], finish)]
         if len(narrowed) == 1:
             named, by_finish = narrowed, f", the {finish.replace('_', ' ')} of the printings read alike"
     best = max(named, key=lambda i: support[i])

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cardsorter.core.fields import check_ranges, doc
-from cardsorter.core.finish import FOIL_CLASSES, foil_class
+from cardsorter.core.finish import FOIL_CLASSES, narrow_by_finish
 from cardsorter.core.printing import (
     PrintingConfig,
     PrintingResolution,
@@ -104,7 +104,7 @@ def with_finish(card: CardRecord | None, seen: str) -> CardRecord | None:
     (core/finish.py) or ``unknown``, never its default; a record of one finish stays as it is."""
     if card is None or len(card.finishes) <= 1:
         return card
-    shown = [f for f in card.finishes if foil_class(f) == seen] if seen in FOIL_CLASSES else []
+    shown = [card.finishes[i] for i in narrow_by_finish(card.finishes, seen)] if seen in FOIL_CLASSES else []
     return dataclasses.replace(card, finish=shown[0] if len(shown) == 1 else UNKNOWN_FINISH)
 
 
