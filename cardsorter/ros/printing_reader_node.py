@@ -167,7 +167,7 @@ class PrintingReaderNode(Node):
             try:
                 est = want.finish.add(image)
                 reply.finish, reply.finish_views, reply.finish_reason = est.finish, est.views, est.reason[:256]
-                if est.views >= 2:
+                if est.views >= want.finish.config.min_views:   # a verdict, not "too few views yet"
                     self._monitor.count(f"finish_{est.finish}")
             except ValueError as err:
                 self._monitor.count("finish_views_unusable")
