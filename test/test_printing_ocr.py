@@ -29,12 +29,13 @@ class FakeRapidOCR:
     """rapidocr_onnxruntime 1.4.4's surface: ``RapidOCR()(img)`` returns (result, elapse), result a list of
     [box (4 [x, y] points clockwise from the top-left), text, score] or, when the detector finds no text,
     (None, None); ``RapidOCR()(img, use_rec=False)`` returns ([box, ...], [det elapse]) or (None, None);
+    ``get_crop_img_list(img, boxes)`` cuts each box out (here: its bounding rectangle);
     ``text_rec(img_list)`` (recognition only) returns ([(text, score), ...], elapse seconds).
 
     ``detected``: one list of lines per detection call, in call order; a line is (text, score) or (text,
     score, (x0, y0, x1, y1)), its box as fractions of the image (default: the full height, 2 px narrower
-    per line, so every line's box has its own width). Recognising one image as wide as a box of the last
-    detection returns that box's line (boxes told apart by their size); any other call returns ``recognised``."""
+    per line, so every line's box has its own width). Recognising one image the size of a box detected so far
+    returns that box's line (boxes told apart by their size); any other call returns ``recognised``."""
 
     def __init__(self, detected: list[list[Line]], recognised: list[tuple[str, float]]) -> None:
         self._detected = list(detected)
@@ -60,6 +61,14 @@ class FakeRapidOCR:
         if use_rec is False:
             return boxes, [0.01]
         return [[box, line[0], np.float32(line[1])] for box, line in zip(boxes, lines)], [0.01, 0.0, 0.02]
+
+    @staticmethod
+    def get_crop_img_list(img: np.ndarray, dt_boxes: list[np.ndarray]) -> list[np.ndarray]:
+        crops = []
+        for b in dt_boxes:
+            x0, y0 = np.floor(b.min(axis=0)).astype(int)
+            crops.append(img[y0:y0 + int(b[2][1] - b[0][1]), x0:x0 + int(b[1][0] - b[0][0])])
+        return crops
 
     def text_rec(self, img_list: list[np.ndarray], return_word_box: bool = False) -> tuple[Any, float]:
         self.rec_crops.extend(img_list)

@@ -34,10 +34,9 @@ DET_LIMIT_SIDE_PX = 2000       # the detector's input limit (rapidocr det_limit_
 # Where each corner's collector number line sits (fraction of the card height): the fixed boxes' centres.
 NUMBER_LINE_Y = ((FIXED_BOXES["modern-bottom-left"][2] + FIXED_BOXES["modern-bottom-left"][3]) / 2,
                  (FIXED_BOXES["wotc-bottom-right"][2] + FIXED_BOXES["wotc-bottom-right"][3]) / 2)
-# The recogniser's input is 48 px high and padded to at least this width, rapidocr's default. Narrower is
-# cheaper (~39 ms a box at 320 px on one thread, ~12 ms at 96) but reads blurred numbers worse: at 96 or 160 px,
-# 82 % of 100 real SV151 scans under blur at 700 px read exactly against 87 % at 320 (docs/PRINTINGS.md "Cost").
-REC_MIN_WIDTH_PX = 320
+# The recogniser's input stays rapidocr's default 48x320 minimum (rec_img_shape). Narrower is cheaper (~39 ms a
+# box at 320 px on one thread, ~12 ms at 96) but reads blurred numbers worse: at 96 or 160 px, 82 % of 100 real
+# SV151 scans under blur at 700 px read exactly against 87 % at 320 (docs/PRINTINGS.md "Cost").
 TEXT_SCORE = 0.5               # rapidocr's own cut (config text_score): recognised lines below it are dropped
 SAME_LINE_OVERLAP = 0.5        # a box sharing this much of its height with the number's is on its line
 
@@ -57,7 +56,7 @@ def _load_rapidocr() -> Any:
         raise ModelError(f"the printing reader needs the package rapidocr-onnxruntime ({err}); install it "
                          f"without its opencv-python: {INSTALL_HINT}") from err
     return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1, use_cls=False,
-                    det_limit_type="max", det_limit_side_len=DET_LIMIT_SIDE_PX, rec_img_shape=[3, 48, REC_MIN_WIDTH_PX])
+                    det_limit_type="max", det_limit_side_len=DET_LIMIT_SIDE_PX)
 
 
 class RapidOcrReader:
@@ -125,14 +124,13 @@ class RapidOcrReader:
         distance from their corner's number line; once a box reads as a collector number, only the boxes on
         its line (same corner) are recognised more."""
         h = card_bgr.shape[0]
-        band_top = h * (1 - BAND_HEIGHT)
         queue: list[tuple[float, int, np.ndarray, np.ndarray]] = []   # (distance, corner, crop, box)
         for corner, crop in enumerate(corner_crops(card_bgr)):
             boxes, _elapse = engine(crop, use_rec=False)
             px_per_card_h = crop.shape[0] / (h * BAND_HEIGHT)
             for pts in boxes or []:
                 box = np.asarray(pts, np.float32).reshape(4, 2)
-                y_card = (band_top * px_per_card_h + float(box[:, 1].mean())) / (h * px_per_card_h)
+                y_card = 1 - BAND_HEIGHT + float(box[:, 1].mean()) / px_per_card_h / h
                 queue.append((abs(y_card - NUMBER_LINE_Y[corner]), corner, crop, box))
         queue.sort(key=lambda q: q[0])
         lines: list[tuple[str, float]] = []
@@ -140,7 +138,7 @@ class RapidOcrReader:
         for _distance, corner, crop, box in queue:
             if number_at is not None and not (corner == number_at[0] and _same_line(box, number_at[1])):
                 continue
-            recognised, _elapse = engine.text_rec([box_crop(crop, box)])
+            recognised, _elapse = engine.text_rec(engine.get_crop_img_list(crop, [box]))
             if not recognised or float(recognised[0][1]) < TEXT_SCORE:
                 continue
             text, score = recognised[0]
@@ -155,16 +153,6 @@ def _same_line(box: np.ndarray, other: np.ndarray) -> bool:
     o_top, o_bottom = float(other[:, 1].min()), float(other[:, 1].max())
     overlap = min(bottom, o_bottom) - max(top, o_top)
     return overlap >= SAME_LINE_OVERLAP * min(bottom - top, o_bottom - o_top)
-
-
-def box_crop(img: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The text box (4 points clockwise from its top-left) cut out upright, as rapidocr cuts its boxes."""
-    width = max(1, int(max(np.linalg.norm(box[0] - box[1]), np.linalg.norm(box[2] - box[3]))))
-    height = max(1, int(max(np.linalg.norm(box[0] - box[3]), np.linalg.norm(box[1] - box[2]))))
-    dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
-    crop = cv2.warpPerspective(img, cv2.getPerspectiveTransform(box.astype(np.float32), dst), (width, height),
-                               borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC)
-    return np.rot90(crop) if height >= 1.5 * width else crop
 
 
 def corner_crops(card_bgr: np.ndarray) -> list[np.ndarray]:
