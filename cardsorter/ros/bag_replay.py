@@ -19,15 +19,19 @@ from cardsorter.backends.detectors import open_detector
 from cardsorter.config import resolve_path
 from cardsorter.core.errors import BagError
 from cardsorter.ros import conversions
+from cardsorter.ros.frame_selector_node import FrameSelectorNode
 from cardsorter.ros.graph import Graph
 from cardsorter.ros.monitor_node import GraphMonitor
 from cardsorter.ros.rosbag_io import FramePublisher, bag_has_detections, read_frames
+from cardsorter.ros.smoother_node import SmootherNode
+from cardsorter.ros.sorter_node import SorterNode
 from cardsorter.settings import load_settings
 
 log = logging.getLogger("cardsorter.replay")
 
 FRAME_TIMEOUT_S = 30.0       # one frame through the whole loop; generous (a cold ONNX session on a busy CPU)
 DRAIN_TIMEOUT_S = 60.0
+MATCH_TIMEOUT_S = 10.0
 END_OF_STREAM_AFTER_NS = 1_000_000_000   # the end of stream is stamped 1 s after the last frame
 
 
@@ -57,8 +61,10 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
     try:
         with Graph(params_file, nodes, overrides, extra_nodes=[FramePublisher, GraphMonitor]) as graph:
             player, monitor = graph.node_of(FramePublisher), graph.node_of(GraphMonitor)
-            graph.spin_until(lambda: player.count_subscribers("camera/image_raw") > 0
-                             and player.count_subscribers("camera/detections") > 0, 10.0)
+            if not graph.spin_until(graph.all_matched, MATCH_TIMEOUT_S):
+                raise BagError(f"the graph's nodes did not find each other within {MATCH_TIMEOUT_S} s")
+            in_step = functools.partial(_in_step, monitor, graph.node_of(FrameSelectorNode),
+                                        graph.node_of(SmootherNode), graph.node_of(SorterNode))
             for frame in read_frames(bag, image_topic, use_detections):
                 if frame.stamp_ns <= last_stamp:
                     log.warning("frame stamped %d is not after %d: skipped", frame.stamp_ns, last_stamp)
@@ -71,7 +77,7 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
                     found = detector.detect(conversions.image_from_msg(image))  # type: ignore[union-attr]
                     dets = conversions.detections_to_msg(found, image.header, frames)
                 player.publish_frame(frame.image_raw, dets)
-                if not graph.spin_until(functools.partial(monitor.frame_done, frame.stamp_ns), FRAME_TIMEOUT_S):
+                if not graph.spin_until(functools.partial(in_step, frame.stamp_ns), FRAME_TIMEOUT_S):
                     raise BagError(f"frame {frame.stamp_ns} did not go through the graph within {FRAME_TIMEOUT_S} s")
                 frames += 1
                 last_stamp = frame.stamp_ns
@@ -85,3 +91,22 @@ def replay_bag(bag: pathlib.Path, db: pathlib.Path, out_csv: pathlib.Path, *, im
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _in_step(monitor: GraphMonitor, selector: FrameSelectorNode, smoother: SmootherNode, sorter: SorterNode,
+             stamp_ns: int) -> bool:
+    """The frame went through the whole loop and every node has taken in everything sent so far.
+
+    Nodes meet over several topics (the sorter hears identities, track ends and tracks; the frame
+    selector's gate hears identities back): on a loaded machine one topic can lag another by a second,
+    and a replay that went on at the first answer sorted differently from run to run. A replay waits
+    for each frame until no message is in flight between the nodes whose decisions it replays. The
+    counts read first are the ones whose callbacks publish what is counted next."""
+    if not monitor.frame_done(stamp_ns):
+        return False
+    tracks, ends = selector.tracks_published, selector.track_ends_published
+    if not (smoother.inputs.handled["tracks"] == sorter.inputs.handled["tracks"] == tracks
+            and smoother.inputs.handled["track_ends"] == sorter.inputs.handled["track_ends"] == ends):
+        return False
+    identities = smoother.identities_published
+    return sorter.inputs.handled["identities"] == selector.inputs.handled["identities"] == identities

@@ -36,6 +36,8 @@ class FrameSelectorNode(Node):
         self._tracker = CardTracker(self._cfg.tracker)
         self._selector = FrameSelector(self._cfg.gate, manifest.input_size_wh)
         self._images: dict[int, Image] = {}
+        self.tracks_published = 0
+        self.track_ends_published = 0
         self._detections: dict[int, CardDetectionArray] = {}
         self._monitor = StageMonitor(self, "track+gate+warp", report=self._gate_report)
         self._inputs = InputGuard(self, self._monitor, self._cfg.input, monotonic=True,
@@ -45,7 +47,8 @@ class FrameSelectorNode(Node):
         self._ends_pub = self.create_publisher(TrackEndMsg, "track_ends", qos.DECISIONS)
         self.create_subscription(Image, "camera/image_raw", self._on_image, qos.CAMERA_FRAMES_LATEST)
         self.create_subscription(CardDetectionArray, "camera/detections", self._on_detections, qos.PIPELINE)
-        self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS)
+        self.create_subscription(CardIdentityArray, "identities",
+                                 self._inputs.counted("identities", self._on_identities), qos.DECISIONS)
         self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS)
         self.get_logger().info(f"crops warped to {manifest.input_size_wh[0]}x{manifest.input_size_wh[1]} "
                                f"for model {manifest.model_id}")
@@ -102,6 +105,7 @@ class FrameSelectorNode(Node):
         tracks = conversions.detections_to_msg(tracked, dets.header, dets.frame_index)
         tracks.crops_requested = len(crops)
         self._tracks_pub.publish(tracks)
+        self.tracks_published += 1
         self._publish_ends(ended)
 
     def _gate_report(self) -> dict[str, str]:
@@ -115,6 +119,7 @@ class FrameSelectorNode(Node):
         for end in ended:
             self._selector.forget(end.track_id)
             self._ends_pub.publish(conversions.track_end_to_msg(end, self._cfg.frame_id))
+            self.track_ends_published += 1
 
     def _on_identities(self, msg: CardIdentityArray) -> None:
         for ident in self._inputs.identities(msg, "identities"):
@@ -131,6 +136,10 @@ class FrameSelectorNode(Node):
     @property
     def selector(self) -> FrameSelector:
         return self._selector
+
+    @property
+    def inputs(self) -> InputGuard:
+        return self._inputs
 
 
 def main() -> None:

@@ -133,6 +133,17 @@ class Graph:
             self.executor.spin_once(timeout_sec=0.05)
         return done()
 
+    def all_matched(self) -> bool:
+        """Every publisher of the graph's nodes is matched with every subscription of the graph's nodes to
+        its topic (DDS matching, not the discovery cache): from then on nothing one node sends another
+        is lost to discovery. Nodes outside the graph are not counted."""
+        subscribers: dict[str, int] = {}
+        for node in self.nodes.values():
+            for sub in node.subscriptions:
+                subscribers[sub.topic_name] = subscribers.get(sub.topic_name, 0) + 1
+        return all(pub.get_subscription_count() >= subscribers.get(pub.topic_name, 0)
+                   for node in self.nodes.values() for pub in node.publishers)
+
     def close(self) -> None:
         for node in self.nodes.values():   # the camera first: nothing new enters while the rest closes
             close = getattr(node, "close", None)

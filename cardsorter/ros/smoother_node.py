@@ -35,15 +35,19 @@ class SmootherNode(Node):
                                      report=lambda: {"active_tracks": str(self._smoother.active_tracks)})
         self._inputs = InputGuard(self, self._monitor, self._cfg.input)
         self._pub = self.create_publisher(CardIdentityArray, "identities", qos.DECISIONS)
-        self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE)
+        self.identities_published = 0
+        self.create_subscription(CardDetectionArray, "tracks", self._inputs.counted("tracks", self._on_tracks),
+                                 qos.PIPELINE)
         self.create_subscription(CardMatchArray, "matches", self._on_matches, qos.PIPELINE)
-        self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS)
+        self.create_subscription(TrackEnd, "track_ends", self._inputs.counted("track_ends", self._on_track_end),
+                                 qos.DECISIONS)
         self.create_subscription(PrintingReading, "printing_readings", self._on_reading, qos.DECISIONS)
 
     def _publish(self, identities: list[Identity], header: Any, always: bool = False) -> None:
         if identities or always:
             self._pub.publish(CardIdentityArray(header=header, identities=[
                 conversions.identity_to_msg(i, self._frame_id) for i in identities]))
+            self.identities_published += 1
             self._monitor.count("finals", sum(1 for i in identities if i.final))
 
     def _reconfigure(self, config: SmootherConfig) -> None:
@@ -84,6 +88,10 @@ class SmootherNode(Node):
         final = self._smoother.end_track(end) if end is not None else None
         if final is not None:
             self._publish([final], conversions.header(final.stamp_ns, self._frame_id))
+
+    @property
+    def inputs(self) -> InputGuard:
+        return self._inputs
 
 
 def main() -> None:

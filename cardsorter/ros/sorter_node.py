@@ -95,10 +95,13 @@ class SorterNode(ManagedNode):
             return
         group = MutuallyExclusiveCallbackGroup()
         self._work = [
-            self.create_subscription(CardIdentityArray, "identities", self._on_identities, qos.DECISIONS,
+            self.create_subscription(CardIdentityArray, "identities",
+                                     self._inputs.counted("identities", self._on_identities), qos.DECISIONS,
                                      callback_group=group),
-            self.create_subscription(TrackEnd, "track_ends", self._on_track_end, qos.DECISIONS, callback_group=group),
-            self.create_subscription(CardDetectionArray, "tracks", self._on_tracks, qos.PIPELINE, callback_group=group),
+            self.create_subscription(TrackEnd, "track_ends", self._inputs.counted("track_ends", self._on_track_end),
+                                     qos.DECISIONS, callback_group=group),
+            self.create_subscription(CardDetectionArray, "tracks", self._inputs.counted("tracks", self._on_tracks),
+                                     qos.PIPELINE, callback_group=group),
             self.create_subscription(Header, "camera/end_of_stream", self._on_end_of_stream, qos.DECISIONS,
                                      callback_group=group),
             self.create_subscription(String, "database/status", self._on_database_status, qos.DATABASE_STATUS,
@@ -299,6 +302,10 @@ class SorterNode(ManagedNode):
     @property
     def core(self) -> SorterCore:
         return self._core
+
+    @property
+    def inputs(self) -> InputGuard:
+        return self._inputs
 
 
 def main() -> None:

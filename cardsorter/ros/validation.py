@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 from rclpy.node import Node
@@ -38,6 +39,8 @@ from cardsorter.ros.diagnostics import StageMonitor
 WARN_PERIOD_S = 5.0   # at most one warning per topic this often; the diagnostics count every drop
 RECENT_REASONS = 32   # reasons kept per topic (tests, debugging)
 
+M = TypeVar("M")
+
 
 class InputGuard:
     """One node's input checks: ``stamp`` / ``embeddings`` / ``detections`` / ... return what may be
@@ -59,6 +62,18 @@ class InputGuard:
         self._unwarned: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
         self.recent: dict[str, deque[str]] = {}
+        self.handled: Counter[str] = Counter()
+
+    def counted(self, topic: str, callback: Callable[[M], Any]) -> Callable[[M], None]:
+        """``callback`` for a subscription to ``topic`` that counts, in ``handled[topic]``, the messages
+        whose callback has returned (however it returned). A replay waits on these counts to keep the
+        graph in step, one frame at a time (ros/bag_replay.py)."""
+        def wrapped(msg: M) -> None:
+            try:
+                callback(msg)
+            finally:
+                self.handled[topic] += 1
+        return wrapped
 
     # --- counting ------------------------------------------------------------------------------
 
