@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
@@ -38,6 +39,35 @@ def ros_context() -> Iterator[tuple[Context, MultiThreadedExecutor]]:
                 close()
             node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+@contextmanager
+def spun_alone(node: Node) -> Iterator[None]:
+    """Spin ``node`` on its own single-threaded executor in a thread, as the graph and ``ros2 run`` spin
+    the web node: its timer then creates and destroys subscriptions in the thread that waits on them (in a
+    shared multi-threaded executor that races another thread's wait set: rclpy's InvalidHandle). The node
+    is closed and destroyed at the end."""
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set() and node.context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    thread = threading.Thread(target=spin, name=f"test-{node.get_name()}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10.0)
+        executor.remove_node(node)
+        executor.shutdown(timeout_sec=2.0)
+        close = getattr(node, "close", None)
+        if callable(close):
+            close()
+        node.destroy_node()
 
 
 def spin_until(executor: MultiThreadedExecutor, done: Callable[[], bool], timeout_s: float = 20.0) -> bool:
