@@ -80,3 +80,24 @@ def test_backgrounds_and_faces_are_read_from_folders(tmp_path: Path) -> None:
 def test_compose_needs_a_face() -> None:
     with pytest.raises(ValueError, match="card face"):
         compose([], [], np.random.default_rng(0))
+
+
+def test_a_spread_of_cards_lies_in_rows_and_columns(faces: list[np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    # real multi-card photos are mostly spreads and binder pages: many small cards, one direction, small gaps
+    from cardsorter.sim import composite
+
+    monkeypatch.setattr(composite, "GRID_SHARE", 1.0)
+    rng = np.random.default_rng(4)
+    for _ in range(6):
+        _, labels = compose(faces, [], rng, (256, 192))
+        assert len(labels) >= 2
+        heights = [float(np.linalg.norm(lab.quad_px[3] - lab.quad_px[0])) for lab in labels]
+        assert max(heights) < 1.6 * min(heights)               # one card size (each tilted a little)
+        ups = [(lab.quad_px[0] + lab.quad_px[1] - lab.quad_px[2] - lab.quad_px[3]) / 2 for lab in labels]
+        angles = np.degrees([np.arctan2(u[1], u[0]) for u in ups])
+        turned = np.abs(((angles - angles[0]) + 180) % 360 - 180)
+        assert all(t < 15 or t > 165 for t in turned)           # one direction, a few cards turned 180°
+        assert not any(lab.double_feed for lab in labels)
+        for i, a in enumerate(labels):                          # side by side, not on top of each other
+            for b in labels[i + 1:]:
+                assert composite._overlap(a.quad_px, b.quad_px) < 0.04

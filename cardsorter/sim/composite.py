@@ -1,7 +1,7 @@
 """Domain-randomised training scenes for the card detector: card faces composited onto backgrounds, with labels.
 
-``compose(faces, backgrounds, rng, size_wh)`` draws one scene: 1-6 cards (real card faces or
-procedural ones) in perspective on a real photo or a procedural texture, with sleeves, rounded
+``compose(faces, backgrounds, rng, size_wh)`` draws one scene: 1-6 cards, or a spread of up to 24 in
+rows and columns (real card faces or procedural ones) in perspective on a real photo or a procedural texture, with sleeves, rounded
 corners, glare, shadows, lighting gradients, fingers and hands, other rectangles (distractors),
 overlapping cards (double feeds), blur, noise and JPEG. It returns the image and every card's
 four corners (clockwise from the card's top-left, in pixel-centre coordinates) whether they are
@@ -24,6 +24,7 @@ CARD_ASPECT_W_OVER_H = 63.0 / 88.0
 CORNER_RADIUS_FRAC = 3.0 / 63.0      # a 63 x 88 mm card has ~3 mm corner radius
 SKIN_TONES_BGR = ((120, 150, 215), (95, 125, 190), (70, 95, 150), (50, 70, 110), (140, 170, 225), (60, 85, 135))
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+GRID_SHARE = 0.12      # scenes of a spread of cards in rows and columns (real multi-card photos mostly are)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,30 @@ def _card_quad(rng: np.random.Generator, size_wh: tuple[int, int], long_px: floa
         q = q / np.clip(z, 0.5, 2.0)[:, None]
     c, s = math.cos(angle_rad), math.sin(angle_rad)
     return np.asarray(q @ np.array([[c, s], [-s, c]]) + centre)
+
+
+def _grid_quads(rng: np.random.Generator, size_wh: tuple[int, int]) -> list[np.ndarray]:
+    """A spread of 4-24 cards in rows and columns, as collectors lay them out or a binder page holds them:
+    one direction for all (a few turned 180°), small gaps, the grid anywhere (cards past the frame's edge
+    are left out when their centre is)."""
+    w, h = size_wh
+    rows, cols = int(rng.integers(2, 5)), int(rng.integers(2, 7))
+    long_px = h * rng.uniform(0.12, 0.42)
+    short_px = long_px * CARD_ASPECT_W_OVER_H
+    gap = short_px * rng.uniform(0.03, 0.3)
+    angle = (0.0 if rng.random() < 0.6 else math.pi / 2 * int(rng.integers(4))) + rng.normal(0, 0.08)
+    c, s = math.cos(angle), math.sin(angle)
+    centre = np.array([w, h]) * rng.uniform(0.3, 0.7, 2)
+    quads = []
+    for row in range(rows):
+        for col in range(cols):
+            local = np.array([(col - (cols - 1) / 2) * (short_px + gap), (row - (rows - 1) / 2) * (long_px + gap)])
+            at = centre + local @ np.array([[c, s], [-s, c]]) + rng.normal(0, 0.015 * long_px, 2)
+            if not (0 <= at[0] < w and 0 <= at[1] < h):
+                continue
+            turn = math.pi if rng.random() < 0.1 else 0.0
+            quads.append(_card_quad(rng, size_wh, long_px, at, angle + turn + rng.normal(0, 0.03)))
+    return quads
 
 
 def _paste(canvas: np.ndarray, cover: np.ndarray, img: np.ndarray, alpha: np.ndarray, quad: np.ndarray) -> None:
@@ -320,6 +345,9 @@ def compose(faces: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray], rng:
     w, h = size_wh
     r = rng.random()
     n_cards = 0 if r < 0.05 else 1 if r < 0.55 else int(rng.integers(2, 7))
+    grid = _grid_quads(rng, size_wh) if rng.random() < GRID_SHARE else None
+    if grid is not None:
+        n_cards = len(grid)
     near_border = rng.random() < 0.2     # the background takes the colour of a card's border
     card_imgs = [_face(faces, rng) for _ in range(n_cards)]
     tint = None
@@ -338,8 +366,13 @@ def compose(faces: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray], rng:
     base_angle = 0.0 if rng.random() < 0.75 else rng.uniform(0, 2 * math.pi)
     for i, (img, alpha) in enumerate(card_imgs):
         long_px = h * long_frac * rng.uniform(0.85, 1.15)
-        double = i > 0 and rng.random() < 0.15 and bool(labels)
+        double = i > 0 and rng.random() < 0.15 and bool(labels) and grid is None
         for _attempt in range(12):
+            if grid is not None:
+                quad = grid[i]
+                if all(_overlap(quad, q) < 0.04 for q, _, _ in labels):
+                    break
+                continue
             angle = base_angle + rng.normal(0, 0.25) + (math.pi if rng.random() < 0.25 else 0.0)
             if rng.random() < 0.15:
                 angle = rng.uniform(0, 2 * math.pi)
@@ -355,7 +388,7 @@ def compose(faces: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray], rng:
                 break
         else:
             continue
-        if rng.random() < 0.3:   # a sleeve: a slightly larger glossy, translucent outline
+        if rng.random() < (0.6 if grid is not None else 0.3):   # a sleeve (binder pages: a pocket each)
             sleeve = _sleeve(rng, quad)
             sl_img = np.full((img.shape[0] + 8, img.shape[1] + 8, 3), rng.uniform(150, 255), np.uint8)
             sl_alpha = np.full(sl_img.shape[:2], rng.uniform(0.15, 0.5), np.float32)
