@@ -39,6 +39,7 @@ from cardsorter.bench.host import cpu_model
 from cardsorter.config import resolve_path
 from cardsorter.core.classical_detection import ClassicalDetector
 from cardsorter.core.detection import CLASS_CARD, CLASS_DOUBLE_FEED, quad_corner_error_px
+from cardsorter.core.detector_manifest import load_detector_manifest
 from cardsorter.core.frame_selection import FrameSelector
 from cardsorter.core.model_manifest import load_manifest
 from cardsorter.core.tracking import CardTracker
@@ -248,13 +249,18 @@ def cpu_time(detector: CardFinder, cards: list[SceneCard], params: CameraSetting
             "network_ms_p50": float(np.median(net)) if network is not None else None}
 
 
-def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | None = None) -> dict[str, Any]:
-    settings = load_settings()
+def run(quick: bool = False, catalog_dir: Path | None = None, real_val: Path | None = None,
+        detector_manifest: Path | None = None) -> dict[str, Any]:
+    """``detector_manifest``: another learned detector (its carddet.yaml) instead of the configured one."""
+    settings = load_settings(None, {"camera": {"detector.model_manifest": str(detector_manifest)}}
+                             if detector_manifest is not None else None)
     params, fs_params = settings.camera, settings.frame_selector
     found = detectors(params)
     n_cards, stride = (3, 6) if quick else (8, 3)
     result: dict[str, Any] = {"benchmark": "perception", "machine": machine(),
-                              "frame_wh": [params.frame.width, params.frame.height], "views_to_settle": VIEWS_TO_SETTLE}
+                              "frame_wh": [params.frame.width, params.frame.height], "views_to_settle": VIEWS_TO_SETTLE,
+                              "detector_model": load_detector_manifest(
+                                  resolve_path(params.detector.config.model_manifest)).model_id}
     if real_val is not None:
         from cardsorter.backends.embedders import open_embedder
         from cardsorter.bench import real_val as rv
@@ -291,7 +297,7 @@ def _fmt(value: Any, spec: str) -> str:
 def print_report(result: dict[str, Any]) -> None:
     m = result["machine"]
     print(f"perception benchmark on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
-          f"frames {result['frame_wh'][0]}x{result['frame_wh'][1]}")
+          f"frames {result['frame_wh'][0]}x{result['frame_wh'][1]}, learned detector {result['detector_model']}")
     if "real_val" in result:
         rv = result["real_val"]
         print(f"REAL validation set {rv['path']} ({rv['images']} photos): box IoU >= 0.5; corner error = worst "
@@ -339,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-val", type=Path, default=None,
                         help="real validation set folder (annotations.json, single/, multi/); read, never downloaded")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--detector-manifest", type=Path, default=None,
+                        help="benchmark this learned detector (its carddet.yaml) instead of the configured one")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.catalog, args.real_val)
+    result = run(args.quick, args.catalog, args.real_val, args.detector_manifest)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         print()
