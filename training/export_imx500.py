@@ -12,7 +12,7 @@ newest MCT that resolves with it. The converter is Java: it needs a JRE (Debian
         --out var/imx500 --manifest models/carddet.yaml
 
 Steps: load the checkpoint (``training/train_detector.py`` format: ``{"model": state_dict,
-"model_args": {...}}``); post-training quantisation with the IMX500 target platform capabilities
+"model_args": {...}}``, or the shipped ``models/carddet.onnx`` itself); post-training quantisation with the IMX500 target platform capabilities
 (``--tpc``: MCT's IMX500 v1, 8-bit activations, or edge-mdt-tpc's 4.0 with ``--geometry-bits 16``
 for a 16-bit geometry output) on representative scenes from
 the training compositor's shards (``--shards``, images at the network's input size) or a folder of
@@ -357,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the export venv (default %(default)s)")
     p.add_argument("--setup", action="store_true", help="create the export venv and stop")
-    p.add_argument("--checkpoint", type=Path, default=Path("/work/data/det-train/best.pt"))
+    p.add_argument("--checkpoint", type=Path, default=Path("/work/data/det-train/best.pt"),
+                   help="train_detector.py's checkpoint, or a carddet.onnx (the shipped models/carddet.onnx: its "
+                        "weights are loaded back into the network, training/onnx_init.py)")
     p.add_argument("--shards", type=Path, default=None,
                    help="compositor shard folder (training/make_detector_data.py): calibration + held-out check")
     p.add_argument("--images", type=Path, default=None, help="or a folder of images for calibration (no check)")
@@ -406,9 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     input_wh = (INPUT_W, INPUT_H)
     if not args.checkpoint.is_file():
         raise SystemExit(f"checkpoint not found: {args.checkpoint}")
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model = CardDet(**ckpt.get("model_args", {}))
-    model.load_state_dict(ckpt["model"])
+    if args.checkpoint.suffix == ".onnx":      # the shipped model itself (models/carddet.onnx)
+        from training.onnx_init import load_onnx_weights
+
+        ckpt: dict[str, Any] = {"facts": {"from_onnx": str(args.checkpoint)}}
+        model = CardDet()
+        load_onnx_weights(model, args.checkpoint, (1, 3, INPUT_H, INPUT_W))
+    else:
+        ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        model = CardDet(**ckpt.get("model_args", {}))
+        model.load_state_dict(ckpt["model"])
     model.eval()
 
     # representative data: the first shards; the held-out check: the last shard (never calibrated on)

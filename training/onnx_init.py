@@ -28,7 +28,7 @@ class OnnxInitError(ValueError):
 
 def _conv_order(model: nn.Module, x: torch.Tensor) -> list[nn.Conv2d]:
     order: list[nn.Conv2d] = []
-    handles = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod))   # type: ignore[arg-type]
+    handles = [m.register_forward_hook(lambda mod, _i, _o: order.append(mod))
                for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
         was_training = model.training
@@ -88,8 +88,8 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, input_shape: tuple[int,
             if bn is not None:
                 bn.weight.fill_(1.0)
                 bn.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
-                bn.running_mean.zero_()           # type: ignore[union-attr]
-                bn.running_var.fill_(1.0 - bn.eps)  # type: ignore[union-attr]
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
             elif conv.bias is not None:
                 conv.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
             elif b is not None and np.any(bias != 0):
