@@ -193,3 +193,38 @@ def test_a_refinement_never_moves_a_corner_beyond_the_edge_rule(detector: OnnxCa
     monkeypatch.setattr(detectors, "refine_quad_edges", lambda image, q, search_px: q - np.array([shift, 0.0]))
     (kept,) = detector.detect(frame)
     assert kept.quad_px == plain.quad_px
+
+
+class _Fixed:
+    """A detector stand-in answering every frame with the same detections."""
+
+    def __init__(self, dets: list[Any]) -> None:
+        self.dets = dets
+
+    def detect(self, _image: np.ndarray) -> list[Any]:
+        return list(self.dets)
+
+
+def _box_det(x: float, y: float, w: float, h: float, cls: str) -> Any:
+    from cardsorter.core.types import Detection
+    return Detection(BoxPx(x, y, w, h), None, 0.9, cls)
+
+
+def test_hybrid_keeps_a_classical_double_feed_and_does_not_add_its_cards_as_cards() -> None:
+    # a network that sees both overlapping cards of a double feed: the lower card lies partly outside the
+    # classical double-feed box and overlaps it too little for the same-card IoU; it is one of its cards
+    from cardsorter.backends.detectors import HybridCardDetector
+    from cardsorter.core.card_detector_decode import CLASS_DOUBLE_FEED
+
+    feed = _box_det(100, 100, 200, 220, CLASS_DOUBLE_FEED)
+    top = _box_det(100, 100, 150, 210, CLASS_CARD)               # inside the feed's box
+    lower = _box_det(200, 170, 150, 210, CLASS_CARD)             # 48 % of it inside the feed, IoU 0.25
+    elsewhere = _box_det(420, 100, 150, 210, CLASS_CARD)        # a card of its own beside the feed
+    hybrid = HybridCardDetector(_Fixed([top, lower, elsewhere]), _Fixed([feed]), 0.3,  # type: ignore[arg-type]
+                                classical_corners=False)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    assert [(d.class_name, d.bbox_px.x) for d in hybrid.detect(frame)] == [(CLASS_DOUBLE_FEED, 100), (CLASS_CARD, 420)]
+    # two cards wholly inside a classical "double feed" lie side by side: they replace it
+    side = HybridCardDetector(_Fixed([_box_det(105, 105, 90, 200, CLASS_CARD), _box_det(205, 105, 90, 200, CLASS_CARD)]),
+                              _Fixed([feed]), 0.3, classical_corners=False)  # type: ignore[arg-type]
+    assert [d.class_name for d in side.detect(frame)] == [CLASS_CARD, CLASS_CARD]

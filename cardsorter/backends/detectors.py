@@ -41,6 +41,9 @@ from cardsorter.core.warp import check_bgr_image
 MODES = ("learned", "hybrid", "classical")
 HYBRID_SAME_CARD_IOU = 0.3
 """A learned card whose box overlaps a classical detection this much is that card (not added again)."""
+HYBRID_IN_DOUBLE_FEED = 0.4
+"""A learned card with this share of its box inside a classical double feed that is kept is one of its cards
+(a network that sees both overlapping cards would otherwise add the lower one as a card of its own)."""
 HYBRID_AGREE_FRAC = 0.08
 """The classical corner fit inside a learned card's box replaces the learned corners when no corner moves
 further than this share of the card's diagonal (the fit found the same card, only more precisely)."""
@@ -336,7 +339,10 @@ class HybridCardDetector:
         classical = [c for c in self._classical.detect(image_bgr) if c.class_name != CLASS_DOUBLE_FEED
                      or sum(1 for d in learned if d.class_name == CLASS_CARD and _inside(d.bbox_px, c.bbox_px)) < 2]
         found = list(classical)
+        feeds = [c.bbox_px for c in classical if c.class_name == CLASS_DOUBLE_FEED]
         for det in learned:
+            if any(_inside(det.bbox_px, f, HYBRID_IN_DOUBLE_FEED) for f in feeds):
+                continue        # one of the cards of a double feed the classical detector kept
             if all(det.bbox_px.iou(c.bbox_px) < HYBRID_SAME_CARD_IOU for c in classical):
                 found.append(self._classical_fit(image_bgr, det) if self._classical_corners else det)
         return found
