@@ -77,8 +77,9 @@ def test_identify_names_every_unreadable_truncated_or_too_small_file_and_reads_t
 def test_identify_finds_every_small_card_of_a_large_photo_with_its_tile_search(tmp_path: Path,
                                                                                capsys: pytest.CaptureFixture[str]) -> None:
     # 48 cards, each 120 px high in a 2400x1800 photo (a collection spread on a table): in the network's
-    # 256x192 input a card is 13 px high and the whole-photo pass finds almost none; the 3x3 tile search
-    # (identify's default) finds every one, each once, and more than the belt camera's 20-card limit.
+    # 256x192 input a card is 13 px high and the whole-photo pass misses some (carddet-900fb5dca047 found
+    # 0-1, carddet-69020a604d24, trained on spreads of cards, 30); the 3x3 tile search (identify's default)
+    # finds every one, each once, and more than the belt camera's 20-card limit.
     from perception_support import DARK_BELT_BGR, card_image, paste_card
 
     from cardsorter.core.types import BoxPx
@@ -101,5 +102,5 @@ def test_identify_finds_every_small_card_of_a_large_photo_with_its_tile_search(t
         return sum(any(b.iou(t) >= 0.5 for b in boxes) for t in truths), len(boxes)
 
     whole_hits, _ = found(0)
-    assert whole_hits < 10
+    assert whole_hits < 48
     assert found(3) == (48, 48)
