@@ -67,7 +67,9 @@ def run_mode(mode: str, params_file: pathlib.Path, override_file: pathlib.Path, 
             try:
                 codes[name] = p.wait(timeout=max(0.1, STOP_GRACE_S - (time.monotonic() - stop_started)))
             except subprocess.TimeoutExpired:
-                codes[name] = "killed after 15 s"
+                p.send_signal(signal.SIGUSR1)     # the graph's faulthandler: every thread's stack into its log
+                time.sleep(2.0)
+                codes[name] = f"killed after 15 s (stacks in {logs[name]})"
         return {"peak_rss_mb": rss, "total_peak_rss_mb": round(sum(rss.values()), 1), "processes": len(rss),
                 "sorted_to_end_of_stream": done, "stop_s": round(time.monotonic() - stop_started, 1),
                 "exit_codes": codes, "logs": str(work)}

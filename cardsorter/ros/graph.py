@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import itertools
 import logging
 import pathlib
@@ -241,6 +242,7 @@ def run_from_args(args: argparse.Namespace, ros_args: Sequence[str] = ()) -> int
     if "web" in nodes:
         files = [pathlib.Path(a) for f, a in itertools.pairwise(ros_args) if f == "--params-file"]
         share_inventory_with_web(args.params_file or (files[0] if files else None), overrides)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)   # `kill -USR1 PID`: every thread's stack to stderr
     with Graph(args.params_file, nodes, overrides, namespace=args.namespace, ros_args=ros_args) as graph:
         log.info("running %d nodes: %s", len(graph.nodes), ", ".join(graph.nodes))
         announce_web(graph)
