@@ -62,27 +62,25 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, input_shape: tuple[int,
 
     graph = onnx.load(str(onnx_path)).graph
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:          # constants the exporter kept as nodes
-        if node.op_type == "Constant" and node.output and node.attribute:
-            try:
-                weights[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-            except (TypeError, ValueError):
-                continue
     onnx_convs = [n for n in graph.node if n.op_type == "Conv"]
     convs = _conv_order(model, torch.zeros(input_shape))
     if len(onnx_convs) != len(convs):
         raise OnnxInitError(f"{onnx_path}: {len(onnx_convs)} Conv nodes, the network runs {len(convs)} convolutions")
     bns = _batchnorm_after(model)
+    pairs = []                       # every pair checked before anything is loaded
+    for k, (node, conv) in enumerate(zip(onnx_convs, convs, strict=True)):
+        w = weights.get(node.input[1])
+        b = weights.get(node.input[2]) if len(node.input) > 2 else None
+        groups = next((int(a.i) for a in node.attribute if a.name == "group"), 1)
+        if w is None or tuple(w.shape) != tuple(conv.weight.shape) or groups != conv.groups:
+            raise OnnxInitError(f"{onnx_path}: Conv node {k} ({node.name}) has weight "
+                                f"{None if w is None else tuple(w.shape)} group {groups}; the network's "
+                                f"convolution {k} has {tuple(conv.weight.shape)} group {conv.groups}")
+        if conv not in bns and conv.bias is None and b is not None and np.any(b != 0):
+            raise OnnxInitError(f"{onnx_path}: Conv node {k} has a bias the network's convolution lacks")
+        pairs.append((conv, w, np.zeros(w.shape[0], np.float32) if b is None else b))
     with torch.no_grad():
-        for k, (node, conv) in enumerate(zip(onnx_convs, convs, strict=True)):
-            w = weights.get(node.input[1])
-            b = weights.get(node.input[2]) if len(node.input) > 2 else None
-            groups = next((int(a.i) for a in node.attribute if a.name == "group"), 1)
-            if w is None or tuple(w.shape) != tuple(conv.weight.shape) or groups != conv.groups:
-                raise OnnxInitError(f"{onnx_path}: Conv node {k} ({node.name}) has weight "
-                                    f"{None if w is None else tuple(w.shape)} group {groups}; the network's "
-                                    f"convolution {k} has {tuple(conv.weight.shape)} group {conv.groups}")
-            bias = np.zeros(w.shape[0], np.float32) if b is None else b
+        for conv, w, bias in pairs:
             conv.weight.copy_(torch.from_numpy(np.array(w, np.float32)))
             bn = bns.get(conv)
             if bn is not None:
@@ -92,8 +90,6 @@ def load_onnx_weights(model: nn.Module, onnx_path: Path, input_shape: tuple[int,
                 bn.running_var.fill_(1.0 - bn.eps)
             elif conv.bias is not None:
                 conv.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
-            elif b is not None and np.any(bias != 0):
-                raise OnnxInitError(f"{onnx_path}: Conv node {k} has a bias the network's convolution lacks")
     return len(convs)
 
 

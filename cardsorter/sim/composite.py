@@ -367,8 +367,8 @@ def compose(faces: Sequence[np.ndarray], backgrounds: Sequence[np.ndarray], rng:
     for i, (img, alpha) in enumerate(card_imgs):
         long_px = h * long_frac * rng.uniform(0.85, 1.15)
         double = i > 0 and rng.random() < 0.15 and bool(labels) and grid is None
-        for _attempt in range(12):
-            if grid is not None:
+        for _attempt in range(1 if grid is not None else 12):
+            if grid is not None:     # a spread's place is fixed: no second try
                 quad = grid[i]
                 if all(_overlap(quad, q) < 0.04 for q, _, _ in labels):
                     break
