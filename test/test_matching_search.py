@@ -6,6 +6,7 @@ import dataclasses
 import pathlib
 
 import numpy as np
+import pytest
 from db_support import PixelEmbedder, configs, standard_images
 
 from cardsorter.backends.card_index import (
@@ -35,6 +36,19 @@ def test_exact_top_rows_matches_a_full_sort() -> None:
     expected = np.argsort(-(queries @ refs.T), axis=1)[:, :7]
     assert np.array_equal(rows, expected)
     assert np.allclose(dists, 1.0 - np.take_along_axis(queries @ refs.T, expected, axis=1), atol=1e-6)
+
+
+def test_exact_search_in_blocks_of_queries_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a large catalogue is searched in blocks of queries (bounded memory): 300 refs, blocks of 2 queries
+    from cardsorter.backends import card_index
+
+    rng = np.random.default_rng(2)
+    refs, queries = unit(rng, 300, 32), unit(rng, 7, 32)
+    whole = exact_top_rows(refs, queries, 5)
+    monkeypatch.setattr(card_index, "EXACT_BLOCK_SIMS", 600)
+    blocked = exact_top_rows(refs, queries, 5)
+    assert np.array_equal(blocked[0], whole[0]) and np.allclose(blocked[1], whole[1], atol=1e-6)
+    assert exact_top_rows(refs, queries[:0], 5)[0].shape == (0, 5)
 
 
 def test_exact_count_larger_than_the_gallery() -> None:

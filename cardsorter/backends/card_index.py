@@ -15,6 +15,7 @@ USEARCH_METRIC = "cos"
 USEARCH_DTYPE = "f32"  # the benchmark's reference dtype; the index's own is SearchConfig.dtype (explicit:
                        # usearch's default depends on the CPU, bf16 on x86)
 USEARCH_DTYPES = ("f32", "f16", "i8")
+EXACT_BLOCK_SIMS = 1 << 25   # exact search: at most 32 M similarities (128 MB) in one block of queries
 RERANK_OVERSAMPLE = 2   # HNSW returns 2x the rows asked for; exact f32 re-ranking keeps the best (quantised
                         # f16/i8 distances reorder near-ties: without it recall@5 stayed 0.999 at any ef, 40 rows)
 
@@ -81,13 +82,19 @@ def save_usearch_index(vectors: np.ndarray, path: pathlib.Path, config: SearchCo
 
 
 def exact_top_rows(vectors: np.ndarray, queries: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``count`` rows by cosine distance (1 − dot) for unit vectors: (rows, distances) sorted."""
+    """Exact top-``count`` rows by cosine distance (1 − dot) for unit vectors: (rows, distances) sorted.
+    Queries go in blocks of at most EXACT_BLOCK_SIMS similarities (a db build's calibration views against
+    a large catalogue would otherwise need one (queries x references) matrix: 8 GB at 2,000 x 1,000,000)."""
     n = len(vectors)
     q = len(queries)
     count = min(count, n)
-    if count == 0:
-        return np.zeros((q, 0), np.int64), np.zeros((q, 0), np.float32)
-    sims = queries @ vectors.T  # one BLAS call for the whole batch
+    if count == 0 or q == 0:
+        return np.zeros((q, count), np.int64), np.zeros((q, count), np.float32)
+    block = max(1, EXACT_BLOCK_SIMS // n)
+    if q > block:
+        parts = [exact_top_rows(vectors, queries[i:i + block], count) for i in range(0, q, block)]
+        return np.concatenate([r for r, _ in parts]), np.concatenate([d for _, d in parts])
+    sims = queries @ vectors.T  # one BLAS call for the whole block
     if count < n:
         part = np.argpartition(-sims, count - 1, axis=1)[:, :count]
     else:
