@@ -148,6 +148,8 @@ def evaluate(db: Any, bands: MatchBandsConfig, known: tuple[list[str], list[str]
         "known_confirmed_wrong": round(sum(v is not None and db.art_group(v) != db.art_group(c)
                                            for c, v in kc.items()) / max(len(kc), 1), 4),
         "known_not_confirmed": round(sum(v is None for v in kc.values()) / max(len(kc), 1), 4),
+        # which unknown cards were confirmed, and as what (a reprint of a database card's art looks known)
+        "unknown_confirmed_as": {c: v for c, v in sorted(uc.items()) if v is not None},
     }
     return result
 
