@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from cardsorter.bench.perception import machine
@@ -29,6 +30,7 @@ LOADS_MAX = 2000          # bounded: the client stops by itself
 PAGE_EVERY_S = 2.0        # an operator opening one of the three pages every 2 s (clicking around, not a load test)
 LIVE_REFRESH_S = 1.0      # app.js: the live page refreshes its tables every second
 FRAME_RETRY_S = 1.0       # app.js: after a failed frame request it waits a second
+BOOTSTRAP_RESAMPLES = 2000  # resamples of the rounds for the added p95's confidence interval
 
 
 class PageLoader:
@@ -130,6 +132,32 @@ def load_pages(live_url: str, stop: threading.Event, page_every_s: float = PAGE_
     return out
 
 
+def added_p95_interval(without: Sequence[Sequence[float]], with_web: Sequence[Sequence[float]],
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """95 % interval of the web node's added pooled p95 (in %), by a bootstrap over rounds: each resample draws
+    as many rounds of each side as were run, with replacement, and pools their latencies (a round is the unit
+    the machine's drift moves together). An interval that straddles the goal says the run cannot decide it."""
+    import numpy as np
+
+    if not without or not with_web or not any(without) or not any(with_web):
+        return {"low_pct": None, "high_pct": None, "resamples": 0}
+    rng = np.random.default_rng(seed)
+    a = [np.asarray(r, float) for r in without]
+    b = [np.asarray(r, float) for r in with_web]
+    added = []
+    for _ in range(resamples):
+        pa = np.concatenate([a[i] for i in rng.integers(0, len(a), len(a))])
+        pb = np.concatenate([b[i] for i in rng.integers(0, len(b), len(b))])
+        if len(pa) and len(pb):
+            base = float(np.percentile(pa, 95))
+            if base > 0:
+                added.append(100.0 * (float(np.percentile(pb, 95)) - base) / base)
+    if not added:
+        return {"low_pct": None, "high_pct": None, "resamples": 0}
+    low, high = np.percentile(added, [2.5, 97.5])
+    return {"low_pct": round(float(low), 1), "high_pct": round(float(high), 1), "resamples": len(added)}
+
+
 def _client(live_url: str, page_every_s: float) -> int:
     stop = threading.Event()
 
@@ -176,7 +204,10 @@ def run(cards: int, fps: float, rounds: int, page_every_s: float = PAGE_EVERY_S)
             "frame_to_decision_new_card": {"without_web": base, "with_web": web,
                                            "added_pct_median_p95": added("p95_ms_median"),
                                            "added_pct_pooled_p95": added("pooled_p95_ms"),
-                                           "added_pct_cpu_per_frame": added("process_cpu_ms_per_frame_median")},
+                                           "added_pct_cpu_per_frame": added("process_cpu_ms_per_frame_median"),
+                                           "added_pct_pooled_p95_interval_95": added_p95_interval(
+                                               [r["frame_to_decision_new_card"]["samples_ms"] for r in runs["without_web"]],
+                                               [r["frame_to_decision_new_card"]["samples_ms"] for r in runs["with_web"]])},
             "page_loads_while_sorting": [r["web_page_loads"] for r in runs["with_web"]],
             "peak_rss_mb": {k: [r["peak_rss_mb"] for r in v] for k, v in runs.items()}}
 
@@ -190,8 +221,13 @@ def summary_line(result: dict[str, Any]) -> str:
             f"median {base['p95_ms_median']} ms [{base['p95_ms_min']}..{base['p95_ms_max']}] without the web node, "
             f"{web['p95_ms_median']} ms [{web['p95_ms_min']}..{web['p95_ms_max']}] with it "
             f"({f['added_pct_median_p95']:+} %; pooled p95 {base['pooled_p95_ms']} → {web['pooled_p95_ms']} ms, "
-            f"{f['added_pct_pooled_p95']:+} %; CPU per frame {f['added_pct_cpu_per_frame']:+} %); "
+            f"{f['added_pct_pooled_p95']:+} %, 95 % interval {_interval(f['added_pct_pooled_p95_interval_95'])}; "
+            f"CPU per frame {f['added_pct_cpu_per_frame']:+} %); "
             f"page loads p50 {min(pages)}–{max(pages)} ms")
+
+
+def _interval(ci: dict[str, Any]) -> str:
+    return "n/a" if ci.get("low_pct") is None else f"[{ci['low_pct']:+} .. {ci['high_pct']:+}] %"
 
 
 def main(argv: list[str] | None = None) -> int:
