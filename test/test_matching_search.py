@@ -113,3 +113,67 @@ def test_bench_search_runs_at_a_tiny_size() -> None:
     out = search_benchmark([300], 16, ["clustered"], config, [16], 20, 2, True, 0, lambda s: None)
     methods = out[0]["methods"]
     assert len(methods) == 5 and all(0.0 <= m["recall_at_1_near"] <= 1.0 for m in methods.values())
+
+
+def _embedding_cache(bases: int = 12, views: int = 5, dim: int = 48, queries: int = 40, span: int = 8,
+                     seed: int = 3) -> dict[str, np.ndarray]:
+    """A small bench.model_embeddings-like cache whose embeddings lie in a ``span``-dimensional subspace."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((dim, span)))[0].T.astype(np.float32)
+    centres = rng.standard_normal((bases, span)).astype(np.float32)
+    ref_base = np.arange(bases * views) % bases
+    query_base = rng.integers(0, bases, queries)
+
+    def views_of(which: np.ndarray) -> np.ndarray:
+        x = (centres[which] + 0.1 * rng.standard_normal((len(which), span)).astype(np.float32)) @ basis
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    return {"references": views_of(ref_base), "queries": views_of(query_base), "query_base": query_base,
+            "ref_base": ref_base}
+
+
+def _outside_span(cache: dict[str, np.ndarray], x: np.ndarray) -> float:
+    basis = np.linalg.svd(cache["references"], full_matrices=False)[2][:8]
+    return float(np.abs(x - (x @ basis.T) @ basis).max())
+
+
+@pytest.mark.parametrize("beyond", ["mix", "rotate"])
+def test_sizes_above_the_embedding_cache_are_unit_copies_that_start_with_the_cache(beyond: str) -> None:
+    from cardsorter.bench.search import model_dataset
+
+    cache = _embedding_cache()
+    n = len(cache["references"])
+    refs, queries, how = model_dataset(cache, 3 * n - 7, seed=1, beyond=beyond)
+    assert refs.shape == (3 * n - 7, cache["references"].shape[1]) and queries.shape == cache["queries"].shape
+    assert np.array_equal(refs[:n], cache["references"])
+    assert np.allclose(np.linalg.norm(refs, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(refs[n:2 * n], refs[:n], atol=1e-3)     # a copy is not the cache again
+    assert "copies" in how
+    small, q_small, _ = model_dataset(cache, n - 1, seed=1, beyond=beyond)
+    assert np.array_equal(small, cache["references"][:n - 1]) and np.array_equal(q_small, cache["queries"])
+
+
+def test_mixed_copies_stay_in_the_models_span_and_rotated_ones_leave_it_keeping_their_distances() -> None:
+    from cardsorter.bench.search import model_dataset
+
+    cache = _embedding_cache()
+    n = len(cache["references"])
+    mixed, mixed_q, _ = model_dataset(cache, 3 * n, seed=1, beyond="mix")
+    rotated, _, _ = model_dataset(cache, 3 * n, seed=1, beyond="rotate")
+    assert _outside_span(cache, mixed) < 1e-3 and _outside_span(cache, mixed_q) < 1e-3
+    assert _outside_span(cache, rotated[n:2 * n]) > 0.1
+    gram = cache["references"] @ cache["references"].T
+    assert np.allclose(rotated[n:2 * n] @ rotated[n:2 * n].T, gram, atol=1e-4)
+
+
+def test_an_unknown_construction_or_an_old_cache_without_ref_base_is_refused() -> None:
+    from cardsorter.bench.search import model_dataset
+
+    cache = _embedding_cache()
+    with pytest.raises(ValueError, match="beyond must be one of"):
+        model_dataset(cache, 100, seed=1, beyond="tile")
+    old = {k: v for k, v in cache.items() if k != "ref_base"}
+    with pytest.raises(ValueError, match="ref_base"):
+        model_dataset(old, 100, seed=1, beyond="mix")
+    assert len(model_dataset(old, 100, seed=1, beyond="rotate")[0]) == 100

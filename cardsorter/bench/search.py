@@ -179,7 +179,7 @@ def search_benchmark(sizes: Sequence[int], dim: int, kinds: Sequence[str], searc
     return results
 
 
-ROTATED_COPY_ROWS = 1_000_000   # sizes above the cache are made of randomly rotated copies of it (see below)
+ROTATED_COPY_ROWS = 1_000_000   # sizes above the cache are made of synthetic copies of it (model_dataset)
 
 
 def _rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -187,11 +187,25 @@ def _rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
     return (q * np.sign(np.diag(r))).astype(np.float32)
 
 
-def model_dataset(cache: dict[str, np.ndarray], rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """(references, queries, how made) from a bench.model_embeddings cache. Up to the cache's size:
-    its first ``rows`` real-model embeddings. Above: ceil(rows / cache) copies of the cache, each turned
-    by its own random orthogonal matrix (distances inside a copy are the model's exactly; copies are
-    nearly orthogonal to each other), queries spread over the copies."""
+BEYOND_CACHE = ("mix", "rotate")
+
+
+def model_dataset(cache: dict[str, np.ndarray], rows: int, seed: int,
+                  beyond: str = "mix") -> tuple[np.ndarray, np.ndarray, str]:
+    """(references, queries, how made) from a bench.model_embeddings cache. Up to the cache's size: its first
+    ``rows`` real-model embeddings. Above, ceil(rows / cache) copies of the cache (copy 0 the cache itself),
+    queries spread over the copies; synthetic beyond the cache, made one of two ways (``beyond``):
+
+    - ``mix``: in copy c every embedding of base image b is pulled towards the mean embedding of another base
+      image π_c(b) (x → normalise(λ_c x + (1 − λ_c) m_π_c(b)), λ_c in [0.6, 0.85]), and so is each query of b.
+      The copies stay in the span of the model's embeddings, crowded among each other, as a larger
+      catalogue embedded by one model would be; a base's views keep their arrangement (shrunk by λ_c).
+    - ``rotate``: each copy turned by its own random orthogonal matrix. Distances inside a copy are the
+      model's exactly, but each copy lies in its own subspace, nearly orthogonal to the others: islands no
+      real catalogue has (usearch HNSW over 10 such copies of 100,000 stalls at recall@1 ~0.78 whatever the
+      ef, while one copy alone reaches 1.000)."""
+    if beyond not in BEYOND_CACHE:
+        raise ValueError(f"beyond must be one of {BEYOND_CACHE}, got {beyond!r}")
     refs, queries, base = cache["references"], cache["queries"], cache["query_base"]
     n = len(refs)
     if rows <= n:
@@ -199,16 +213,38 @@ def model_dataset(cache: dict[str, np.ndarray], rows: int, seed: int) -> tuple[n
     copies = -(-rows // n)
     rng = np.random.default_rng([seed, rows])
     out = np.empty((rows, refs.shape[1]), np.float32)
-    q_out = np.empty_like(queries)
+    q_out = queries.astype(np.float32, copy=True)
     which = rng.integers(0, copies, len(queries))
-    for c in range(copies):
-        rot = np.eye(refs.shape[1], dtype=np.float32) if c == 0 else _rotation(refs.shape[1], rng)
+    out[:n] = refs
+    if beyond == "rotate":
+        for c in range(1, copies):
+            rot = _rotation(refs.shape[1], rng)
+            take = min(n, rows - c * n)
+            out[c * n:c * n + take] = refs[:take] @ rot
+            q_out[which == c] = queries[which == c] @ rot
+        return out, q_out, (f"{copies} copies of {n} real-model embeddings, each rotated by a random orthogonal "
+                            "matrix (synthetic beyond the cache: within-copy geometry is the model's, each copy "
+                            "in its own subspace)")
+    if "ref_base" not in cache:
+        raise ValueError("this embeddings cache has no ref_base (made by an older bench.model_embeddings): "
+                         "use --beyond-cache rotate or regenerate it")
+    ref_base = np.asarray(cache["ref_base"], np.int64)
+    bases = int(max(ref_base.max(), base.max())) + 1
+    means = np.zeros((bases, refs.shape[1]), np.float64)
+    np.add.at(means, ref_base, refs)
+    means = (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    for c in range(1, copies):
+        lam = float(rng.uniform(0.6, 0.85))
+        partner = rng.permutation(bases)
         take = min(n, rows - c * n)
-        out[c * n:c * n + take] = refs[:take] @ rot
-        q_out[which == c] = queries[which == c] @ rot
-    del base
-    return out, q_out, (f"{copies} copies of {n} real-model embeddings, each rotated by a random orthogonal "
-                        "matrix (synthetic beyond the cache: within-copy geometry is the model's)")
+        x = lam * refs[:take] + (1.0 - lam) * means[partner[ref_base[:take]]]
+        out[c * n:c * n + take] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        sel = which == c
+        y = lam * queries[sel] + (1.0 - lam) * means[partner[base[sel]]]
+        q_out[sel] = y / np.linalg.norm(y, axis=1, keepdims=True)
+    return out, q_out, (f"{copies} copies of {n} real-model embeddings, copy c pulling each base image's "
+                        "embeddings towards another base's mean by 1 - lambda_c in [0.15, 0.4] (synthetic beyond "
+                        "the cache: one crowded span, as one model's embeddings of a larger catalogue)")
 
 
 def _rss_mb() -> float:
@@ -223,19 +259,20 @@ def _rss_mb() -> float:
 
 def model_search_benchmark(cache_path: pathlib.Path, sizes: Sequence[int], dtypes: Sequence[str],
                            search_config: SearchConfig, ef_sweep: Sequence[int], repeats: int, k: int,
-                           seed: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+                           seed: int, log: Callable[[str], None], beyond: str = "mix") -> list[dict[str, Any]]:
     """Exact (BLAS) and usearch HNSW side by side on real-model embeddings: p50/p95 per query (batch 1,
     the path the matcher runs: CardIndex.search incl. exact re-ranking), recall@1 and recall@k vs
     exact, index memory, build time; 'chosen' is the smallest ef with recall@1 1.000 and recall@k >= 0.999."""
     from cardsorter.backends.card_index import CardIndex, build_usearch_index, recall_vs_exact
 
     with np.load(cache_path, allow_pickle=False) as data:
-        cache = {name: np.asarray(data[name]) for name in ("references", "queries", "query_base")}
+        cache = {name: np.asarray(data[name]) for name in ("references", "queries", "query_base", "ref_base")
+                 if name in data.files}
         made = {"model_id": str(data["model_id"]), "base_images": int(data["bases"]),
                 "faces": str(data["faces"]), "procedural_cards": int(data["procedural"])}
     results: list[dict[str, Any]] = []
     for rows in sizes:
-        refs, queries, how = model_dataset(cache, rows, seed)
+        refs, queries, how = model_dataset(cache, rows, seed, beyond)
         log(f"  model {rows}: {how}")
         exact_rows, exact_d = exact_top_rows(refs, queries, k)
         exact_cfg = dataclasses.replace(search_config, exact_max_rows=rows)
@@ -540,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-sizes", type=int, nargs="+", default=[USER_CATALOGUE_ROWS, SCALED_ROWS, ROTATED_COPY_ROWS])
     p.add_argument("--dtypes", nargs="+", default=["f16", "i8"])
     p.add_argument("--model-ef", type=int, nargs="+", default=[16, 24, 32, 48, 64, 96, 128, 192, 256, 512])
+    p.add_argument("--beyond-cache", choices=BEYOND_CACHE, default="mix",
+                   help="how sizes above the cache are made (model_dataset): mix (one crowded span, default) or "
+                        "rotate (orthogonal islands; HNSW's worst case)")
     args = p.parse_args(argv)
     if args.model_embeddings:
         search_config = load_settings().matcher.search
@@ -547,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         result_m: dict[str, Any] = {"machine": machine(), "search_config": dataclasses.asdict(search_config),
                     "model_search": model_search_benchmark(pathlib.Path(args.model_embeddings), args.model_sizes,
                                                            args.dtypes, search_config, args.model_ef, args.repeats,
-                                                           K, 0, say)}
+                                                           K, 0, say, args.beyond_cache)}
         m = result_m["machine"]
         print(f"machine: {m['cpu']}, {m['cores']} cores, load(1m) {m['load_average_1m']}, usearch {m['usearch']}")
         print_model_report(result_m["model_search"])
