@@ -264,6 +264,7 @@ def run(faces: pathlib.Path, holdout: float, model_manifest: str | None, backend
         return {
             "faces": str(faces), "holdout": holdout, "model_id": embedder.model_id,
             "references": report.cards, "unknown_cards": len(set(unknown[0])), "build_s": round(build_s, 1),
+            "reprints_not_in_db": reprints,
             "agreeing_views": agreeing, "target_false_accept_per_view": build_config.calibration_target_false_accept,
             "calibration": {k: cal.get(k) for k in ("usable", "bands", "per_view", "per_card", "known_views",
                                                      "unknown_views", "per_nuisance", "reason")},
